@@ -1,0 +1,87 @@
+#pragma once
+// gradlab's matrix multiply, on raw pointers (no Tensor class), as a ladder a lesson can climb one rung at a time:
+//
+//   gemm_naive            i-j-k dot products, the reference
+//   gemm_reordered        i-k-j, so the innermost loop walks rows of B and C contiguously
+//   gemm_blocked          + cache blocking: tiles of A, B and C that stay in cache while they are reused
+//   gemm_packed           + BLIS/Goto packing into micro-panels and a register-tiled 6x16 micro-kernel
+//                         (AVX2+FMA when use_avx2(), a portable C++ kernel otherwise)
+//   gemm_packed_parallel  + OpenMP threads over the rows/columns of C (never over K)
+//
+// sgemm() is what the engine calls: the fast rung, with the thread count chosen from the problem size.
+//
+// Every function computes, row-major,
+//     C (M,N) = alpha * op(A) * op(B) + beta * C
+// op(A) is (M,K): A is stored (M,K) with row stride lda, or, when trans_a, stored (K,M) with row stride lda.
+// op(B) is (K,N): B is stored (K,N) with row stride ldb, or, when trans_b, stored (N,K) with row stride ldb.
+// So the forms training needs are: x*W^T (trans_b), dW = dy^T*x (trans_a) and dx = dy*W (neither).
+// beta == 0 means C's old contents are ignored (even NaN or Inf); alpha == 0 or K == 0 means C = beta * C and
+// A, B are not read. A row stride must be at least the stored width (and at least 1), as in BLAS.
+// C must not overlap A or B.
+//
+// Determinism: for a given problem, the result is bit-for-bit the same for every thread count and between
+// sgemm, sgemm_batched, gemm_packed and gemm_packed_parallel (threads split the rows/columns of C, never K,
+// so every element is summed in the same order). Results may differ between the AVX2 and the portable
+// kernel (FMA rounds once, mul+add twice).
+#include <cstdint>
+
+namespace gradlab::gemm {
+
+// The fast path: packed + micro-kernel, threaded when the problem is big enough to pay for it.
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// batch independent products: matrix b of A starts at A + b*stride_a (likewise B, C). stride_a or stride_b
+// may be 0 to use one operand for every product (broadcast); stride_c must keep the C matrices apart.
+// Small products (attention's (B,H,T,d)x(B,H,d,T)) run in parallel across the batch, big ones one at a time
+// with threads inside. Same results as calling sgemm once per matrix.
+void sgemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                   float beta, float* C, int64_t ldc, int64_t stride_c);
+
+// float64 reference (i-j-k, double accumulator), used by the autograd for F64 tensors and by the tests.
+void dgemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+                 int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+
+// The ladder, one function per rung, all with sgemm's signature and validation.
+void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_reordered(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_packed_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                          int64_t ldc);
+
+using GemmFn = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                        int64_t, float, float*, int64_t);
+
+enum class Rung { Naive, Reordered, Blocked, Packed, PackedParallel, Sgemm };
+
+struct RungInfo {
+  Rung rung;
+  const char* name;         // stable, used in benchmark names: "naive", "reordered", ...
+  const char* description;  // one line for a lesson
+  GemmFn fn;
+};
+
+// The rungs in ladder order, ending with sgemm itself ("sgemm", the dispatching entry point).
+inline constexpr int kNumRungs = 6;
+const RungInfo* rungs();               // array of kNumRungs entries
+const RungInfo& rung_info(Rung rung);  // one entry
+const char* micro_kernel_name();       // "avx2-fma 6x16" or "portable 6x16": what gemm_packed runs here
+// Force the portable micro-kernel and packing even where AVX2 is available (process-wide; for tests and for a
+// lesson comparing the two). Do not flip it while another thread multiplies.
+void set_force_portable(bool on);
+
+// Blocking parameters of the packed rungs (exposed for lessons and tests of the edge cases).
+inline constexpr int64_t kMR = 6;     // micro-tile rows (register block)
+inline constexpr int64_t kNR = 16;    // micro-tile columns (two 8-float AVX registers)
+inline constexpr int64_t kMC = 144;   // rows of A packed at once (stays in L2)
+inline constexpr int64_t kKC = 256;   // depth of one packed panel (a B micro-panel stays in L1)
+inline constexpr int64_t kNC = 4080;  // columns of B packed at once (stays in L3)
+
+}  // namespace gradlab::gemm
