@@ -1,0 +1,408 @@
+#include "tensor/attention_kernel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "tensor/cpu.h"
+#include "tensor/error.h"
+
+namespace gradlab::attention {
+
+// ---------------------------------------------------------------------------------------------------------
+// Portable inner loops. Written so that the compiler can vectorize them without reassociating anything:
+// the gemm runs along a row of C (independent elements), each element still summed in k order.
+
+namespace detail {
+
+void gemm_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+                       const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
+  // C (M,N) += A (M,K) @ B (K,N)
+  for (std::int64_t i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    for (std::int64_t k = 0; k < K; ++k) {
+      const float a = A[i * lda + k];
+      const float* b = B + k * ldb;
+      for (std::int64_t j = 0; j < N; ++j) c[j] += a * b[j];
+    }
+  }
+}
+
+float dot_portable(const float* a, const float* b, std::int64_t n) {
+  float sum = 0.0f;
+  for (std::int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+void axpy_portable(float alpha, const float* x, float* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void exp_portable(float* x, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
+}
+
+}  // namespace detail
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr std::int64_t TQ = kFlashTileQ;
+constexpr std::int64_t TK = kFlashTileK;
+// Every key tile a query tile visits then starts at or before the tile's first row, so each row of each
+// visited tile has at least one unmasked key (the online softmax never sees an all -inf row).
+static_assert(TQ == TK, "the fused kernel assumes square tiles");
+
+// The inner loops, chosen once per call: AVX2+FMA when built in and the CPU has it, portable otherwise.
+struct Ops {
+  void (*gemm_acc)(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t, const float*,
+                   std::int64_t, float*, std::int64_t);
+  float (*dot)(const float*, const float*, std::int64_t);
+  void (*axpy)(float, const float*, float*, std::int64_t);
+  void (*exp)(float*, std::int64_t);
+};
+
+Ops select_ops() {
+#ifdef GRADLAB_HAVE_AVX2_KERNELS
+  if (use_avx2()) return {detail::gemm_acc_avx2, detail::dot_avx2, detail::axpy_avx2, detail::exp_avx2};
+#endif
+  return {detail::gemm_acc_portable, detail::dot_portable, detail::axpy_portable, detail::exp_portable};
+}
+
+struct NamedPointer {
+  const char* name;
+  const void* ptr;
+};
+
+void validate(const char* op, const Geometry& g, const Bias& bias, std::initializer_list<NamedPointer> pointers) {
+  if (g.B < 1 || g.H < 1 || g.T < 1 || g.D < 1)
+    throw_error(op, ": got geometry (B, H, T, D) = (", g.B, ", ", g.H, ", ", g.T, ", ", g.D,
+                "), expected every size >= 1");
+  if (!std::isfinite(bias.scale)) throw_error(op, ": got scale = ", bias.scale, ", expected a finite value");
+  for (const NamedPointer& p : pointers)
+    if (p.ptr == nullptr) throw_error(op, ": got a null pointer for ", p.name);
+  if (bias.alibi_slopes != nullptr)
+    for (std::int64_t h = 0; h < g.H; ++h)
+      if (!std::isfinite(bias.alibi_slopes[h]))
+        throw_error(op, ": got ALiBi slope ", bias.alibi_slopes[h], " for head ", h, ", expected a finite value");
+  if (bias.tau != nullptr)
+    for (std::int64_t i = 0; i < g.H * g.T; ++i)
+      if (std::isnan(bias.tau[i]) || bias.tau[i] == std::numeric_limits<float>::infinity())
+        throw_error(op, ": got sink logit tau = ", bias.tau[i], " at (head ", i / g.T, ", row ", i % g.T,
+                    "), expected a finite value or -inf");
+}
+
+float slope_of(const Bias& bias, std::int64_t h) { return bias.alibi_slopes ? bias.alibi_slopes[h] : 0.0f; }
+const float* tau_row_of(const Bias& bias, const Geometry& g, std::int64_t h) {
+  return bias.tau ? bias.tau + h * g.T : nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The materialized reference: one query row at a time, every score, every probability stored.
+
+void reference_forward_head(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, const float* q,
+                            const float* k, const float* v, float* probs, float* o) {
+  // q, k, v, o are this head's (T, D); probs is this head's (T, T)
+  const std::int64_t T = g.T, D = g.D;
+  const float slope = slope_of(bias, h);
+  const float* tau = tau_row_of(bias, g, h);
+  for (std::int64_t i = 0; i < T; ++i) {
+    float* p = probs + i * T;
+    const float* qi = q + i * D;
+    for (std::int64_t j = 0; j <= i; ++j) p[j] = bias.scale * ops.dot(qi, k + j * D, D) - slope * float(i - j);
+    // the sink takes part in the max and the sum, like one more key with value 0
+    const float tau_i = tau ? tau[i] : kNegInf;
+    float m = tau_i;
+    for (std::int64_t j = 0; j <= i; ++j) m = std::max(m, p[j]);
+    for (std::int64_t j = 0; j <= i; ++j) p[j] -= m;
+    ops.exp(p, i + 1);
+    float sum = std::exp(tau_i - m);
+    for (std::int64_t j = 0; j <= i; ++j) sum += p[j];
+    const float inv = 1.0f / sum;
+    for (std::int64_t j = 0; j <= i; ++j) p[j] *= inv;
+    for (std::int64_t j = i + 1; j < T; ++j) p[j] = 0.0f;
+    float* oi = o + i * D;
+    std::fill(oi, oi + D, 0.0f);
+    for (std::int64_t j = 0; j <= i; ++j) ops.axpy(p[j], v + j * D, oi, D);
+  }
+}
+
+void reference_backward_head(const Ops& ops, const Geometry& g, const Bias& bias, const float* q, const float* k,
+                             const float* v, const float* probs, const float* d_o, float* dq, float* dk, float* dv,
+                             std::vector<float>& dp) {
+  // all (T, D) except probs (T, T); dp is scratch of T floats
+  const std::int64_t T = g.T, D = g.D;
+  std::fill(dk, dk + T * D, 0.0f);
+  std::fill(dv, dv + T * D, 0.0f);
+  for (std::int64_t i = 0; i < T; ++i) {
+    const float* p = probs + i * T;
+    const float* doi = d_o + i * D;
+    // dP_ij = dO_i . v_j, and the softmax backward dA_ij = P_ij (dP_ij - sum_k P_ik dP_ik).
+    // (The sink's value is 0, so it adds nothing to the sum: this equals dO_i . O_i.)
+    float row_dot = 0.0f;
+    for (std::int64_t j = 0; j <= i; ++j) {
+      dp[j] = ops.dot(doi, v + j * D, D);
+      row_dot += p[j] * dp[j];
+    }
+    float* dqi = dq + i * D;
+    std::fill(dqi, dqi + D, 0.0f);
+    for (std::int64_t j = 0; j <= i; ++j) {
+      const float da = p[j] * (dp[j] - row_dot);
+      ops.axpy(bias.scale * da, k + j * D, dqi, D);
+      ops.axpy(bias.scale * da, q + i * D, dk + j * D, D);
+      ops.axpy(p[j], doi, dv + j * D, D);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The fused kernel's tile helpers. A tile is at most TQ query rows x TK keys; S and P tiles have row stride TK.
+
+// dst (D, cols) with row stride TK = transpose of src (cols, D)
+void transpose_keys(const float* src, std::int64_t cols, std::int64_t D, float* dst) {
+  for (std::int64_t c = 0; c < cols; ++c)
+    for (std::int64_t d = 0; d < D; ++d) dst[d * TK + c] = src[c * D + d];
+}
+
+// dst (cols, rows) with row stride TQ = transpose of src (rows, cols) with row stride TK
+void transpose_tile(const float* src, std::int64_t rows, std::int64_t cols, float* dst) {
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) dst[c * TQ + r] = src[r * TK + c];
+}
+
+// S (rows, cols) = scale * Q_tile @ K_tile^T - slope * (i - j), and -inf where j > i.
+// q_tile is (rows, D) starting at row i0; kt is the transposed key tile (D, cols) starting at key j0.
+void tile_logits(const Ops& ops, std::int64_t D, float scale, float slope, const float* q_tile, std::int64_t i0,
+                 std::int64_t rows, const float* kt, std::int64_t j0, std::int64_t cols, float* S) {
+  for (std::int64_t r = 0; r < rows; ++r) std::fill(S + r * TK, S + r * TK + cols, 0.0f);
+  ops.gemm_acc(rows, cols, D, q_tile, D, kt, TK, S, TK);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::int64_t i = i0 + r;
+    float* s = S + r * TK;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const std::int64_t j = j0 + c;
+      s[c] = j <= i ? scale * s[c] - slope * float(i - j) : kNegInf;
+    }
+  }
+}
+
+// P = exp(S - lse_row) in place: the probabilities, recomputed from the saved row log-sum-exp.
+void tile_probs(const Ops& ops, const float* lse, std::int64_t rows, std::int64_t cols, float* S) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* s = S + r * TK;
+    for (std::int64_t c = 0; c < cols; ++c) s[c] -= lse[r];
+    ops.exp(s, cols);  // masked entries: exp(-inf) = 0
+  }
+}
+
+// dS = P * (dP - D_row) in place of dP.
+void tile_dscores(const float* P, const float* row_dot, std::int64_t rows, std::int64_t cols, float* dP) {
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) dP[r * TK + c] = P[r * TK + c] * (dP[r * TK + c] - row_dot[r]);
+}
+
+struct TileScratch {
+  std::vector<float> kt, vt, s, dp, t, acc, m, l;
+  explicit TileScratch(std::int64_t D)
+      : kt(D * TK), vt(D * TK), s(TQ * TK), dp(TQ * TK), t(TK * TQ), acc(TQ * D), m(TQ), l(TQ) {}
+};
+
+std::int64_t n_tiles(std::int64_t T, std::int64_t tile) { return (T + tile - 1) / tile; }
+
+// One query tile of one head: online softmax over the key tiles 0..(diagonal), then the sink.
+void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, std::int64_t qt,
+                        const float* q, const float* k, const float* v, float* o, float* lse, TileScratch& w) {
+  // q, k, v, o are this head's (T, D); lse is this head's (T)
+  const std::int64_t T = g.T, D = g.D;
+  const std::int64_t i0 = qt * TQ, rows = std::min(TQ, T - i0);
+  const float slope = slope_of(bias, h);
+  const float* tau = tau_row_of(bias, g, h);
+  const float* q_tile = q + i0 * D;
+  float* acc = w.acc.data();
+  std::fill(acc, acc + rows * D, 0.0f);
+  std::fill(w.m.begin(), w.m.end(), kNegInf);  // running max of the real logits
+  std::fill(w.l.begin(), w.l.end(), 0.0f);     // running sum of e^(logit - running max)
+  for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
+    const std::int64_t cols = std::min(TK, T - j0);
+    transpose_keys(k + j0 * D, cols, D, w.kt.data());
+    float* S = w.s.data();
+    tile_logits(ops, D, bias.scale, slope, q_tile, i0, rows, w.kt.data(), j0, cols, S);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float* s = S + r * TK;
+      float tile_max = kNegInf;
+      for (std::int64_t c = 0; c < cols; ++c) tile_max = std::max(tile_max, s[c]);
+      const float m_new = std::max(w.m[r], tile_max);  // finite: column j0 <= i is never masked
+      const float rescale = std::exp(w.m[r] - m_new);  // 0 on the first tile (m = -inf)
+      for (std::int64_t c = 0; c < cols; ++c) s[c] -= m_new;
+      ops.exp(s, cols);
+      float tile_sum = 0.0f;
+      for (std::int64_t c = 0; c < cols; ++c) tile_sum += s[c];
+      w.l[r] = w.l[r] * rescale + tile_sum;
+      w.m[r] = m_new;
+      float* a = acc + r * D;
+      for (std::int64_t d = 0; d < D; ++d) a[d] *= rescale;
+    }
+    ops.gemm_acc(rows, D, cols, S, TK, v + j0 * D, D, acc, D);  // acc += P_tile @ V_tile
+  }
+  // The sink: one more logit tau_i with a zero value vector. It joins the max and the sum, not the output.
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float tau_i = tau ? tau[i0 + r] : kNegInf;
+    const float m_final = std::max(w.m[r], tau_i);
+    const float real_part = std::exp(w.m[r] - m_final);
+    const float l_final = w.l[r] * real_part + std::exp(tau_i - m_final);
+    const float out_scale = real_part / l_final;
+    const float* a = acc + r * D;
+    float* oi = o + (i0 + r) * D;
+    for (std::int64_t d = 0; d < D; ++d) oi[d] = a[d] * out_scale;
+    lse[i0 + r] = m_final + std::log(l_final);
+  }
+}
+
+// Backward, pass 1: one key tile of one head owns its rows of dK and dV and walks the query tiles at or
+// below the diagonal, in increasing order.
+void flash_backward_key_tile(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, std::int64_t kt,
+                             const float* q, const float* k, const float* v, const float* lse, const float* row_dot,
+                             const float* d_o, float* dk, float* dv, TileScratch& w) {
+  // q, k, v, d_o, dk, dv are this head's (T, D); lse and row_dot are this head's (T)
+  const std::int64_t T = g.T, D = g.D;
+  const std::int64_t j0 = kt * TK, cols = std::min(TK, T - j0);
+  const float slope = slope_of(bias, h);
+  float* dk_tile = dk + j0 * D;
+  float* dv_tile = dv + j0 * D;
+  std::fill(dk_tile, dk_tile + cols * D, 0.0f);
+  std::fill(dv_tile, dv_tile + cols * D, 0.0f);
+  transpose_keys(k + j0 * D, cols, D, w.kt.data());
+  transpose_keys(v + j0 * D, cols, D, w.vt.data());
+  for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ) {
+    const std::int64_t rows = std::min(TQ, T - i0);
+    float* P = w.s.data();
+    tile_logits(ops, D, bias.scale, slope, q + i0 * D, i0, rows, w.kt.data(), j0, cols, P);
+    tile_probs(ops, lse + i0, rows, cols, P);
+    // dV_tile += P^T @ dO_tile
+    transpose_tile(P, rows, cols, w.t.data());
+    ops.gemm_acc(cols, D, rows, w.t.data(), TQ, d_o + i0 * D, D, dv_tile, D);
+    // dP = dO_tile @ V_tile^T, then dS = P * (dP - D_i)
+    float* dS = w.dp.data();
+    for (std::int64_t r = 0; r < rows; ++r) std::fill(dS + r * TK, dS + r * TK + cols, 0.0f);
+    ops.gemm_acc(rows, cols, D, d_o + i0 * D, D, w.vt.data(), TK, dS, TK);
+    tile_dscores(P, row_dot + i0, rows, cols, dS);
+    // dK_tile += dS^T @ Q_tile (times scale, applied once at the end)
+    transpose_tile(dS, rows, cols, w.t.data());
+    ops.gemm_acc(cols, D, rows, w.t.data(), TQ, q + i0 * D, D, dk_tile, D);
+  }
+  for (std::int64_t x = 0; x < cols * D; ++x) dk_tile[x] *= bias.scale;
+}
+
+// Backward, pass 2: one query tile of one head owns its rows of dQ and walks the key tiles up to the
+// diagonal, in increasing order. dS is recomputed exactly as in pass 1.
+void flash_backward_query_tile(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h,
+                               std::int64_t qt, const float* q, const float* k, const float* v, const float* lse,
+                               const float* row_dot, const float* d_o, float* dq, TileScratch& w) {
+  // q, k, v, d_o, dq are this head's (T, D); lse and row_dot are this head's (T)
+  const std::int64_t T = g.T, D = g.D;
+  const std::int64_t i0 = qt * TQ, rows = std::min(TQ, T - i0);
+  const float slope = slope_of(bias, h);
+  float* dq_tile = dq + i0 * D;
+  std::fill(dq_tile, dq_tile + rows * D, 0.0f);
+  for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
+    const std::int64_t cols = std::min(TK, T - j0);
+    transpose_keys(k + j0 * D, cols, D, w.kt.data());
+    transpose_keys(v + j0 * D, cols, D, w.vt.data());
+    float* P = w.s.data();
+    tile_logits(ops, D, bias.scale, slope, q + i0 * D, i0, rows, w.kt.data(), j0, cols, P);
+    tile_probs(ops, lse + i0, rows, cols, P);
+    float* dS = w.dp.data();
+    for (std::int64_t r = 0; r < rows; ++r) std::fill(dS + r * TK, dS + r * TK + cols, 0.0f);
+    ops.gemm_acc(rows, cols, D, d_o + i0 * D, D, w.vt.data(), TK, dS, TK);
+    tile_dscores(P, row_dot + i0, rows, cols, dS);
+    ops.gemm_acc(rows, D, cols, dS, TK, k + j0 * D, D, dq_tile, D);  // dQ_tile += dS @ K_tile
+  }
+  for (std::int64_t x = 0; x < rows * D; ++x) dq_tile[x] *= bias.scale;
+}
+
+}  // namespace
+
+// -----------------------------------------------------------------------------------------------------------
+
+void reference_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+                       float* probs, float* o) {
+  // q, k, v, o are (B,H,T,D); probs is (B,H,T,T)
+  validate("attention reference_forward", g, bias, {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"o", o}});
+  const Ops ops = select_ops();
+  const std::int64_t BH = g.B * g.H, TD = g.T * g.D, TT = g.T * g.T;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t bh = 0; bh < BH; ++bh)
+    reference_forward_head(ops, g, bias, bh % g.H, q + bh * TD, k + bh * TD, v + bh * TD, probs + bh * TT,
+                           o + bh * TD);
+}
+
+void reference_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+                        const float* probs, const float* d_o, float* dq, float* dk, float* dv) {
+  // q, k, v, d_o, dq, dk, dv are (B,H,T,D); probs is (B,H,T,T)
+  validate("attention reference_backward", g, bias,
+           {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"d_o", d_o}, {"dq", dq}, {"dk", dk}, {"dv", dv}});
+  const Ops ops = select_ops();
+  const std::int64_t BH = g.B * g.H, TD = g.T * g.D, TT = g.T * g.T;
+#pragma omp parallel
+  {
+    std::vector<float> dp(g.T);
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t bh = 0; bh < BH; ++bh)
+      reference_backward_head(ops, g, bias, q + bh * TD, k + bh * TD, v + bh * TD, probs + bh * TT,
+                              d_o + bh * TD, dq + bh * TD, dk + bh * TD, dv + bh * TD, dp);
+  }
+}
+
+void flash_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v, float* o,
+                   float* lse) {
+  // q, k, v, o are (B,H,T,D); lse is (B,H,T)
+  validate("attention flash_forward", g, bias, {{"q", q}, {"k", k}, {"v", v}, {"o", o}, {"lse", lse}});
+  const Ops ops = select_ops();
+  const std::int64_t BH = g.B * g.H, TD = g.T * g.D, nq = n_tiles(g.T, TQ);
+#pragma omp parallel
+  {
+    TileScratch w(g.D);
+    // Tasks heaviest first (the last query tiles see the most keys), so dynamic scheduling balances well.
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t task = 0; task < BH * nq; ++task) {
+      const std::int64_t qt = nq - 1 - task / BH, bh = task % BH;
+      flash_forward_tile(ops, g, bias, bh % g.H, qt, q + bh * TD, k + bh * TD, v + bh * TD, o + bh * TD,
+                         lse + bh * g.T, w);
+    }
+  }
+}
+
+void flash_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+                    const float* o, const float* lse, const float* d_o, float* dq, float* dk, float* dv) {
+  // q, k, v, o, d_o, dq, dk, dv are (B,H,T,D); lse is (B,H,T)
+  validate("attention flash_backward", g, bias,
+           {{"q", q}, {"k", k}, {"v", v}, {"o", o}, {"lse", lse}, {"d_o", d_o}, {"dq", dq}, {"dk", dk}, {"dv", dv}});
+  const Ops ops = select_ops();
+  const std::int64_t BH = g.B * g.H, TD = g.T * g.D, nt = n_tiles(g.T, TQ);
+  // D_i = dO_i . O_i, one float per row: the only extra memory besides the per-thread tiles.
+  std::vector<float> row_dot(BH * g.T);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t row = 0; row < BH * g.T; ++row) row_dot[row] = ops.dot(d_o + row * g.D, o + row * g.D, g.D);
+  // Each task writes only rows it owns (dK, dV by key tile, then dQ by query tile) and sums its
+  // contributions in a fixed order, so the result does not depend on the number of threads.
+#pragma omp parallel
+  {
+    TileScratch w(g.D);
+    // key tile 0 sees every query tile: heaviest first
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t task = 0; task < BH * nt; ++task) {
+      const std::int64_t kt = task / BH, bh = task % BH;
+      flash_backward_key_tile(ops, g, bias, bh % g.H, kt, q + bh * TD, k + bh * TD, v + bh * TD, lse + bh * g.T,
+                              row_dot.data() + bh * g.T, d_o + bh * TD, dk + bh * TD, dv + bh * TD, w);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t task = 0; task < BH * nt; ++task) {
+      const std::int64_t qt = nt - 1 - task / BH, bh = task % BH;
+      flash_backward_query_tile(ops, g, bias, bh % g.H, qt, q + bh * TD, k + bh * TD, v + bh * TD,
+                                lse + bh * g.T, row_dot.data() + bh * g.T, d_o + bh * TD, dq + bh * TD, w);
+    }
+  }
+}
+
+}  // namespace gradlab::attention

@@ -1,0 +1,69 @@
+#pragma once
+// Scaled dot-product attention kernels on raw float32 arrays, causal or StableMask, optional ALiBi.
+//
+// q, k, v, o are contiguous (B, H, T, D). For query row i and key j <= i the score is
+//     a_ij = scale * q_i . k_j  -  slope_h * (i - j)          (ALiBi term only when slopes are given)
+// and with the optional sink logit tau_i (StableMask, nn/stablemask.h; -inf = no sink):
+//     Attn_ij = e^{a_ij} / ( sum_{k<=i} e^{a_ik} + e^{tau_i} ),   Attn_ij = 0 for j > i
+//     O_i     = sum_j Attn_ij v_j,    LSE_i = logaddexp(logsumexp_{k<=i} a_ik, tau_i)
+// The sink is a key whose value vector is 0, so the backward is the ordinary softmax backward with
+// D_i = dO_i . O_i (docs/stablemask.md section 3). RoPE is applied to q and k before these kernels.
+//
+// Two implementations of the same function:
+// - reference_*: materializes the (B, H, T, T) probabilities. Plain loops over rows and keys; the source of
+//   attention heatmaps and the yardstick for the fused kernel in the tests.
+// - flash_*: fused and tiled (FlashAttention-2 style). Query tiles x key tiles with an online softmax; stores
+//   only O and LSE (B, H, T). The backward recomputes the probabilities tile by tile from Q, K and LSE.
+//   Scratch memory is a few tiles per thread plus one float per row: linear in T.
+// All are parallel over (batch, head[, tile]) with OpenMP and give bit-identical results for any thread
+// count. Gradients are written, not accumulated (dq, dk, dv are overwritten).
+#include <cstdint>
+
+namespace gradlab::attention {
+
+struct Geometry {
+  std::int64_t B, H, T, D;  // all >= 1
+};
+
+struct Bias {
+  float scale;                          // usually 1/sqrt(D)
+  const float* tau = nullptr;           // (H, T) sink logit per head and query row (-inf = no sink); nullptr = plain causal
+  const float* alibi_slopes = nullptr;  // (H): a_ij += -slope_h * (i - j); nullptr = no ALiBi
+};
+
+// probs is (B, H, T, T), written in full (0 above the diagonal); o = probs @ v is (B, H, T, D).
+void reference_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+                       float* probs, float* o);
+// probs from reference_forward; d_o is (B, H, T, D); dq, dk, dv (B, H, T, D) are overwritten.
+void reference_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+                        const float* probs, const float* d_o, float* dq, float* dk, float* dv);
+
+// o is (B, H, T, D), lse is (B, H, T) (natural log, sink included).
+void flash_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v, float* o,
+                   float* lse);
+// o and lse from flash_forward; dq, dk, dv are overwritten.
+void flash_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+                    const float* o, const float* lse, const float* d_o, float* dq, float* dk, float* dv);
+
+// Tile sizes of the fused kernel (query rows x keys per tile), exposed so that tests can aim at the edges.
+inline constexpr std::int64_t kFlashTileQ = 64;
+inline constexpr std::int64_t kFlashTileK = 64;
+
+namespace detail {
+// Inner loops shared by both implementations, portable and AVX2 (attention_kernel_avx2.cpp) versions.
+// C (M x N, row stride ldc) += A (M x K, lda) * B (K x N, ldb), each C element summed in k order.
+void gemm_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+                       const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
+float dot_portable(const float* a, const float* b, std::int64_t n);
+void axpy_portable(float alpha, const float* x, float* y, std::int64_t n);  // y += alpha * x
+void exp_portable(float* x, std::int64_t n);                                // x = e^x in place (std::exp)
+#ifdef GRADLAB_HAVE_AVX2_KERNELS
+void gemm_acc_avx2(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+                   const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
+float dot_avx2(const float* a, const float* b, std::int64_t n);
+void axpy_avx2(float alpha, const float* x, float* y, std::int64_t n);
+void exp_avx2(float* x, std::int64_t n);  // polynomial e^x, relative error < 4e-7; -inf -> 0
+#endif
+}  // namespace detail
+
+}  // namespace gradlab::attention
