@@ -1,0 +1,72 @@
+// Attention: the materialized composite (reference and heatmaps) and the fused flash kernel as one op.
+#include "autograd/attention.h"
+
+#include "autograd/ops.h"
+#include "tensor/attention_kernel.h"
+
+namespace gradlab {
+
+Var attention_materialized(const Var& q, const Var& k, const Var& v, const Tensor& bias, const Tensor& tau,
+                           double scale, Tensor* probs) {
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || k.shape() != v.shape() || q.size(0) != k.size(0) ||
+      q.size(1) != k.size(1) || q.size(3) != k.size(3))
+    throw_error("attention: got q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()),
+                ", expected q (B,H,Tq,D) and k, v (B,H,Tk,D)");
+  const std::int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), Tk = k.size(2);
+  if (bias.shape() != Shape{H, Tq, Tk})
+    throw_error("attention: got bias ", shape_str(bias.shape()), ", expected (H, Tq, Tk) = ", shape_str({H, Tq, Tk}));
+  // scores = q @ k^T * scale + bias            (B,H,Tq,Tk)
+  Var scores = add(mul_scalar(matmul(q, transpose(k, -1, -2)), scale), Var::leaf(bias.to(q.dtype())));
+  Var att;
+  if (tau.defined()) {
+    if (tau.shape() != Shape{H, Tq})
+      throw_error("attention: got tau ", shape_str(tau.shape()), ", expected (H, Tq) = ", shape_str({H, Tq}));
+    // StableMask: one more key per row with logit tau_i and value 0; softmax over Tk + 1, drop the sink column
+    Tensor sink = Tensor::empty({B, H, Tq, 1}, q.dtype());
+    sink.copy_(tau.reshape({1, H, Tq, 1}));
+    Var with_sink = concat({scores, Var::leaf(sink)}, -1);
+    att = slice(softmax(with_sink), -1, 0, Tk);
+  } else {
+    att = softmax(scores);
+  }
+  if (probs) *probs = att.data().contiguous();
+  return matmul(att, v);  // (B,H,Tq,D)
+}
+
+Var attention_fused(const Var& q_in, const Var& k_in, const Var& v_in, const Tensor& tau,
+                    const std::vector<float>& alibi_slopes, double scale) {
+  if (q_in.dim() != 4 || q_in.shape() != k_in.shape() || q_in.shape() != v_in.shape())
+    throw_error("attention_fused: got q ", shape_str(q_in.shape()), ", k ", shape_str(k_in.shape()), ", v ",
+                shape_str(v_in.shape()), ", expected three (B,H,T,D) tensors of one shape");
+  if (q_in.dtype() != DType::F32) throw_error("attention_fused: got ", dtype_name(q_in.dtype()), ", expected float32");
+  const attention::Geometry geo{q_in.size(0), q_in.size(1), q_in.size(2), q_in.size(3)};
+  if (tau.defined() && tau.shape() != Shape{geo.H, geo.T})
+    throw_error("attention_fused: got tau ", shape_str(tau.shape()), ", expected (H, T) = ", shape_str({geo.H, geo.T}));
+  if (!alibi_slopes.empty() && static_cast<std::int64_t>(alibi_slopes.size()) != geo.H)
+    throw_error("attention_fused: got ", alibi_slopes.size(), " ALiBi slopes, expected H = ", geo.H);
+  Tensor q = q_in.data().contiguous(), k = k_in.data().contiguous(), v = v_in.data().contiguous();
+  Tensor tau_f = tau.defined() ? tau.to(DType::F32).contiguous() : Tensor();
+  auto slopes = std::make_shared<std::vector<float>>(alibi_slopes);
+  attention::Bias bias{static_cast<float>(scale), tau_f.defined() ? tau_f.data<float>() : nullptr,
+                       slopes->empty() ? nullptr : slopes->data()};
+  // o = flash(q, k, v); only o and the row log-sum-exp (B,H,T) are kept for the backward pass
+  Tensor o = Tensor::empty(q.shape()), lse = Tensor::empty({geo.B, geo.H, geo.T});
+  attention::flash_forward(geo, bias, q.data<float>(), k.data<float>(), v.data<float>(), o.data<float>(),
+                           lse.data<float>());
+  return make_result(o, "attention_fused", {q_in, k_in, v_in},
+                     [geo, q, k, v, o, lse, tau_f, slopes, scale](std::vector<Var>& in, const Tensor& g_in) {
+                       // recompute the probabilities tile by tile; D_i = dO_i . O_i
+                       Tensor g = g_in.contiguous();
+                       Tensor dq = Tensor::empty(q.shape()), dk = Tensor::empty(q.shape()), dv = Tensor::empty(q.shape());
+                       attention::Bias b{static_cast<float>(scale), tau_f.defined() ? tau_f.data<float>() : nullptr,
+                                         slopes->empty() ? nullptr : slopes->data()};
+                       attention::flash_backward(geo, b, q.data<float>(), k.data<float>(), v.data<float>(),
+                                                 o.data<float>(), lse.data<float>(), g.data<float>(), dq.data<float>(),
+                                                 dk.data<float>(), dv.data<float>());
+                       if (in[0].requires_grad()) in[0].add_grad(dq);
+                       if (in[1].requires_grad()) in[1].add_grad(dk);
+                       if (in[2].requires_grad()) in[2].add_grad(dv);
+                     });
+}
+
+}  // namespace gradlab

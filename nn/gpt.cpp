@@ -1,0 +1,443 @@
+// The GPT: layers in the order data flows through them, each forward readable top to bottom.
+#include "nn/gpt.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "autograd/attention.h"
+#include "tensor/ops.h"
+#include "tensor/rng.h"
+
+namespace gradlab {
+
+// ---------------------------------------------------------------------------------------------------------
+// Config
+
+namespace {
+template <typename E>
+E parse_enum(const char* what, const std::string& s, std::initializer_list<std::pair<const char*, E>> names) {
+  std::string valid;
+  for (auto& [n, e] : names) {
+    if (s == n) return e;
+    valid += (valid.empty() ? "" : ", ") + std::string(n);
+  }
+  throw_error("unknown ", what, " '", s, "', expected one of: ", valid);
+}
+}  // namespace
+
+const char* to_string(NormKind k) { return k == NormKind::LayerNorm ? "layernorm" : "rmsnorm"; }
+const char* to_string(MlpKind k) { return k == MlpKind::Gelu ? "gelu" : "swiglu"; }
+const char* to_string(PosKind k) {
+  switch (k) {
+    case PosKind::Learned: return "learned";
+    case PosKind::Rope: return "rope";
+    case PosKind::Alibi: return "alibi";
+    default: return "none";
+  }
+}
+const char* to_string(MaskKind k) { return k == MaskKind::Causal ? "causal" : "stablemask"; }
+const char* to_string(GammaKind k) { return k == GammaKind::Alibi ? "alibi" : "constant"; }
+const char* to_string(StableMaskTail k) { return k == StableMaskTail::Finite ? "finite" : "infinite"; }
+NormKind parse_norm(const std::string& s) {
+  return parse_enum<NormKind>("norm", s, {{"layernorm", NormKind::LayerNorm}, {"rmsnorm", NormKind::RMSNorm}});
+}
+MlpKind parse_mlp(const std::string& s) {
+  return parse_enum<MlpKind>("mlp", s, {{"gelu", MlpKind::Gelu}, {"swiglu", MlpKind::SwiGLU}});
+}
+PosKind parse_pos(const std::string& s) {
+  return parse_enum<PosKind>("pos", s,
+                             {{"learned", PosKind::Learned}, {"rope", PosKind::Rope}, {"alibi", PosKind::Alibi}, {"none", PosKind::None}});
+}
+MaskKind parse_mask(const std::string& s) {
+  return parse_enum<MaskKind>("mask", s, {{"causal", MaskKind::Causal}, {"stablemask", MaskKind::StableMask}});
+}
+GammaKind parse_gamma(const std::string& s) {
+  return parse_enum<GammaKind>("gamma", s, {{"alibi", GammaKind::Alibi}, {"constant", GammaKind::Constant}});
+}
+StableMaskTail parse_tail(const std::string& s) {
+  return parse_enum<StableMaskTail>("tail", s, {{"finite", StableMaskTail::Finite}, {"infinite", StableMaskTail::Infinite}});
+}
+
+void GPTConfig::validate() const {
+  auto need = [](bool ok, const char* field, auto value, const char* rule) {
+    if (!ok) throw_error("config: ", field, " = ", value, " is invalid: ", rule);
+  };
+  need(vocab_size >= 1 && vocab_size <= (1 << 24), "vocab_size", vocab_size, "expected 1 to 16777216");
+  need(block_size >= 1 && block_size <= (1 << 20), "block_size", block_size, "expected 1 to 1048576");
+  need(n_layer >= 1 && n_layer <= 1024, "n_layer", n_layer, "expected 1 to 1024");
+  need(n_head >= 1 && n_head <= 1024, "n_head", n_head, "expected 1 to 1024");
+  need(n_embd >= 1 && n_embd <= (1 << 16), "n_embd", n_embd, "expected 1 to 65536");
+  if (n_embd % n_head != 0)
+    throw_error("config: n_head = ", n_head, " does not divide n_embd = ", n_embd, "; choose n_embd a multiple of n_head");
+  if (pos == PosKind::Rope && head_size() % 2 != 0)
+    throw_error("config: pos = rope needs an even head size, got n_embd / n_head = ", head_size());
+  need(dropout >= 0.0 && dropout < 1.0, "dropout", dropout, "expected 0 <= dropout < 1");
+  need(std::isfinite(gamma_value) && gamma_value > 0, "gamma", gamma_value, "expected a finite gamma > 0");
+}
+
+std::vector<double> GPTConfig::gammas() const {
+  if (gamma == GammaKind::Constant) return std::vector<double>(static_cast<std::size_t>(n_head), gamma_value);
+  return alibi_slopes(n_head);
+}
+
+std::string GPTConfig::to_json() const {
+  nlohmann::json j = {{"vocab_size", vocab_size}, {"block_size", block_size}, {"n_layer", n_layer},
+                      {"n_head", n_head},         {"n_embd", n_embd},         {"bias", bias},
+                      {"norm", to_string(norm)},  {"mlp", to_string(mlp)},    {"pos", to_string(pos)},
+                      {"dropout", dropout},       {"mask", to_string(mask)},  {"gamma", to_string(gamma)},
+                      {"gamma_value", gamma_value}, {"tail", to_string(tail)}};
+  return j.dump();
+}
+
+GPTConfig GPTConfig::from_json(const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) throw_error("config: the JSON is not an object: ", text.substr(0, 80));
+  GPTConfig c;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    const auto& v = it.value();
+    auto integer = [&]() -> std::int64_t {
+      if (!v.is_number_integer()) throw_error("config: ", key, " must be an integer, got ", v.dump());
+      return v.get<std::int64_t>();
+    };
+    auto number = [&]() -> double {
+      if (!v.is_number()) throw_error("config: ", key, " must be a number, got ", v.dump());
+      return v.get<double>();
+    };
+    auto text_of = [&]() -> std::string {
+      if (!v.is_string()) throw_error("config: ", key, " must be a string, got ", v.dump());
+      return v.get<std::string>();
+    };
+    if (key == "vocab_size") c.vocab_size = integer();
+    else if (key == "block_size") c.block_size = integer();
+    else if (key == "n_layer") c.n_layer = integer();
+    else if (key == "n_head") c.n_head = integer();
+    else if (key == "n_embd") c.n_embd = integer();
+    else if (key == "bias") {
+      if (!v.is_boolean()) throw_error("config: bias must be true or false, got ", v.dump());
+      c.bias = v.get<bool>();
+    } else if (key == "norm") c.norm = parse_norm(text_of());
+    else if (key == "mlp") c.mlp = parse_mlp(text_of());
+    else if (key == "pos") c.pos = parse_pos(text_of());
+    else if (key == "dropout") c.dropout = number();
+    else if (key == "mask") c.mask = parse_mask(text_of());
+    else if (key == "gamma") c.gamma = parse_gamma(text_of());
+    else if (key == "gamma_value") c.gamma_value = number();
+    else if (key == "tail") c.tail = parse_tail(text_of());
+    else throw_error("config: unknown key '", key, "'");
+  }
+  c.validate();
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Layers
+
+namespace {
+
+Tensor normal_tensor(const Shape& shape, double std, Rng& rng) {
+  std::vector<float> v(static_cast<std::size_t>(shape_numel(shape)));
+  for (auto& x : v) x = static_cast<float>(rng.normal(0.0, std));
+  return Tensor::from_floats(shape, v);
+}
+
+class Linear : public Module {
+ public:
+  // weight is (out, in) as in PyTorch; init normal(0, std), bias zero
+  Linear(std::int64_t in, std::int64_t out, bool bias, double std, Rng& rng) : in_(in), out_(out) {
+    weight = register_parameter("weight", normal_tensor({out, in}, std, rng));
+    if (bias) this->bias = register_parameter("bias", Tensor::zeros({out}));
+  }
+  // x is (..., in) -> (..., out):  y = x @ W^T + b
+  Var forward(const Var& x) const {
+    Shape out_shape = x.shape();
+    out_shape.back() = out_;
+    Var flat = reshape(x, {-1, in_});
+    Var y = matmul(flat, transpose(weight, 0, 1));
+    if (bias.defined()) y = add(y, bias);
+    return reshape(y, out_shape);
+  }
+  Var weight, bias;
+
+ private:
+  std::int64_t in_, out_;
+};
+
+class Norm : public Module {
+ public:
+  Norm(std::int64_t C, NormKind kind, bool bias) : kind_(kind) {
+    weight = register_parameter("weight", Tensor::ones({C}));
+    if (bias && kind == NormKind::LayerNorm) this->bias = register_parameter("bias", Tensor::zeros({C}));
+  }
+  // x is (B,T,C)
+  Var forward(const Var& x) const {
+    return kind_ == NormKind::LayerNorm ? layernorm(x, weight, bias) : rmsnorm(x, weight);
+  }
+  Var weight, bias;
+
+ private:
+  NormKind kind_;
+};
+
+class Mlp : public Module {
+ public:
+  Mlp(const GPTConfig& c, Rng& rng) : kind_(c.mlp) {
+    const double proj_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.n_layer));
+    c_fc = &register_module("c_fc", std::make_unique<Linear>(c.n_embd, 4 * c.n_embd, c.bias, 0.02, rng));
+    if (kind_ == MlpKind::SwiGLU)
+      c_gate = &register_module("c_gate", std::make_unique<Linear>(c.n_embd, 4 * c.n_embd, c.bias, 0.02, rng));
+    c_proj = &register_module("c_proj", std::make_unique<Linear>(4 * c.n_embd, c.n_embd, c.bias, proj_std, rng));
+  }
+  // x is (B,T,C) -> (B,T,C)
+  Var forward(const Var& x) const {
+    if (kind_ == MlpKind::Gelu) return c_proj->forward(gelu(c_fc->forward(x)));
+    // SwiGLU: c_proj( silu(c_gate(x)) * c_fc(x) ), silu(g) = g * sigmoid(g)
+    Var g = c_gate->forward(x);
+    return c_proj->forward(mul(mul(g, sigmoid(g)), c_fc->forward(x)));
+  }
+  Linear *c_fc = nullptr, *c_gate = nullptr, *c_proj = nullptr;
+
+ private:
+  MlpKind kind_;
+};
+
+// Rotary embedding, rotate-half (GPT-NeoX) convention, base 10000, at absolute positions first..first+T-1.
+// x is (B,H,T,D):  out = x * cos + rotate_half(x) * sin, rotate_half([x1, x2]) = [-x2, x1]
+Var apply_rope(const Var& x, std::int64_t first) {
+  const std::int64_t T = x.size(2), D = x.size(3), half = D / 2;
+  std::vector<double> c(static_cast<std::size_t>(T * D)), s(static_cast<std::size_t>(T * D));
+  for (std::int64_t t = 0; t < T; ++t)
+    for (std::int64_t i = 0; i < half; ++i) {
+      double theta = std::pow(10000.0, -2.0 * static_cast<double>(i) / static_cast<double>(D));
+      double angle = static_cast<double>(first + t) * theta;
+      c[t * D + i] = c[t * D + i + half] = std::cos(angle);
+      s[t * D + i] = s[t * D + i + half] = std::sin(angle);
+    }
+  Var cosv = Var::leaf(Tensor::from_values({T, D}, c, x.dtype()));
+  Var sinv = Var::leaf(Tensor::from_values({T, D}, s, x.dtype()));
+  Var x1 = slice(x, -1, 0, half), x2 = slice(x, -1, half, D);
+  Var rotated = concat({neg(x2), x1}, -1);
+  return add(mul(x, cosv), mul(rotated, sinv));
+}
+
+class Attention : public Module {
+ public:
+  Attention(const GPTConfig& c, Rng& rng) : cfg_(c) {
+    const double proj_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.n_layer));
+    c_attn = &register_module("c_attn", std::make_unique<Linear>(c.n_embd, 3 * c.n_embd, c.bias, 0.02, rng));
+    c_proj = &register_module("c_proj", std::make_unique<Linear>(c.n_embd, c.n_embd, c.bias, proj_std, rng));
+    if (c.pos == PosKind::Alibi)
+      for (double s : alibi_slopes(c.n_head)) slopes_.push_back(s);
+    gammas_ = c.gammas();
+  }
+
+  // The additive bias (H, Tq, Tk): -inf where a key lies in a query's future, ALiBi's -slope * distance.
+  // Query i sits at absolute position q0 + i, key j at k0 + j.
+  Tensor bias_table(std::int64_t Tq, std::int64_t Tk, std::int64_t q0, std::int64_t k0, DType dtype) const {
+    const std::int64_t H = cfg_.n_head;
+    std::vector<double> b(static_cast<std::size_t>(H * Tq * Tk));
+    for (std::int64_t h = 0; h < H; ++h)
+      for (std::int64_t i = 0; i < Tq; ++i)
+        for (std::int64_t j = 0; j < Tk; ++j) {
+          std::int64_t dist = (q0 + i) - (k0 + j);
+          double v = dist < 0 ? -std::numeric_limits<double>::infinity() : 0.0;
+          if (dist >= 0 && !slopes_.empty()) v = -slopes_[h] * static_cast<double>(dist);
+          b[(h * Tq + i) * Tk + j] = v;
+        }
+    return Tensor::from_values({H, Tq, Tk}, b, dtype);
+  }
+
+  // StableMask's sink logit tau (H, Tq) for rows at absolute positions q0.. (spec §3, Z(i) with L = block_size)
+  Tensor tau_table(std::int64_t Tq, std::int64_t q0) const {
+    Tensor t = Tensor::empty({cfg_.n_head, Tq});
+    stablemask_tau_table(gammas_, cfg_.block_size, Tq, q0, cfg_.tail, t.data<float>());
+    return t;
+  }
+
+  // x is (B,T,C) -> (B,T,C)
+  Var forward(const Var& x, const ForwardOptions& opt, std::int64_t layer) const {
+    const std::int64_t B = x.size(0), T = x.size(1), C = cfg_.n_embd, H = cfg_.n_head, D = C / H;
+    // qkv = c_attn(x): q, k, v in that order along the output dimension
+    auto qkv = split(c_attn->forward(x), {C, C, C}, -1);
+    auto heads = [&](const Var& t) { return permute(reshape(t, {B, T, H, D}), {0, 2, 1, 3}); };  // (B,H,T,D)
+    Var q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
+    const std::int64_t q0 = opt.first_position;
+    if (cfg_.pos == PosKind::Rope) {
+      q = apply_rope(q, q0);
+      k = apply_rope(k, q0);
+    }
+    std::int64_t k0 = q0;
+    if (opt.cache) {
+      // generation: prepend the cached keys/values; they sit at the positions just before q0
+      if (B != 1) throw_error("attention: a KV cache needs batch size 1, got ", B);
+      auto& ck = opt.cache->k;
+      auto& cv = opt.cache->v;
+      if (static_cast<std::int64_t>(ck.size()) <= layer) {
+        ck.resize(static_cast<std::size_t>(layer + 1));
+        cv.resize(static_cast<std::size_t>(layer + 1));
+      }
+      if (ck[layer].defined()) {
+        k = concat({Var::leaf(ck[layer]), k}, 2);
+        v = concat({Var::leaf(cv[layer]), v}, 2);
+      }
+      ck[layer] = k.data().contiguous();
+      cv[layer] = v.data().contiguous();
+      k0 = q0 - (k.size(2) - T);
+    }
+    const bool stable = cfg_.mask == MaskKind::StableMask;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    Var y;
+    const bool fused = opt.fused_attention && !opt.recorder && !opt.cache && x.dtype() == DType::F32;
+    if (fused) {
+      std::vector<float> slopes(slopes_.begin(), slopes_.end());
+      y = attention_fused(q, k, v, stable ? tau_table(T, q0) : Tensor(), slopes, scale);
+    } else {
+      Tensor probs;
+      Tensor tau = stable ? tau_table(T, q0).to(x.dtype()) : Tensor();
+      y = attention_materialized(q, k, v, bias_table(T, k.size(2), q0, k0, x.dtype()), tau, scale,
+                                 opt.recorder ? &probs : nullptr);
+      if (opt.recorder) opt.recorder->layers.push_back(probs);
+    }
+    // re-assemble the heads: (B,H,T,D) -> (B,T,C), then the output projection
+    return c_proj->forward(reshape(permute(y, {0, 2, 1, 3}), {B, T, C}));
+  }
+  Linear *c_attn = nullptr, *c_proj = nullptr;
+
+ private:
+  GPTConfig cfg_;
+  std::vector<double> slopes_;  // ALiBi position slopes (empty unless pos == alibi)
+  std::vector<double> gammas_;  // StableMask decay per head
+};
+
+class Block : public Module {
+ public:
+  Block(const GPTConfig& c, Rng& rng) {
+    ln_1 = &register_module("ln_1", std::make_unique<Norm>(c.n_embd, c.norm, c.bias));
+    attn = &register_module("attn", std::make_unique<Attention>(c, rng));
+    ln_2 = &register_module("ln_2", std::make_unique<Norm>(c.n_embd, c.norm, c.bias));
+    mlp = &register_module("mlp", std::make_unique<Mlp>(c, rng));
+  }
+  Norm* ln_1;
+  Attention* attn;
+  Norm* ln_2;
+  Mlp* mlp;
+};
+
+class Transformer : public Module {
+ public:
+  Transformer(const GPTConfig& c, Rng& rng) {
+    wte = register_parameter("wte.weight", normal_tensor({c.vocab_size, c.n_embd}, 0.02, rng));
+    if (c.pos == PosKind::Learned) wpe = register_parameter("wpe.weight", normal_tensor({c.block_size, c.n_embd}, 0.02, rng));
+    for (std::int64_t i = 0; i < c.n_layer; ++i)
+      h.push_back(&register_module("h." + std::to_string(i), std::make_unique<Block>(c, rng)));
+    ln_f = &register_module("ln_f", std::make_unique<Norm>(c.n_embd, c.norm, c.bias));
+  }
+  Var wte, wpe;
+  std::vector<Block*> h;
+  Norm* ln_f;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+// GPT
+
+struct GPT::Impl {
+  explicit Impl(std::uint64_t seed) : init_rng(seed), dropout_rng(seed ^ 0x9e3779b97f4a7c15ULL) {}
+  Rng init_rng, dropout_rng;
+  Transformer* transformer = nullptr;
+};
+
+GPT::GPT(const GPTConfig& config, std::uint64_t seed) : config_(config) {
+  config_.validate();
+  impl_ = std::make_unique<Impl>(seed);
+  impl_->transformer = &register_module("transformer", std::make_unique<Transformer>(config_, impl_->init_rng));
+}
+
+GPT::~GPT() = default;
+
+Var GPT::forward(const std::vector<std::int32_t>& idx, std::int64_t B, std::int64_t T, const ForwardOptions& opt) {
+  // idx is (B,T) token ids
+  if (B < 1 || T < 1 || static_cast<std::int64_t>(idx.size()) != B * T)
+    throw_error("GPT::forward: got ", idx.size(), " token ids for B = ", B, ", T = ", T, ", expected B*T >= 1 ids");
+  if (opt.first_position < 0) throw_error("GPT::forward: got first_position ", opt.first_position, ", expected >= 0");
+  Transformer& tr = *impl_->transformer;
+  if (config_.pos == PosKind::Learned && opt.first_position + T > config_.block_size)
+    throw_error("GPT::forward: positions up to ", opt.first_position + T - 1, " need learned position embeddings past block_size ",
+                config_.block_size, "; learned positions cannot extrapolate (use pos rope, alibi or none)");
+  // x = wte[idx] + wpe[pos]      (B,T,C)
+  Var x = embedding(tr.wte, idx, B, T);
+  if (config_.pos == PosKind::Learned) x = add(x, slice(tr.wpe, 0, opt.first_position, opt.first_position + T));
+  x = dropout(x, config_.dropout, impl_->dropout_rng, training());
+  if (opt.recorder) opt.recorder->layers.clear();
+  for (std::size_t l = 0; l < tr.h.size(); ++l) {
+    Block& blk = *tr.h[l];
+    // x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
+    x = add(x, dropout(blk.attn->forward(blk.ln_1->forward(x), opt, static_cast<std::int64_t>(l)), config_.dropout,
+                       impl_->dropout_rng, training()));
+    x = add(x, dropout(blk.mlp->forward(blk.ln_2->forward(x)), config_.dropout, impl_->dropout_rng, training()));
+  }
+  x = tr.ln_f->forward(x);
+  // logits = x @ wte^T        (B,T,V), lm_head tied to the token embedding
+  Var logits = matmul(reshape(x, {B * T, config_.n_embd}), transpose(tr.wte, 0, 1));
+  return reshape(logits, {B, T, config_.vocab_size});
+}
+
+Var GPT::loss(const Var& logits, const std::vector<std::int32_t>& targets) const {
+  return cross_entropy(logits, targets, -1);
+}
+
+std::vector<std::pair<std::string, Tensor>> GPT::state_dict() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (auto& [name, v] : named_parameters()) out.emplace_back(name, v.data());
+  return out;
+}
+
+void GPT::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& source) {
+  std::map<std::string, Var> params;
+  for (auto& [name, v] : named_parameters()) params[name] = v;
+  std::map<std::string, Tensor> incoming;
+  for (auto& [name, t] : tensors) {
+    if (incoming.count(name)) throw_error(source, ": tensor '", name, "' appears twice");
+    incoming[name] = t;
+  }
+  // The tied embedding may come as lm_head.weight (what PyTorch's save_model keeps), or under both names.
+  const std::string wte = "transformer.wte.weight", head = "lm_head.weight";
+  if (incoming.count(head)) {
+    if (incoming.count(wte)) {
+      if (incoming[head].shape() != incoming[wte].shape() || ops::max_abs_diff(incoming[head], incoming[wte]) != 0.0)
+        throw_error(source, ": lm_head.weight differs from transformer.wte.weight, but gradlab ties them");
+    } else {
+      incoming[wte] = incoming[head];
+    }
+    incoming.erase(head);
+  }
+  for (auto& [name, t] : incoming)
+    if (!params.count(name)) throw_error(source, ": unexpected tensor '", name, "' (not a parameter of this config)");
+  for (auto& [name, p] : params) {
+    auto it = incoming.find(name);
+    if (it == incoming.end()) throw_error(source, ": missing tensor '", name, "'");
+    if (it->second.shape() != p.shape())
+      throw_error(source, ": tensor '", name, "' has shape ", shape_str(it->second.shape()), " but the config needs ",
+                  shape_str(p.shape()));
+  }
+  for (auto& [name, p] : params) p.data() = incoming[name].to(dtype_).contiguous().clone();
+}
+
+void GPT::to_double() {
+  for (auto& [name, p] : named_parameters()) p.data() = p.data().to(DType::F64);
+  dtype_ = DType::F64;
+}
+
+Tensor AttentionRecorder::stacked(std::int64_t b) const {
+  if (layers.empty()) throw_error("AttentionRecorder: nothing recorded (run a forward pass with the recorder set)");
+  const Shape& s = layers[0].shape();  // (B,H,T,T)
+  if (b < 0 || b >= s[0]) throw_error("AttentionRecorder: batch row ", b, " out of range for batch ", s[0]);
+  Tensor out = Tensor::empty({static_cast<std::int64_t>(layers.size()), s[1], s[2], s[3]});
+  for (std::size_t l = 0; l < layers.size(); ++l) out.select(0, static_cast<std::int64_t>(l)).copy_(layers[l].select(0, b));
+  return out;
+}
+
+}  // namespace gradlab

@@ -1,0 +1,115 @@
+#pragma once
+// A small GPT (nanoGPT names and initialisation) whose attention takes a mask strategy: the standard
+// causal mask or StableMask (shared/docs/stablemask.md), with learned, RoPE, ALiBi or no positions.
+//
+//   idx (B,T) -> wte + wpe -> n_layer x [ x += attn(norm(x)); x += mlp(norm(x)) ] -> ln_f -> logits (B,T,V)
+//   (lm_head is tied to wte: logits = x @ wte^T)
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "nn/module.h"
+#include "nn/stablemask.h"
+
+namespace gradlab {
+
+enum class NormKind { LayerNorm, RMSNorm };
+enum class MlpKind { Gelu, SwiGLU };
+enum class PosKind { Learned, Rope, Alibi, None };
+enum class MaskKind { Causal, StableMask };
+enum class GammaKind { Alibi, Constant };
+
+struct GPTConfig {
+  // sizes
+  std::int64_t vocab_size = 65;
+  std::int64_t block_size = 64;  // the training length L (StableMask's Z(i) uses it)
+  std::int64_t n_layer = 4;
+  std::int64_t n_head = 4;
+  std::int64_t n_embd = 128;
+  // architecture
+  bool bias = true;
+  NormKind norm = NormKind::LayerNorm;
+  MlpKind mlp = MlpKind::Gelu;
+  PosKind pos = PosKind::Learned;
+  double dropout = 0.0;
+  // attention
+  MaskKind mask = MaskKind::Causal;
+  GammaKind gamma = GammaKind::Alibi;  // StableMask decay per head: ALiBi slopes, or one constant
+  double gamma_value = 0.5;            // used when gamma == Constant
+  StableMaskTail tail = StableMaskTail::Finite;
+
+  void validate() const;  // throws naming the field, its value and the rule
+  std::string to_json() const;
+  static GPTConfig from_json(const std::string& json);  // validates; unknown keys are an error
+  std::vector<double> gammas() const;                   // (n_head) decay per head
+  std::int64_t head_size() const { return n_embd / n_head; }
+};
+
+const char* to_string(NormKind k);
+const char* to_string(MlpKind k);
+const char* to_string(PosKind k);
+const char* to_string(MaskKind k);
+const char* to_string(GammaKind k);
+const char* to_string(StableMaskTail k);
+NormKind parse_norm(const std::string& s);  // each throws listing the valid names
+MlpKind parse_mlp(const std::string& s);
+PosKind parse_pos(const std::string& s);
+MaskKind parse_mask(const std::string& s);
+GammaKind parse_gamma(const std::string& s);
+StableMaskTail parse_tail(const std::string& s);
+
+// Receives each layer's attention probabilities (B, H, T, T) during a forward pass that asks for them.
+struct AttentionRecorder {
+  std::vector<Tensor> layers;
+  // The recorded maps of batch row b as (n_layer, n_head, T, T), float32.
+  Tensor stacked(std::int64_t b = 0) const;
+};
+
+// Per-layer key/value cache for generation: keys and values (H, T_cached, hs) of batch row 0.
+struct KVCache {
+  std::vector<Tensor> k, v;  // one per layer, (1, H, T_cached, hs) after rotary embedding
+  std::int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
+  void clear() {
+    k.clear();
+    v.clear();
+  }
+};
+
+struct ForwardOptions {
+  AttentionRecorder* recorder = nullptr;  // record probabilities (forces the materialized attention path)
+  std::int64_t first_position = 0;        // absolute position of token 0 (for sliding windows / KV cache)
+  bool fused_attention = true;            // use the flash kernel when allowed (float32, no recorder)
+  KVCache* cache = nullptr;               // append this call's keys/values and attend over the cache (B = 1)
+};
+
+class GPT : public Module {
+ public:
+  GPT(const GPTConfig& config, std::uint64_t seed);
+  ~GPT() override;
+  const GPTConfig& config() const { return config_; }
+
+  // idx holds B*T token ids, row-major. Returns logits (B, T, vocab) as a Var (graph recorded unless NoGrad).
+  Var forward(const std::vector<std::int32_t>& idx, std::int64_t B, std::int64_t T, const ForwardOptions& opt = {});
+  // Mean cross-entropy over positions whose target is not -1.
+  Var loss(const Var& logits, const std::vector<std::int32_t>& targets) const;
+
+  // Parameter tensors under nanoGPT names (the tied token embedding once, as transformer.wte.weight).
+  std::vector<std::pair<std::string, Tensor>> state_dict() const;
+  // Copies values in by name; checks names and shapes (lm_head.weight is accepted as an alias of
+  // transformer.wte.weight; both may be present when equal). Any other unknown or missing name is an error.
+  void load_state_dict(const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& source);
+
+  // The model in float64 (same values), for gradient checks and reference tests.
+  void to_double();
+  DType dtype() const { return dtype_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  GPTConfig config_;
+  DType dtype_ = DType::F32;
+};
+
+}  // namespace gradlab
