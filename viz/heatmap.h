@@ -1,0 +1,57 @@
+#pragma once
+// Attention heatmaps: rows are queries i, columns are keys j, one fixed [0, 1] colour scale for every panel
+// (StableMask rows sum to less than 1; autoscaling would hide exactly that), future cells (j > i) hatched in
+// neutral grey, and for StableMask an extra, separated "sink" column per panel with the pseudo mass
+// 1 - sum_j Attn_ij of each row.
+//
+// Three layouts, all returning a Canvas (PNG + SVG with one layout):
+//   heatmap_single   one (layer, head), large;
+//   heatmap_grid     layers x heads;
+//   heatmap_compare  two attention sets (e.g. causal and StableMask) side by side for the same (layer, head)
+//                    list and tokens, one shared colour bar.
+// Cell size shrinks as T grows so the image stays within max_width x max_height; token labels give way to
+// position numbers when cells get too small, and very long inputs average blocks of cells.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "viz/attention.h"
+#include "viz/canvas.h"
+
+namespace gradlab::viz {
+
+struct HeatmapOptions {
+  std::vector<std::int64_t> layers;  // which layers to draw; empty = all
+  std::vector<std::int64_t> heads;   // which heads; empty = all
+  std::int64_t range_begin = 0;      // token range [range_begin, range_end) for both queries and keys
+  std::int64_t range_end = -1;       // -1 = T
+  std::string colormap = "viridis";  // or "cividis"
+  std::string title;                 // figure title; empty = chosen from the layout and masks
+  std::string subtitle;              // second line in grey (e.g. the input text); optional
+  bool cell_values = true;           // print values inside cells when they are large enough
+  int max_width = 2400;              // bounds in pixels (at least 400)
+  int max_height = 2400;
+  FontPtr font;                      // null = default_font()
+};
+
+Canvas heatmap_single(const AttentionMaps& maps, const std::vector<std::string>& tokens, std::int64_t layer,
+                      std::int64_t head, const HeatmapOptions& opts = {});
+Canvas heatmap_grid(const AttentionMaps& maps, const std::vector<std::string>& tokens, const HeatmapOptions& opts = {});
+// Rows of the figure are the selected (layer, head) pairs; columns are `left` then `right`.
+Canvas heatmap_compare(const AttentionMaps& left, const AttentionMaps& right, const std::vector<std::string>& tokens,
+                       const HeatmapOptions& opts = {});
+
+// Writes stem.png and stem.svg (the figure), the attention values as .npy (float32, (n_layer, n_head, T, T),
+// all layers/heads/tokens, not only the drawn ones) and stem.json (tokens, their escaped labels, what the
+// figure shows, and which .npy holds which mask). With one AttentionMaps the array is stem.npy; with several,
+// stem.<mask>.npy each. Returns the paths written.
+std::vector<std::string> save_attention_figure(const std::string& stem, const Canvas& figure,
+                                               const std::vector<const AttentionMaps*>& maps,
+                                               const std::vector<std::string>& tokens,
+                                               const HeatmapOptions& opts = {});
+
+// Parses "a:b" (either side may be empty: ":b", "a:", ":") into [begin, end) for a sequence of length T;
+// negative values count from the end. Throws gradlab::Error on bad syntax or an empty/out-of-bounds range.
+void parse_token_range(const std::string& spec, std::int64_t T, std::int64_t* begin, std::int64_t* end);
+
+}  // namespace gradlab::viz
