@@ -1,0 +1,145 @@
+#include "nn/dataset.h"
+
+#include <sstream>
+
+#include "tensor/error.h"
+
+namespace gradlab {
+
+const char* split_name(Split split) { return split == Split::Train ? "train" : "val"; }
+
+std::int64_t Batch::target_count() const {
+  std::int64_t n = 0;
+  for (std::int32_t t : targets) n += t >= 0;
+  return n;
+}
+
+std::uint64_t uniform_index(Rng& rng, std::uint64_t n) {
+  if (n == 0) throw_error("uniform_index: got n = 0, expected n > 0");
+  if (n <= 0xFFFFFFFFull) return rng.below(static_cast<std::uint32_t>(n));
+  // Rejection sampling on 64-bit draws removes the modulo bias.
+  const std::uint64_t threshold = (0ull - n) % n;
+  for (;;) {
+    std::uint64_t r = (static_cast<std::uint64_t>(rng.next_u32()) << 32) | rng.next_u32();
+    if (r >= threshold) return r % n;
+  }
+}
+
+Dataset::~Dataset() = default;
+
+Batch Dataset::eval_windows(Split split, std::int64_t T) const {
+  return eval_windows(split, T, 0, eval_window_count(split, T));
+}
+
+namespace {
+
+void check_batch_shape(const std::string& who, std::int64_t B, std::int64_t T) {
+  if (B <= 0) throw_error(who, ": batch size ", B, ", expected > 0");
+  if (T <= 0) throw_error(who, ": sequence length ", T, ", expected > 0");
+  std::int64_t n = 0;
+  if (__builtin_mul_overflow(B, T, &n) || n > (std::int64_t(1) << 34))
+    throw_error(who, ": batch of ", B, " x ", T, " tokens is too large");
+}
+
+}  // namespace
+
+TextDataset::TextDataset(std::string name, std::vector<std::int32_t> tokens, Tokenizer tokenizer)
+    : name_(std::move(name)), tokens_(std::move(tokens)), tokenizer_(std::move(tokenizer)) {
+  if (tokens_.empty()) throw_error("dataset '", name_, "': has no tokens, expected some text");
+  const std::int64_t V = tokenizer_.vocab_size();
+  for (std::size_t i = 0; i < tokens_.size(); ++i)
+    if (tokens_[i] < 0 || tokens_[i] >= V)
+      throw_error("dataset '", name_, "': token ", i, " is id ", tokens_[i], ", outside the vocabulary [0, ", V, ")");
+  // floor(0.9 n) in integers, so that no rounding decides the split.
+  const auto n = static_cast<std::int64_t>(tokens_.size());
+  n_train_ = n / 10 * 9 + (n % 10) * 9 / 10;
+}
+
+std::unique_ptr<TextDataset> TextDataset::from_text(std::string name, std::string_view text, Tokenizer tokenizer) {
+  if (text.empty()) throw_error("dataset '", name, "': the text is empty");
+  std::vector<std::int32_t> ids = tokenizer.encode(text);
+  return std::make_unique<TextDataset>(std::move(name), std::move(ids), std::move(tokenizer));
+}
+
+std::unique_ptr<TextDataset> TextDataset::from_text(std::string name, std::string_view text, TokenizerKind kind) {
+  if (text.empty()) throw_error("dataset '", name, "': the text is empty");
+  Tokenizer tok = kind == TokenizerKind::Char ? Tokenizer::char_level(text) : Tokenizer::byte_level();
+  return from_text(std::move(name), text, std::move(tok));
+}
+
+std::int64_t TextDataset::split_size(Split split) const {
+  return split == Split::Train ? n_train_ : static_cast<std::int64_t>(tokens_.size()) - n_train_;
+}
+
+const std::int32_t* TextDataset::split_begin(Split split) const {
+  return tokens_.data() + (split == Split::Train ? 0 : n_train_);
+}
+
+void TextDataset::check_length(std::int64_t T) const {
+  if (T <= 0) throw_error("dataset '", name_, "': sequence length ", T, ", expected > 0");
+  for (Split split : {Split::Train, Split::Val}) {
+    if (split_size(split) < T + 1)
+      throw_error("dataset '", name_, "': the ", split_name(split), " split has ", split_size(split),
+                  " tokens, fewer than one window of T+1 = ", T + 1, " (the text has ", tokens_.size(),
+                  " tokens; val is the last 10%); use a longer text or a smaller block size");
+  }
+}
+
+Batch TextDataset::batch(Split split, std::int64_t B, std::int64_t T, Rng& rng) const {
+  // inputs, targets are (B, T); row b is tokens[s, s+T) and tokens[s+1, s+T+1) for a random start s
+  check_batch_shape("dataset '" + name_ + "'", B, T);
+  const std::int64_t len = split_size(split);
+  if (len < T + 1)
+    throw_error("dataset '", name_, "': the ", split_name(split), " split has ", len,
+                " tokens, fewer than one window of T+1 = ", T + 1);
+  const std::int32_t* data = split_begin(split);
+  Batch out;
+  out.B = B, out.T = T;
+  out.inputs.resize(static_cast<std::size_t>(B * T));
+  out.targets.resize(static_cast<std::size_t>(B * T));
+  for (std::int64_t b = 0; b < B; ++b) {
+    const auto start = static_cast<std::int64_t>(uniform_index(rng, static_cast<std::uint64_t>(len - T)));
+    for (std::int64_t t = 0; t < T; ++t) {
+      out.inputs[b * T + t] = data[start + t];
+      out.targets[b * T + t] = data[start + t + 1];
+    }
+  }
+  return out;
+}
+
+std::int64_t TextDataset::eval_window_count(Split split, std::int64_t T) const {
+  if (T <= 0) throw_error("dataset '", name_, "': sequence length ", T, ", expected > 0");
+  return split_size(split) / (T + 1);
+}
+
+Batch TextDataset::eval_windows(Split split, std::int64_t T, std::int64_t first, std::int64_t count) const {
+  // window k of the split covers tokens [k(T+1), (k+1)(T+1)): inputs its first T, targets its last T
+  const std::int64_t total = eval_window_count(split, T);
+  if (total == 0)
+    throw_error("dataset '", name_, "': the ", split_name(split), " split has ", split_size(split),
+                " tokens, fewer than one evaluation window of T+1 = ", T + 1);
+  if (first < 0 || count <= 0 || first > total || count > total - first)
+    throw_error("dataset '", name_, "': evaluation windows [", first, ", ", first + count, ") outside [0, ", total, ")");
+  const std::int32_t* data = split_begin(split);
+  Batch out;
+  out.B = count, out.T = T;
+  out.inputs.resize(static_cast<std::size_t>(count * T));
+  out.targets.resize(static_cast<std::size_t>(count * T));
+  for (std::int64_t w = 0; w < count; ++w) {
+    const std::int32_t* window = data + (first + w) * (T + 1);
+    for (std::int64_t t = 0; t < T; ++t) {
+      out.inputs[w * T + t] = window[t];
+      out.targets[w * T + t] = window[t + 1];
+    }
+  }
+  return out;
+}
+
+std::string TextDataset::describe() const {
+  std::ostringstream out;
+  out << "dataset '" << name_ << "': " << tokens_.size() << " tokens (train " << split_size(Split::Train) << ", val "
+      << split_size(Split::Val) << "), " << tokenizer_.kind_name() << " vocabulary of " << vocab_size();
+  return out.str();
+}
+
+}  // namespace gradlab

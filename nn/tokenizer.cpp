@@ -1,0 +1,268 @@
+#include "nn/tokenizer.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "tensor/error.h"
+
+namespace gradlab {
+
+using json = nlohmann::json;
+
+namespace {
+
+bool is_scalar_value(std::int64_t cp) { return cp >= 0 && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF); }
+
+}  // namespace
+
+// Decodes one sequence at text[i]; returns its length (0 when the byte at i is invalid).
+static std::size_t decode_one_utf8(std::string_view text, std::size_t i, char32_t& cp) {
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  unsigned char b0 = byte(i);
+  if (b0 < 0x80) {
+    cp = b0;
+    return 1;
+  }
+  std::size_t len;
+  char32_t min_value;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2, cp = b0 & 0x1F, min_value = 0x80;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3, cp = b0 & 0x0F, min_value = 0x800;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4, cp = b0 & 0x07, min_value = 0x10000;
+  } else {
+    return 0;  // a continuation byte or 0xF8..0xFF
+  }
+  if (i + len > text.size()) return 0;  // truncated sequence
+  for (std::size_t k = 1; k < len; ++k) {
+    unsigned char b = byte(i + k);
+    if ((b & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if (cp < min_value || !is_scalar_value(cp)) return 0;  // overlong, surrogate or beyond U+10FFFF
+  return len;
+}
+
+std::vector<Utf8Char> decode_utf8(std::string_view text) {
+  std::vector<Utf8Char> out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    char32_t cp = 0;
+    std::size_t len = decode_one_utf8(text, i, cp);
+    if (len == 0) {
+      out.push_back({U'\uFFFD', i, 1, false});
+      i += 1;
+    } else {
+      out.push_back({cp, i, len, true});
+      i += len;
+    }
+  }
+  return out;
+}
+
+std::size_t count_invalid_utf8(std::string_view text) {
+  std::size_t invalid = 0, i = 0;
+  while (i < text.size()) {
+    char32_t cp = 0;
+    std::size_t len = decode_one_utf8(text, i, cp);
+    if (len == 0) ++invalid, len = 1;
+    i += len;
+  }
+  return invalid;
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (!is_scalar_value(cp)) throw_error("append_utf8: got U+", std::hex, static_cast<std::uint32_t>(cp), ", not a Unicode scalar value");
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+std::string describe_code_point(char32_t cp) {
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "U+%04X", static_cast<unsigned>(cp));
+  std::string shown;
+  switch (cp) {
+    case U'\n': shown = "\\n"; break;
+    case U'\t': shown = "\\t"; break;
+    case U'\r': shown = "\\r"; break;
+    case U'\'': shown = "\\'"; break;
+    case U'\\': shown = "\\\\"; break;
+    default:
+      if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || !is_scalar_value(cp)) {
+        return std::string(hex);
+      }
+      append_utf8(shown, cp);
+  }
+  return "'" + shown + "' (" + hex + ")";
+}
+
+Tokenizer::Tokenizer() = default;
+
+Tokenizer Tokenizer::byte_level() { return Tokenizer(); }
+
+Tokenizer Tokenizer::char_level(std::string_view training_text) {
+  if (training_text.empty()) throw_error("char tokenizer: the training text is empty, so there is no vocabulary");
+  std::vector<char32_t> cps;
+  std::vector<bool> seen_ascii(128, false);
+  for (const Utf8Char& c : decode_utf8(training_text)) {
+    if (c.code_point < 128) {
+      if (seen_ascii[c.code_point]) continue;
+      seen_ascii[c.code_point] = true;
+    }
+    cps.push_back(c.code_point);
+  }
+  std::sort(cps.begin(), cps.end());
+  cps.erase(std::unique(cps.begin(), cps.end()), cps.end());
+  return from_vocab(std::move(cps));
+}
+
+Tokenizer Tokenizer::from_vocab(std::vector<char32_t> code_points) {
+  if (code_points.empty()) throw_error("char tokenizer: got an empty vocabulary, expected at least one character");
+  for (std::size_t k = 0; k < code_points.size(); ++k) {
+    if (!is_scalar_value(code_points[k]))
+      throw_error("char tokenizer: vocabulary entry ", k, " is ", static_cast<std::uint32_t>(code_points[k]),
+                  ", not a Unicode scalar value (0..0x10FFFF without surrogates)");
+    if (k > 0 && code_points[k] <= code_points[k - 1])
+      throw_error("char tokenizer: vocabulary entry ", k, " (", describe_code_point(code_points[k]),
+                  ") is not greater than the one before it (", describe_code_point(code_points[k - 1]),
+                  "); the vocabulary must be sorted and unique");
+  }
+  Tokenizer t;
+  t.kind_ = TokenizerKind::Char;
+  t.vocab_ = std::move(code_points);
+  t.ascii_ids_.assign(128, -1);
+  for (std::size_t k = 0; k < t.vocab_.size() && t.vocab_[k] < 128; ++k) t.ascii_ids_[t.vocab_[k]] = static_cast<std::int32_t>(k);
+  return t;
+}
+
+std::int64_t Tokenizer::vocab_size() const {
+  return kind_ == TokenizerKind::Byte ? 256 : static_cast<std::int64_t>(vocab_.size());
+}
+
+std::int32_t Tokenizer::id_of(char32_t cp) const {
+  if (kind_ == TokenizerKind::Byte) return -1;
+  if (cp < 128) return ascii_ids_[cp];
+  auto it = std::lower_bound(vocab_.begin(), vocab_.end(), cp);
+  if (it == vocab_.end() || *it != cp) return -1;
+  return static_cast<std::int32_t>(it - vocab_.begin());
+}
+
+std::vector<std::int32_t> Tokenizer::encode(std::string_view text) const {
+  // text is UTF-8 (any bytes for the byte kind); returns one id per character (per byte)
+  std::vector<std::int32_t> ids;
+  if (kind_ == TokenizerKind::Byte) {
+    ids.reserve(text.size());
+    for (unsigned char b : text) ids.push_back(b);
+    return ids;
+  }
+  std::vector<Utf8Char> chars = decode_utf8(text);
+  ids.reserve(chars.size());
+  for (std::size_t index = 0; index < chars.size(); ++index) {
+    const Utf8Char& c = chars[index];
+    std::int32_t id = id_of(c.code_point);
+    if (id < 0) {
+      char byte_hex[8];
+      std::snprintf(byte_hex, sizeof byte_hex, "0x%02X", static_cast<unsigned char>(text[c.offset]));
+      if (!c.valid)
+        throw_error("char tokenizer: invalid UTF-8 byte ", byte_hex, " (read as U+FFFD) at character ", index,
+                    " (byte offset ", c.offset, ") is not in the vocabulary of ", vocab_.size(),
+                    " characters; use the byte tokenizer for non-UTF-8 text");
+      throw_error("char tokenizer: character ", describe_code_point(c.code_point), " at character ", index,
+                  " (byte offset ", c.offset, ") is not in the vocabulary of ", vocab_.size(), " characters");
+    }
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+std::string Tokenizer::decode_one(std::int32_t id) const {
+  if (id < 0 || id >= vocab_size())
+    throw_error(kind_name(), " tokenizer: id ", id, " is outside the vocabulary [0, ", vocab_size(), ")");
+  std::string out;
+  if (kind_ == TokenizerKind::Byte) {
+    out += static_cast<char>(static_cast<unsigned char>(id));
+  } else {
+    append_utf8(out, vocab_[static_cast<std::size_t>(id)]);
+  }
+  return out;
+}
+
+std::string Tokenizer::decode(const std::vector<std::int32_t>& ids) const {
+  std::string out;
+  out.reserve(ids.size());
+  for (std::size_t pos = 0; pos < ids.size(); ++pos) {
+    std::int32_t id = ids[pos];
+    if (id < 0 || id >= vocab_size())
+      throw_error(kind_name(), " tokenizer: id ", id, " at position ", pos, " is outside the vocabulary [0, ",
+                  vocab_size(), ")");
+    if (kind_ == TokenizerKind::Byte) {
+      out += static_cast<char>(static_cast<unsigned char>(id));
+    } else {
+      append_utf8(out, vocab_[static_cast<std::size_t>(id)]);
+    }
+  }
+  return out;
+}
+
+std::string Tokenizer::to_json() const {
+  json j;
+  j["kind"] = kind_name();
+  if (kind_ == TokenizerKind::Char) {
+    json v = json::array();
+    for (char32_t cp : vocab_) v.push_back(static_cast<std::uint32_t>(cp));
+    j["vocab"] = std::move(v);
+  }
+  return j.dump();
+}
+
+Tokenizer Tokenizer::from_json(const std::string& text) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw_error("tokenizer JSON: not valid JSON: ", e.what());
+  }
+  if (!j.is_object()) throw_error("tokenizer JSON: got JSON ", j.type_name(), ", expected an object");
+  for (const auto& [key, value] : j.items())
+    if (key != "kind" && key != "vocab") throw_error("tokenizer JSON: unknown key '", key, "' (expected kind, vocab)");
+  if (!j.contains("kind") || !j["kind"].is_string())
+    throw_error("tokenizer JSON: missing string 'kind' (expected \"char\" or \"byte\")");
+  const std::string kind = j["kind"].get<std::string>();
+  if (kind == "byte") {
+    if (j.contains("vocab")) throw_error("tokenizer JSON: a byte tokenizer has no 'vocab'");
+    return byte_level();
+  }
+  if (kind != "char") throw_error("tokenizer JSON: unknown kind '", kind, "' (expected \"char\" or \"byte\")");
+  if (!j.contains("vocab") || !j["vocab"].is_array())
+    throw_error("tokenizer JSON: a char tokenizer needs 'vocab', an array of code points");
+  const json& v = j["vocab"];
+  if (v.size() > 0x110000) throw_error("tokenizer JSON: vocab has ", v.size(), " entries, more than there are code points");
+  std::vector<char32_t> cps;
+  cps.reserve(v.size());
+  for (std::size_t k = 0; k < v.size(); ++k) {
+    if (!v[k].is_number_integer() || (v[k].is_number_unsigned() ? v[k].get<std::uint64_t>() > 0x10FFFF
+                                                                 : !is_scalar_value(v[k].get<std::int64_t>())))
+      throw_error("tokenizer JSON: vocab entry ", k, " is ", v[k].dump(), ", expected a code point (0..1114111)");
+    cps.push_back(static_cast<char32_t>(v[k].get<std::int64_t>()));
+  }
+  return from_vocab(std::move(cps));
+}
+
+}  // namespace gradlab
