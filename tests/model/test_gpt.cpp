@@ -1,0 +1,222 @@
+// Chapter 5: the GPT. A whole-model reference test against PyTorch (llm.c style fixture), central-difference
+// checks of the full model for both masks and every position encoding, the fused attention path against the
+// materialized one, and the SM-I property (a row never depends on the tokens after it).
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "nn/gpt.h"
+#include "nn/safetensors.h"
+#include "tensor/ops.h"
+
+using namespace gradlab;
+
+namespace {
+
+std::vector<std::int32_t> as_ids(const Tensor& t) {
+  std::vector<std::int32_t> ids;
+  for (double v : t.to_vector()) ids.push_back(static_cast<std::int32_t>(v));
+  return ids;
+}
+
+// Relative-or-absolute closeness: |a - b| <= tol * max(1, |b|)  (elementwise), reporting the worst element.
+double worst_error(const Tensor& a, const Tensor& b) {
+  auto va = a.to_vector(), vb = b.to_vector();
+  REQUIRE(va.size() == vb.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < va.size(); ++i)
+    worst = std::max(worst, std::abs(va[i] - vb[i]) / std::max(1.0, std::abs(vb[i])));
+  return worst;
+}
+
+void check_fixture(const std::string& file, MaskKind mask) {
+  SafetensorsFile f = read_safetensors(std::string(GRADLAB_TEST_DATA_DIR) + "/fixtures/" + file);
+  GPTConfig c;
+  c.vocab_size = 11;
+  c.block_size = 8;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_embd = 16;
+  c.mask = mask;
+  c.gamma = GammaKind::Constant;  // ref_gpt.py's StableMask: one gamma for every head
+  c.gamma_value = 0.5;
+  GPT model(c, 0);
+  model.to_double();
+  std::vector<std::pair<std::string, Tensor>> weights;
+  for (auto& [name, t] : f.tensors)
+    if (name.rfind("weights/", 0) == 0) weights.emplace_back(name.substr(8), t);
+  model.load_state_dict(weights, file);
+  const Tensor& inputs = f.tensors.at("inputs");
+  const std::int64_t B = inputs.size(0), T = inputs.size(1);
+  Var logits = model.forward(as_ids(inputs), B, T);
+  Var loss = model.loss(logits, as_ids(f.tensors.at("targets")));
+  CHECK(worst_error(logits.data(), f.tensors.at("logits")) < 1e-5);
+  CHECK(loss.item() == doctest::Approx(f.tensors.at("loss").item()).epsilon(1e-10));
+  loss.backward();
+  for (auto& [name, p] : model.named_parameters()) {
+    INFO("gradient of " << name);
+    REQUIRE(p.grad().defined());
+    CHECK(worst_error(p.grad(), f.tensors.at("grads/" + name)) < 1e-5);
+  }
+}
+
+// Central differences on a sample of parameter elements of the whole model, in float64.
+void check_model_gradients(const GPTConfig& c, std::int64_t T) {
+  GPT model(c, 3);
+  model.to_double();
+  const std::int64_t B = 2;
+  std::vector<std::int32_t> idx, targets;
+  Rng rng(11);
+  for (std::int64_t i = 0; i < B * T; ++i) {
+    idx.push_back(static_cast<std::int32_t>(rng.below(static_cast<std::uint32_t>(c.vocab_size))));
+    targets.push_back(static_cast<std::int32_t>(rng.below(static_cast<std::uint32_t>(c.vocab_size))));
+  }
+  auto loss_value = [&]() {
+    NoGrad guard;
+    return model.loss(model.forward(idx, B, T), targets).item();
+  };
+  model.loss(model.forward(idx, B, T), targets).backward();
+  const double eps = 1e-6;
+  double worst = 0;
+  std::string where;
+  for (auto& [name, p] : model.named_parameters()) {
+    Tensor g = p.grad().defined() ? p.grad() : Tensor::zeros(p.shape(), DType::F64);
+    double* w = p.data().data<double>();
+    const std::int64_t n = p.data().numel();
+    for (std::int64_t s = 0; s < std::min<std::int64_t>(n, 6); ++s) {
+      std::int64_t k = static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(n)));
+      double saved = w[k];
+      w[k] = saved + eps;
+      double up = loss_value();
+      w[k] = saved - eps;
+      double down = loss_value();
+      w[k] = saved;
+      double numeric = (up - down) / (2 * eps);
+      double analytic = g.data<double>()[k];
+      double err = std::abs(analytic - numeric) / (1e-7 + 1e-5 * std::abs(numeric));
+      if (err > worst) {
+        worst = err;
+        where = name + "[" + std::to_string(k) + "] analytic " + std::to_string(analytic) + " numeric " +
+                std::to_string(numeric);
+      }
+    }
+  }
+  INFO(where);
+  CHECK(worst <= 1.0);  // rtol 1e-5, atol 1e-7 (the loss is O(1); eps 1e-6 gives ~1e-10 error)
+}
+
+GPTConfig tiny(MaskKind mask, PosKind pos) {
+  GPTConfig c;
+  c.vocab_size = 7;
+  c.block_size = 6;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_embd = 8;
+  c.mask = mask;
+  c.pos = pos;
+  return c;
+}
+
+}  // namespace
+
+TEST_SUITE("model") {
+  TEST_CASE("GPT matches the PyTorch fixture, causal (logits, loss, every gradient, float64)") {
+    check_fixture("gpt_causal.safetensors", MaskKind::Causal);
+  }
+  TEST_CASE("GPT matches the PyTorch fixture, StableMask with constant gamma (float64)") {
+    check_fixture("gpt_stablemask.safetensors", MaskKind::StableMask);
+  }
+
+  TEST_CASE("gradcheck GPT: both masks x every position encoding, T = L and T < L") {
+    for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask})
+      for (PosKind pos : {PosKind::Learned, PosKind::Rope, PosKind::Alibi, PosKind::None})
+        for (std::int64_t T : {6, 4}) {
+          CAPTURE(to_string(mask));
+          CAPTURE(to_string(pos));
+          CAPTURE(T);
+          check_model_gradients(tiny(mask, pos), T);
+        }
+  }
+
+  TEST_CASE("gradcheck GPT: rmsnorm + swiglu, no bias, infinite tail") {
+    GPTConfig c = tiny(MaskKind::StableMask, PosKind::Rope);
+    c.norm = NormKind::RMSNorm;
+    c.mlp = MlpKind::SwiGLU;
+    c.bias = false;
+    c.tail = StableMaskTail::Infinite;
+    check_model_gradients(c, 5);
+  }
+
+  TEST_CASE("fused attention path equals the materialized path inside the GPT (float32)") {
+    for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask})
+      for (PosKind pos : {PosKind::Learned, PosKind::Rope, PosKind::Alibi}) {
+        CAPTURE(to_string(mask));
+        CAPTURE(to_string(pos));
+        GPTConfig c = tiny(mask, pos);
+        GPT a(c, 5), b(c, 5);
+        std::vector<std::int32_t> idx{1, 2, 3, 4, 5, 6, 0, 1, 2, 3};
+        std::vector<std::int32_t> tgt{2, 3, 4, 5, 6, 0, 1, 2, 3, 4};
+        ForwardOptions fused, materialized;
+        materialized.fused_attention = false;
+        Var la = a.loss(a.forward(idx, 2, 5, fused), tgt);
+        Var lb = b.loss(b.forward(idx, 2, 5, materialized), tgt);
+        CHECK(la.item() == doctest::Approx(lb.item()).epsilon(1e-5));
+        la.backward();
+        lb.backward();
+        auto pa = a.named_parameters(), pb = b.named_parameters();
+        for (std::size_t i = 0; i < pa.size(); ++i) {
+          INFO(pa[i].first);
+          CHECK(ops::max_abs_diff(pa[i].second.grad(), pb[i].second.grad()) < 1e-5);
+        }
+      }
+  }
+
+  TEST_CASE("SM-I: a row's logits never depend on the tokens after it") {
+    for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask}) {
+      GPTConfig c = tiny(mask, PosKind::Rope);
+      GPT model(c, 9);
+      std::vector<std::int32_t> full{3, 1, 4, 1, 5, 2}, prefix{3, 1, 4};
+      NoGrad guard;
+      Tensor lf = model.forward(full, 1, 6).data();
+      Tensor lp = model.forward(prefix, 1, 3).data();
+      CHECK(ops::max_abs_diff(lf.narrow(1, 0, 3), lp) < 1e-6);
+    }
+  }
+
+  TEST_CASE("attention recorder: (n_layer, n_head, T, T); rows sum to 1 (causal) or to S/(S+Z) (StableMask)") {
+    GPTConfig c = tiny(MaskKind::StableMask, PosKind::Learned);
+    GPT model(c, 1);
+    AttentionRecorder rec;
+    ForwardOptions opt;
+    opt.recorder = &rec;
+    NoGrad guard;
+    model.forward({1, 2, 3, 4, 5, 6}, 1, 6, opt);
+    Tensor maps = rec.stacked();
+    CHECK(maps.shape() == Shape{2, 2, 6, 6});
+    // the last row (i = L - 1) has no pseudo slots: it sums to 1; earlier rows sum to less
+    double last = 0, first = 0;
+    for (int j = 0; j < 6; ++j) last += maps.at({0, 0, 5, j});
+    first = maps.at({0, 0, 0, 0});
+    CHECK(last == doctest::Approx(1.0).epsilon(1e-5));
+    CHECK(first < 1.0);
+    CHECK(maps.at({0, 0, 1, 4}) == 0.0);  // future keys get exactly 0
+  }
+
+  TEST_CASE("config validation names the field and the rule") {
+    GPTConfig c;
+    c.n_head = 3;
+    CHECK_THROWS_WITH_AS(c.validate(), "config: n_head = 3 does not divide n_embd = 128; choose n_embd a multiple of n_head", Error);
+    CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"n_layer": 2, "colour": "red"})"), "config: unknown key 'colour'", Error);
+    GPTConfig d;
+    d.mask = MaskKind::StableMask;
+    d.pos = PosKind::Rope;
+    CHECK(GPTConfig::from_json(d.to_json()).to_json() == d.to_json());
+    CHECK_THROWS_WITH_AS(parse_mask("stable"), "unknown mask 'stable', expected one of: causal, stablemask", Error);
+  }
+
+  TEST_CASE("learned positions refuse to extrapolate past block_size") {
+    GPT model(tiny(MaskKind::Causal, PosKind::Learned), 1);
+    CHECK_THROWS_AS(model.forward({1, 2, 3, 4, 5, 6, 1}, 1, 7), Error);
+  }
+}
