@@ -29,6 +29,19 @@ void gemm_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const flo
   }
 }
 
+void gemm_tn_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+                          const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
+  // C (M,N) += A^T @ B with A stored (K,M), B (K,N)
+  for (std::int64_t i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    for (std::int64_t k = 0; k < K; ++k) {
+      const float a = A[k * lda + i];
+      const float* b = B + k * ldb;
+      for (std::int64_t j = 0; j < N; ++j) c[j] += a * b[j];
+    }
+  }
+}
+
 float dot_portable(const float* a, const float* b, std::int64_t n) {
   float sum = 0.0f;
   for (std::int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
@@ -56,8 +69,10 @@ static_assert(TQ == TK, "the fused kernel assumes square tiles");
 
 // The inner loops, chosen once per call: AVX2+FMA when built in and the CPU has it, portable otherwise.
 struct Ops {
-  void (*gemm_acc)(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t, const float*,
-                   std::int64_t, float*, std::int64_t);
+  using Gemm = void (*)(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t, const float*,
+                        std::int64_t, float*, std::int64_t);
+  Gemm gemm_acc;     // C += A B
+  Gemm gemm_tn_acc;  // C += A^T B
   float (*dot)(const float*, const float*, std::int64_t);
   void (*axpy)(float, const float*, float*, std::int64_t);
   void (*exp)(float*, std::int64_t);
@@ -65,9 +80,11 @@ struct Ops {
 
 Ops select_ops() {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
-  if (use_avx2()) return {detail::gemm_acc_avx2, detail::dot_avx2, detail::axpy_avx2, detail::exp_avx2};
+  if (use_avx2())
+    return {detail::gemm_acc_avx2, detail::gemm_tn_acc_avx2, detail::dot_avx2, detail::axpy_avx2, detail::exp_avx2};
 #endif
-  return {detail::gemm_acc_portable, detail::dot_portable, detail::axpy_portable, detail::exp_portable};
+  return {detail::gemm_acc_portable, detail::gemm_tn_acc_portable, detail::dot_portable, detail::axpy_portable,
+          detail::exp_portable};
 }
 
 struct NamedPointer {
@@ -165,12 +182,6 @@ void transpose_keys(const float* src, std::int64_t cols, std::int64_t D, float* 
     for (std::int64_t d = 0; d < D; ++d) dst[d * TK + c] = src[c * D + d];
 }
 
-// dst (cols, rows) with row stride TQ = transpose of src (rows, cols) with row stride TK
-void transpose_tile(const float* src, std::int64_t rows, std::int64_t cols, float* dst) {
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t c = 0; c < cols; ++c) dst[c * TQ + r] = src[r * TK + c];
-}
-
 // S (rows, cols) = scale * Q_tile @ K_tile^T - slope * (i - j), and -inf where j > i.
 // q_tile is (rows, D) starting at row i0; kt is the transposed key tile (D, cols) starting at key j0.
 void tile_logits(const Ops& ops, std::int64_t D, float scale, float slope, const float* q_tile, std::int64_t i0,
@@ -203,12 +214,15 @@ void tile_dscores(const float* P, const float* row_dot, std::int64_t rows, std::
 }
 
 struct TileScratch {
-  std::vector<float> kt, vt, s, dp, t, acc, m, l;
-  explicit TileScratch(std::int64_t D)
-      : kt(D * TK), vt(D * TK), s(TQ * TK), dp(TQ * TK), t(TK * TQ), acc(TQ * D), m(TQ), l(TQ) {}
+  std::vector<float> kt, vt, s, dp, acc, m, l;
+  explicit TileScratch(std::int64_t D) : kt(D * TK), vt(D * TK), s(TQ * TK), dp(TQ * TK), acc(TQ * D), m(TQ), l(TQ) {}
 };
 
 std::int64_t n_tiles(std::int64_t T, std::int64_t tile) { return (T + tile - 1) / tile; }
+
+// Below about a million multiply-adds a parallel region costs more than it saves (and on a busy machine
+// waiting threads make it far worse), so small problems run on one thread. Results do not change.
+bool worth_threads(const Geometry& g) { return g.B * g.H * g.T * g.T * g.D / 2 >= (std::int64_t(1) << 20); }
 
 // One query tile of one head: online softmax over the key tiles 0..(diagonal), then the sink.
 void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, std::int64_t qt,
@@ -259,64 +273,86 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
   }
 }
 
-// Backward, pass 1: one key tile of one head owns its rows of dK and dV and walks the query tiles at or
-// below the diagonal, in increasing order.
+// Backward for one (query tile, key tile) pair: recompute P from the saved LSE, then
+//   dV_tile += P^T dO_tile,  dS = P * (dO_tile V_tile^T - D_i),  dK_tile += dS^T Q_tile   (dk, dv may be null)
+// and leave dS in w.dp for the caller's dQ_tile += dS K_tile. kt and vt are the transposed K and V tiles.
+// Every path through the backward computes a pair's dS with exactly this code, so it is the same bits.
+void backward_pair(const Ops& ops, std::int64_t D, float scale, float slope, const float* q, const float* d_o,
+                   const float* lse, const float* row_dot, std::int64_t i0, std::int64_t rows, std::int64_t j0,
+                   std::int64_t cols, float* dk_tile, float* dv_tile, TileScratch& w) {
+  // q, d_o are this head's (T, D); lse, row_dot this head's (T); dk_tile, dv_tile (cols, D)
+  float* P = w.s.data();
+  tile_logits(ops, D, scale, slope, q + i0 * D, i0, rows, w.kt.data(), j0, cols, P);
+  tile_probs(ops, lse + i0, rows, cols, P);
+  if (dv_tile) ops.gemm_tn_acc(cols, D, rows, P, TK, d_o + i0 * D, D, dv_tile, D);
+  float* dS = w.dp.data();
+  for (std::int64_t r = 0; r < rows; ++r) std::fill(dS + r * TK, dS + r * TK + cols, 0.0f);
+  ops.gemm_acc(rows, cols, D, d_o + i0 * D, D, w.vt.data(), TK, dS, TK);
+  tile_dscores(P, row_dot + i0, rows, cols, dS);
+  if (dk_tile) ops.gemm_tn_acc(cols, D, rows, dS, TK, q + i0 * D, D, dk_tile, D);
+}
+
+// Backward of one whole head in one pass: key tiles in increasing order; for each, the query tiles at or
+// below the diagonal in increasing order. dK and dV of the key tile are complete when its loop ends;
+// dQ of a query tile collects one term per key tile, in increasing key order.
+void flash_backward_head(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, const float* q,
+                         const float* k, const float* v, const float* lse, const float* row_dot, const float* d_o,
+                         float* dq, float* dk, float* dv, TileScratch& w) {
+  // q, k, v, d_o, dq, dk, dv are this head's (T, D); lse and row_dot are this head's (T)
+  const std::int64_t T = g.T, D = g.D;
+  const float slope = slope_of(bias, h);
+  std::fill(dq, dq + T * D, 0.0f);
+  std::fill(dk, dk + T * D, 0.0f);
+  std::fill(dv, dv + T * D, 0.0f);
+  for (std::int64_t j0 = 0; j0 < T; j0 += TK) {
+    const std::int64_t cols = std::min(TK, T - j0);
+    transpose_keys(k + j0 * D, cols, D, w.kt.data());
+    transpose_keys(v + j0 * D, cols, D, w.vt.data());
+    for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ) {
+      const std::int64_t rows = std::min(TQ, T - i0);
+      backward_pair(ops, D, bias.scale, slope, q, d_o, lse, row_dot, i0, rows, j0, cols, dk + j0 * D, dv + j0 * D, w);
+      ops.gemm_acc(rows, D, cols, w.dp.data(), TK, k + j0 * D, D, dq + i0 * D, D);  // dQ_tile += dS @ K_tile
+    }
+  }
+  for (std::int64_t x = 0; x < T * D; ++x) dq[x] *= bias.scale, dk[x] *= bias.scale;
+}
+
+// The same backward split in two passes, for when there are too few heads to keep the threads busy.
+// Pass 1: one key tile owns its rows of dK and dV and walks the query tiles, in increasing order.
 void flash_backward_key_tile(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, std::int64_t kt,
                              const float* q, const float* k, const float* v, const float* lse, const float* row_dot,
                              const float* d_o, float* dk, float* dv, TileScratch& w) {
   // q, k, v, d_o, dk, dv are this head's (T, D); lse and row_dot are this head's (T)
   const std::int64_t T = g.T, D = g.D;
   const std::int64_t j0 = kt * TK, cols = std::min(TK, T - j0);
-  const float slope = slope_of(bias, h);
   float* dk_tile = dk + j0 * D;
   float* dv_tile = dv + j0 * D;
   std::fill(dk_tile, dk_tile + cols * D, 0.0f);
   std::fill(dv_tile, dv_tile + cols * D, 0.0f);
   transpose_keys(k + j0 * D, cols, D, w.kt.data());
   transpose_keys(v + j0 * D, cols, D, w.vt.data());
-  for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ) {
-    const std::int64_t rows = std::min(TQ, T - i0);
-    float* P = w.s.data();
-    tile_logits(ops, D, bias.scale, slope, q + i0 * D, i0, rows, w.kt.data(), j0, cols, P);
-    tile_probs(ops, lse + i0, rows, cols, P);
-    // dV_tile += P^T @ dO_tile
-    transpose_tile(P, rows, cols, w.t.data());
-    ops.gemm_acc(cols, D, rows, w.t.data(), TQ, d_o + i0 * D, D, dv_tile, D);
-    // dP = dO_tile @ V_tile^T, then dS = P * (dP - D_i)
-    float* dS = w.dp.data();
-    for (std::int64_t r = 0; r < rows; ++r) std::fill(dS + r * TK, dS + r * TK + cols, 0.0f);
-    ops.gemm_acc(rows, cols, D, d_o + i0 * D, D, w.vt.data(), TK, dS, TK);
-    tile_dscores(P, row_dot + i0, rows, cols, dS);
-    // dK_tile += dS^T @ Q_tile (times scale, applied once at the end)
-    transpose_tile(dS, rows, cols, w.t.data());
-    ops.gemm_acc(cols, D, rows, w.t.data(), TQ, q + i0 * D, D, dk_tile, D);
-  }
+  for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ)
+    backward_pair(ops, D, bias.scale, slope_of(bias, h), q, d_o, lse, row_dot, i0, std::min(TQ, T - i0), j0, cols,
+                  dk_tile, dv_tile, w);
   for (std::int64_t x = 0; x < cols * D; ++x) dk_tile[x] *= bias.scale;
 }
 
-// Backward, pass 2: one query tile of one head owns its rows of dQ and walks the key tiles up to the
-// diagonal, in increasing order. dS is recomputed exactly as in pass 1.
+// Pass 2: one query tile owns its rows of dQ and walks the key tiles up to the diagonal, in increasing
+// order, recomputing dS (the price of not sharing dQ between threads).
 void flash_backward_query_tile(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h,
                                std::int64_t qt, const float* q, const float* k, const float* v, const float* lse,
                                const float* row_dot, const float* d_o, float* dq, TileScratch& w) {
   // q, k, v, d_o, dq are this head's (T, D); lse and row_dot are this head's (T)
   const std::int64_t T = g.T, D = g.D;
   const std::int64_t i0 = qt * TQ, rows = std::min(TQ, T - i0);
-  const float slope = slope_of(bias, h);
   float* dq_tile = dq + i0 * D;
   std::fill(dq_tile, dq_tile + rows * D, 0.0f);
   for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
     const std::int64_t cols = std::min(TK, T - j0);
     transpose_keys(k + j0 * D, cols, D, w.kt.data());
     transpose_keys(v + j0 * D, cols, D, w.vt.data());
-    float* P = w.s.data();
-    tile_logits(ops, D, bias.scale, slope, q + i0 * D, i0, rows, w.kt.data(), j0, cols, P);
-    tile_probs(ops, lse + i0, rows, cols, P);
-    float* dS = w.dp.data();
-    for (std::int64_t r = 0; r < rows; ++r) std::fill(dS + r * TK, dS + r * TK + cols, 0.0f);
-    ops.gemm_acc(rows, cols, D, d_o + i0 * D, D, w.vt.data(), TK, dS, TK);
-    tile_dscores(P, row_dot + i0, rows, cols, dS);
-    ops.gemm_acc(rows, D, cols, dS, TK, k + j0 * D, D, dq_tile, D);  // dQ_tile += dS @ K_tile
+    backward_pair(ops, D, bias.scale, slope_of(bias, h), q, d_o, lse, row_dot, i0, rows, j0, cols, nullptr, nullptr, w);
+    ops.gemm_acc(rows, D, cols, w.dp.data(), TK, k + j0 * D, D, dq_tile, D);  // dQ_tile += dS @ K_tile
   }
   for (std::int64_t x = 0; x < rows * D; ++x) dq_tile[x] *= bias.scale;
 }
@@ -331,7 +367,7 @@ void reference_forward(const Geometry& g, const Bias& bias, const float* q, cons
   validate("attention reference_forward", g, bias, {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"o", o}});
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, TT = g.T * g.T;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(g))
   for (std::int64_t bh = 0; bh < BH; ++bh)
     reference_forward_head(ops, g, bias, bh % g.H, q + bh * TD, k + bh * TD, v + bh * TD, probs + bh * TT,
                            o + bh * TD);
@@ -344,7 +380,7 @@ void reference_backward(const Geometry& g, const Bias& bias, const float* q, con
            {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"d_o", d_o}, {"dq", dq}, {"dk", dk}, {"dv", dv}});
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, TT = g.T * g.T;
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(g))
   {
     std::vector<float> dp(g.T);
 #pragma omp for schedule(dynamic, 1)
@@ -360,7 +396,7 @@ void flash_forward(const Geometry& g, const Bias& bias, const float* q, const fl
   validate("attention flash_forward", g, bias, {{"q", q}, {"k", k}, {"v", v}, {"o", o}, {"lse", lse}});
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, nq = n_tiles(g.T, TQ);
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(g))
   {
     TileScratch w(g.D);
     // Tasks heaviest first (the last query tiles see the most keys), so dynamic scheduling balances well.
@@ -382,25 +418,36 @@ void flash_backward(const Geometry& g, const Bias& bias, const float* q, const f
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, nt = n_tiles(g.T, TQ);
   // D_i = dO_i . O_i, one float per row: the only extra memory besides the per-thread tiles.
   std::vector<float> row_dot(BH * g.T);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(g))
   for (std::int64_t row = 0; row < BH * g.T; ++row) row_dot[row] = ops.dot(d_o + row * g.D, o + row * g.D, g.D);
-  // Each task writes only rows it owns (dK, dV by key tile, then dQ by query tile) and sums its
-  // contributions in a fixed order, so the result does not depend on the number of threads.
-#pragma omp parallel
+  // Every task writes only rows it owns and sums its terms in a fixed order, so the result does not depend
+  // on the number of threads. One pass per head when the heads alone balance the threads; otherwise two
+  // passes over tiles (dK, dV by key tile, then dQ by query tile). Both give the same bits.
+  const int threads = worth_threads(g) ? max_threads() : 1;
+  const bool per_head = BH % threads == 0 || BH >= 4 * threads;
+#pragma omp parallel if (threads > 1)
   {
     TileScratch w(g.D);
-    // key tile 0 sees every query tile: heaviest first
+    if (per_head) {
 #pragma omp for schedule(dynamic, 1)
-    for (std::int64_t task = 0; task < BH * nt; ++task) {
-      const std::int64_t kt = task / BH, bh = task % BH;
-      flash_backward_key_tile(ops, g, bias, bh % g.H, kt, q + bh * TD, k + bh * TD, v + bh * TD, lse + bh * g.T,
-                              row_dot.data() + bh * g.T, d_o + bh * TD, dk + bh * TD, dv + bh * TD, w);
-    }
+      for (std::int64_t bh = 0; bh < BH; ++bh)
+        flash_backward_head(ops, g, bias, bh % g.H, q + bh * TD, k + bh * TD, v + bh * TD, lse + bh * g.T,
+                            row_dot.data() + bh * g.T, d_o + bh * TD, dq + bh * TD, dk + bh * TD, dv + bh * TD, w);
+    } else {
+      // key tile 0 sees every query tile, the last query tile every key tile: heaviest first
 #pragma omp for schedule(dynamic, 1)
-    for (std::int64_t task = 0; task < BH * nt; ++task) {
-      const std::int64_t qt = nt - 1 - task / BH, bh = task % BH;
-      flash_backward_query_tile(ops, g, bias, bh % g.H, qt, q + bh * TD, k + bh * TD, v + bh * TD,
-                                lse + bh * g.T, row_dot.data() + bh * g.T, d_o + bh * TD, dq + bh * TD, w);
+      for (std::int64_t task = 0; task < BH * nt; ++task) {
+        const std::int64_t kt = task / BH, bh = task % BH;
+        flash_backward_key_tile(ops, g, bias, bh % g.H, kt, q + bh * TD, k + bh * TD, v + bh * TD,
+                                lse + bh * g.T, row_dot.data() + bh * g.T, d_o + bh * TD, dk + bh * TD,
+                                dv + bh * TD, w);
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t task = 0; task < BH * nt; ++task) {
+        const std::int64_t qt = nt - 1 - task / BH, bh = task % BH;
+        flash_backward_query_tile(ops, g, bias, bh % g.H, qt, q + bh * TD, k + bh * TD, v + bh * TD,
+                                  lse + bh * g.T, row_dot.data() + bh * g.T, d_o + bh * TD, dq + bh * TD, w);
+      }
     }
   }
 }

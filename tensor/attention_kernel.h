@@ -54,12 +54,17 @@ namespace detail {
 // C (M x N, row stride ldc) += A (M x K, lda) * B (K x N, ldb), each C element summed in k order.
 void gemm_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                        const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
+// C (M x N, ldc) += A^T B with A stored (K x M, lda): the transposed tile is read in place, never copied.
+void gemm_tn_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+                          const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
 float dot_portable(const float* a, const float* b, std::int64_t n);
 void axpy_portable(float alpha, const float* x, float* y, std::int64_t n);  // y += alpha * x
 void exp_portable(float* x, std::int64_t n);                                // x = e^x in place (std::exp)
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
 void gemm_acc_avx2(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                    const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
+void gemm_tn_acc_avx2(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+                      const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
 float dot_avx2(const float* a, const float* b, std::int64_t n);
 void axpy_avx2(float alpha, const float* x, float* y, std::int64_t n);
 void exp_avx2(float* x, std::int64_t n);  // polynomial e^x, relative error < 4e-7; -inf -> 0

@@ -17,9 +17,15 @@ __m256i first_lanes(std::int64_t n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - n));
 }
 
+// Element (r, k) of the left operand: A is (R, K) row-major, or stored transposed as (K, R) when TA.
+template <bool TA>
+inline const float* a_at(const float* A, std::int64_t lda, int r, std::int64_t k) {
+  return TA ? A + k * lda + r : A + r * lda + k;
+}
+
 // R rows of C, NV full vectors of 8 columns starting at column j: the accumulators stay in registers while
 // k runs over the shared dimension. Each C element is updated by one fma per k, in k order.
-template <int R, int NV>
+template <bool TA, int R, int NV>
 inline void gemm_block(std::int64_t K, const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float* C,
                        std::int64_t ldc) {
   __m256 acc[R][NV];
@@ -33,7 +39,7 @@ inline void gemm_block(std::int64_t K, const float* A, std::int64_t lda, const f
     for (int v = 0; v < NV; ++v) b[v] = _mm256_loadu_ps(B + k * ldb + 8 * v);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
+      const __m256 a = _mm256_broadcast_ss(a_at<TA>(A, lda, r, k));
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
     }
@@ -45,7 +51,7 @@ inline void gemm_block(std::int64_t K, const float* A, std::int64_t lda, const f
 }
 
 // Same, for the last n < 8 columns (masked loads and stores never touch memory past the row).
-template <int R>
+template <bool TA, int R>
 inline void gemm_block_ragged(std::int64_t K, std::int64_t n, const float* A, std::int64_t lda, const float* B,
                               std::int64_t ldb, float* C, std::int64_t ldc) {
   const __m256i mask = first_lanes(n);
@@ -55,19 +61,32 @@ inline void gemm_block_ragged(std::int64_t K, std::int64_t n, const float* A, st
   for (std::int64_t k = 0; k < K; ++k) {
     const __m256 b = _mm256_maskload_ps(B + k * ldb, mask);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + r * lda + k), b, acc[r]);
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a_at<TA>(A, lda, r, k)), b, acc[r]);
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) _mm256_maskstore_ps(C + r * ldc, mask, acc[r]);
 }
 
-template <int R>
+template <bool TA, int R>
 inline void gemm_rows(std::int64_t N, std::int64_t K, const float* A, std::int64_t lda, const float* B,
                       std::int64_t ldb, float* C, std::int64_t ldc) {
   std::int64_t j = 0;
-  for (; j + 16 <= N; j += 16) gemm_block<R, 2>(K, A, lda, B + j, ldb, C + j, ldc);
-  for (; j + 8 <= N; j += 8) gemm_block<R, 1>(K, A, lda, B + j, ldb, C + j, ldc);
-  if (j < N) gemm_block_ragged<R>(K, N - j, A, lda, B + j, ldb, C + j, ldc);
+  for (; j + 16 <= N; j += 16) gemm_block<TA, R, 2>(K, A, lda, B + j, ldb, C + j, ldc);
+  for (; j + 8 <= N; j += 8) gemm_block<TA, R, 1>(K, A, lda, B + j, ldb, C + j, ldc);
+  if (j < N) gemm_block_ragged<TA, R>(K, N - j, A, lda, B + j, ldb, C + j, ldc);
+}
+
+// Rows in blocks of 6 (12 accumulators of 8 floats: enough independent fma chains to hide the latency),
+// then 4, then one at a time. Which block a row falls in does not change its result.
+template <bool TA>
+void gemm_any(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda, const float* B,
+              std::int64_t ldb, float* C, std::int64_t ldc) {
+  // row r of the left operand starts at A + r * (TA ? 1 : lda)
+  const std::int64_t row_step = TA ? 1 : lda;
+  std::int64_t i = 0;
+  for (; i + 6 <= M; i += 6) gemm_rows<TA, 6>(N, K, A + i * row_step, lda, B, ldb, C + i * ldc, ldc);
+  for (; i + 4 <= M; i += 4) gemm_rows<TA, 4>(N, K, A + i * row_step, lda, B, ldb, C + i * ldc, ldc);
+  for (; i < M; ++i) gemm_rows<TA, 1>(N, K, A + i * row_step, lda, B, ldb, C + i * ldc, ldc);
 }
 
 float horizontal_sum(__m256 x) {
@@ -107,10 +126,14 @@ __m256 exp8(__m256 x) {
 
 void gemm_acc_avx2(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                    const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
-  // C (M,N) += A (M,K) @ B (K,N), in blocks of 4 rows x 16 columns
-  std::int64_t i = 0;
-  for (; i + 4 <= M; i += 4) gemm_rows<4>(N, K, A + i * lda, lda, B, ldb, C + i * ldc, ldc);
-  for (; i < M; ++i) gemm_rows<1>(N, K, A + i * lda, lda, B, ldb, C + i * ldc, ldc);
+  // C (M,N) += A (M,K) @ B (K,N)
+  gemm_any<false>(M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+void gemm_tn_acc_avx2(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+                      const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
+  // C (M,N) += A^T @ B, A stored (K,M), B (K,N)
+  gemm_any<true>(M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 float dot_avx2(const float* a, const float* b, std::int64_t n) {

@@ -107,9 +107,10 @@ DoubleResult double_forward(const Problem& p, const std::vector<double>& q, cons
       double real = 0.0;
       for (std::int64_t j = 0; j <= i; ++j) real += std::exp(a[j] - m);
       const double total = real + std::exp(tau - m);
-      for (std::int64_t j = 0; j <= i; ++j)
-        for (std::int64_t d = 0; d < g.D; ++d)
-          r.o[(bh * g.T + i) * g.D + d] += std::exp(a[j] - m) / total * v[(bh * g.T + j) * g.D + d];
+      for (std::int64_t j = 0; j <= i; ++j) {
+        const double attn = std::exp(a[j] - m) / total;
+        for (std::int64_t d = 0; d < g.D; ++d) r.o[(bh * g.T + i) * g.D + d] += attn * v[(bh * g.T + j) * g.D + d];
+      }
       r.lse[bh * g.T + i] = m + std::log(total);
       r.real_mass[bh * g.T + i] = real / total;
     }
