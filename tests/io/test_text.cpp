@@ -116,7 +116,7 @@ TEST_CASE("tokenizer: JSON round trip and validation") {
   }
 }
 
-TEST_CASE("textfile: reads a file; missing, directory, empty and unreadable files get clear errors") {
+TEST_CASE("textfile: reads a file, and missing, directory, empty and unreadable files get clear errors") {
   io_test::TempDir dir;
   const std::string path = dir.file("t.txt");
   io_test::write_bytes(path, std::string("hello\0world\n", 12));
