@@ -176,9 +176,9 @@ void reference_backward_head(const Ops& ops, const Geometry& g, const Bias& bias
 // ---------------------------------------------------------------------------------------------------------
 // The fused kernel's tile helpers. A tile is at most TQ query rows x TK keys; S and P tiles have row stride TK.
 
-// dst (D, cols) with row stride TK = transpose of src (cols, D)
-void transpose_keys(const float* src, std::int64_t cols, std::int64_t D, float* dst) {
-  for (std::int64_t c = 0; c < cols; ++c)
+// dst (D, n) with row stride TK (= TQ) = transpose of src (n, D): a key, value or query tile
+void transpose_keys(const float* src, std::int64_t n, std::int64_t D, float* dst) {
+  for (std::int64_t c = 0; c < n; ++c)
     for (std::int64_t d = 0; d < D; ++d) dst[d * TK + c] = src[c * D + d];
 }
 
@@ -189,12 +189,27 @@ void tile_logits(const Ops& ops, std::int64_t D, float scale, float slope, const
   for (std::int64_t r = 0; r < rows; ++r) std::fill(S + r * TK, S + r * TK + cols, 0.0f);
   ops.gemm_acc(rows, cols, D, q_tile, D, kt, TK, S, TK);
   for (std::int64_t r = 0; r < rows; ++r) {
-    const std::int64_t i = i0 + r;
     float* s = S + r * TK;
-    for (std::int64_t c = 0; c < cols; ++c) {
-      const std::int64_t j = j0 + c;
-      s[c] = j <= i ? scale * s[c] - slope * float(i - j) : kNegInf;
-    }
+    const int n_visible = int(std::clamp<std::int64_t>(i0 + r - j0 + 1, 0, cols));  // keys j <= i
+    const float distance0 = float(i0 + r - j0);                                      // i - j at c = 0, exact
+    for (int c = 0; c < n_visible; ++c) s[c] = scale * s[c] - slope * (distance0 - float(c));
+    for (int c = n_visible; c < cols; ++c) s[c] = kNegInf;
+  }
+}
+
+// The same logits transposed: St (cols, rows), row stride TQ, from K_tile (cols, D) and the transposed
+// query tile qt (D, rows). Bit for bit the values of tile_logits (one fma per d, in d order, either way).
+void tile_logits_transposed(const Ops& ops, std::int64_t D, float scale, float slope, const float* k_tile,
+                            std::int64_t j0, std::int64_t cols, const float* qt, std::int64_t i0, std::int64_t rows,
+                            float* St) {
+  for (std::int64_t c = 0; c < cols; ++c) std::fill(St + c * TQ, St + c * TQ + rows, 0.0f);
+  ops.gemm_acc(cols, rows, D, k_tile, D, qt, TQ, St, TQ);
+  for (std::int64_t c = 0; c < cols; ++c) {
+    float* s = St + c * TQ;
+    const int first_visible = int(std::clamp<std::int64_t>(j0 + c - i0, 0, rows));  // rows i >= j
+    const float distance0 = float(i0 - j0 - c);                                        // i - j at r = 0, exact
+    for (int r = 0; r < first_visible; ++r) s[r] = kNegInf;
+    for (int r = first_visible; r < rows; ++r) s[r] = scale * s[r] - slope * (distance0 + float(r));
   }
 }
 
@@ -214,8 +229,9 @@ void tile_dscores(const float* P, const float* row_dot, std::int64_t rows, std::
 }
 
 struct TileScratch {
-  std::vector<float> kt, vt, s, dp, acc, m, l;
-  explicit TileScratch(std::int64_t D) : kt(D * TK), vt(D * TK), s(TQ * TK), dp(TQ * TK), acc(TQ * D), m(TQ), l(TQ) {}
+  std::vector<float> kt, vt, s, dp, acc, m, l, row_a, row_b;
+  explicit TileScratch(std::int64_t D)
+      : kt(D * TK), vt(D * TK), s(TQ * TK), dp(TQ * TK), acc(TQ * D), m(TQ), l(TQ), row_a(TQ), row_b(TQ) {}
 };
 
 std::int64_t n_tiles(std::int64_t T, std::int64_t tile) { return (T + tile - 1) / tile; }
@@ -225,6 +241,9 @@ std::int64_t n_tiles(std::int64_t T, std::int64_t tile) { return (T + tile - 1) 
 bool worth_threads(const Geometry& g) { return g.B * g.H * g.T * g.T * g.D / 2 >= (std::int64_t(1) << 20); }
 
 // One query tile of one head: online softmax over the key tiles 0..(diagonal), then the sink.
+// The score tile is kept transposed (keys x query rows), so the per-row max, sum and rescale run across
+// query rows, in vector lanes, and P @ V reads the transposed tile in place. The query tile is transposed
+// once; key and value tiles are used as they lie in memory.
 void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, std::int64_t qt,
                         const float* q, const float* k, const float* v, float* o, float* lse, TileScratch& w) {
   // q, k, v, o are this head's (T, D); lse is this head's (T)
@@ -232,39 +251,40 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
   const std::int64_t i0 = qt * TQ, rows = std::min(TQ, T - i0);
   const float slope = slope_of(bias, h);
   const float* tau = tau_row_of(bias, g, h);
-  const float* q_tile = q + i0 * D;
   float* acc = w.acc.data();
+  float *m = w.m.data(), *l = w.l.data(), *m_new = w.row_a.data(), *rescale = w.row_b.data();
   std::fill(acc, acc + rows * D, 0.0f);
-  std::fill(w.m.begin(), w.m.end(), kNegInf);  // running max of the real logits
-  std::fill(w.l.begin(), w.l.end(), 0.0f);     // running sum of e^(logit - running max)
+  std::fill(m, m + rows, kNegInf);  // running max of the real logits
+  std::fill(l, l + rows, 0.0f);     // running sum of e^(logit - running max)
+  transpose_keys(q + i0 * D, rows, D, w.kt.data());
   for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
     const std::int64_t cols = std::min(TK, T - j0);
-    transpose_keys(k + j0 * D, cols, D, w.kt.data());
-    float* S = w.s.data();
-    tile_logits(ops, D, bias.scale, slope, q_tile, i0, rows, w.kt.data(), j0, cols, S);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      float* s = S + r * TK;
-      float tile_max = kNegInf;
-      for (std::int64_t c = 0; c < cols; ++c) tile_max = std::max(tile_max, s[c]);
-      const float m_new = std::max(w.m[r], tile_max);  // finite: column j0 <= i is never masked
-      const float rescale = std::exp(w.m[r] - m_new);  // 0 on the first tile (m = -inf)
-      for (std::int64_t c = 0; c < cols; ++c) s[c] -= m_new;
-      ops.exp(s, cols);
-      float tile_sum = 0.0f;
-      for (std::int64_t c = 0; c < cols; ++c) tile_sum += s[c];
-      w.l[r] = w.l[r] * rescale + tile_sum;
-      w.m[r] = m_new;
-      float* a = acc + r * D;
-      for (std::int64_t d = 0; d < D; ++d) a[d] *= rescale;
+    float* St = w.s.data();
+    tile_logits_transposed(ops, D, bias.scale, slope, k + j0 * D, j0, cols, w.kt.data(), i0, rows, St);
+    std::copy(m, m + rows, m_new);
+    for (std::int64_t c = 0; c < cols; ++c)
+      for (std::int64_t r = 0; r < rows; ++r) m_new[r] = std::max(m_new[r], St[c * TQ + r]);
+    // m_new is finite: key j0 <= i is never masked. rescale = e^(m - m_new) is 0 on the first tile.
+    for (std::int64_t r = 0; r < rows; ++r) rescale[r] = m[r] - m_new[r];
+    ops.exp(rescale, rows);
+    for (std::int64_t r = 0; r < rows; ++r) l[r] *= rescale[r];
+    for (std::int64_t c = 0; c < cols; ++c) {
+      float* s = St + c * TQ;
+      for (std::int64_t r = 0; r < rows; ++r) s[r] -= m_new[r];
+      ops.exp(s, rows);
+      for (std::int64_t r = 0; r < rows; ++r) l[r] += s[r];
     }
-    ops.gemm_acc(rows, D, cols, S, TK, v + j0 * D, D, acc, D);  // acc += P_tile @ V_tile
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t d = 0; d < D; ++d) acc[r * D + d] *= rescale[r];
+    std::copy(m_new, m_new + rows, m);
+    ops.gemm_tn_acc(rows, D, cols, St, TQ, v + j0 * D, D, acc, D);  // acc += P_tile @ V_tile
   }
   // The sink: one more logit tau_i with a zero value vector. It joins the max and the sum, not the output.
   for (std::int64_t r = 0; r < rows; ++r) {
     const float tau_i = tau ? tau[i0 + r] : kNegInf;
-    const float m_final = std::max(w.m[r], tau_i);
-    const float real_part = std::exp(w.m[r] - m_final);
-    const float l_final = w.l[r] * real_part + std::exp(tau_i - m_final);
+    const float m_final = std::max(m[r], tau_i);
+    const float real_part = std::exp(m[r] - m_final);
+    const float l_final = l[r] * real_part + std::exp(tau_i - m_final);
     const float out_scale = real_part / l_final;
     const float* a = acc + r * D;
     float* oi = o + (i0 + r) * D;
