@@ -1,0 +1,222 @@
+#include "nn/checkpoint.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "nn/safetensors.h"
+#include "nn/tasks.h"
+#include "tensor/error.h"
+
+namespace gradlab {
+
+std::string join_path(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return name;
+  if (dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
+
+namespace {
+
+std::int64_t parse_int(const std::string& text, const std::string& what, const std::string& source) {
+  std::int64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end)
+    throw_error(source, ": metadata '", what, "' is \"", text.substr(0, 40), "\", expected an integer");
+  return value;
+}
+
+std::uint64_t parse_u64(std::string_view text, const std::string& what, const std::string& source, int base = 10) {
+  std::uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value, base);
+  if (text.empty() || ec != std::errc() || ptr != end)
+    throw_error(source, ": ", what, " is \"", std::string(text.substr(0, 40)), "\", expected an unsigned integer");
+  return value;
+}
+
+const std::string& require_key(const std::map<std::string, std::string>& md, const std::string& key,
+                               const std::string& source) {
+  auto it = md.find(key);
+  if (it == md.end()) throw_error(source, ": __metadata__ has no '", key, "'");
+  return it->second;
+}
+
+// Re-throws any gradlab::Error from f with "<source>: " in front, so the message names the file.
+template <typename F>
+auto with_source(const std::string& source, const char* what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    throw Error(source + ": " + what + ": " + e.what());
+  }
+}
+
+std::unique_ptr<GPT> build_model(const std::string& path, SafetensorsFile& file, const GPTConfig& config,
+                                 ModelInfo* info) {
+  ModelInfo local;
+  ModelInfo& mi = info ? *info : local;
+  mi.config = config;
+  mi.metadata = file.metadata;
+  mi.tokenizer.reset();
+  mi.task.clear();
+  mi.step = -1;
+  if (auto it = file.metadata.find("tokenizer"); it != file.metadata.end()) {
+    mi.tokenizer = with_source(path, "tokenizer", [&] { return Tokenizer::from_json(it->second); });
+    if (mi.tokenizer->vocab_size() != config.vocab_size)
+      throw_error(path, ": the tokenizer has ", mi.tokenizer->vocab_size(), " tokens but the config's vocab_size is ",
+                  config.vocab_size);
+  }
+  if (auto it = file.metadata.find("task"); it != file.metadata.end()) {
+    mi.task = it->second;
+    auto task = with_source(path, "task", [&] { return make_task(mi.task, config.block_size); });
+    if (task->vocab_size() != config.vocab_size)
+      throw_error(path, ": task '", mi.task, "' has ", task->vocab_size(), " tokens but the config's vocab_size is ",
+                  config.vocab_size);
+  }
+  if (auto it = file.metadata.find("step"); it != file.metadata.end()) {
+    mi.step = parse_int(it->second, "step", path);
+    if (mi.step < 0) throw_error(path, ": metadata 'step' is ", mi.step, ", expected >= 0");
+  }
+  check_finite(file.tensors, path);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  tensors.reserve(file.tensors.size());
+  for (auto& [name, t] : file.tensors)
+    tensors.emplace_back(name, t.dtype() == DType::F32 ? t : t.to(DType::F32));
+  auto model = std::make_unique<GPT>(config, 0);
+  model->load_state_dict(tensors, path);
+  return model;
+}
+
+}  // namespace
+
+void save_model(const std::string& path, const GPT& model, const Tokenizer* tokenizer, const std::string& task,
+                std::int64_t step) {
+  std::map<std::string, Tensor> tensors;
+  for (auto& [name, t] : model.state_dict()) tensors[name] = t.dtype() == DType::F32 ? t : t.to(DType::F32);
+  std::map<std::string, std::string> metadata;
+  metadata["format"] = kModelFormat;
+  metadata["config"] = model.config().to_json();
+  if (tokenizer) metadata["tokenizer"] = tokenizer->to_json();
+  if (!task.empty()) metadata["task"] = task;
+  if (step >= 0) metadata["step"] = std::to_string(step);
+  write_safetensors(path, tensors, metadata);
+}
+
+std::unique_ptr<GPT> load_model(const std::string& path, ModelInfo* info) {
+  SafetensorsFile file = read_safetensors(path);
+  if (auto it = file.metadata.find("format"); it != file.metadata.end() && it->second != kModelFormat)
+    throw_error(path, ": metadata 'format' is \"", it->second.substr(0, 40), "\", expected \"", kModelFormat, "\"");
+  auto it = file.metadata.find("config");
+  if (it == file.metadata.end())
+    throw_error(path, ": __metadata__ has no 'config' (a gradlab model stores its GPTConfig there; for a file "
+                      "saved elsewhere, give the config explicitly)");
+  GPTConfig config = with_source(path, "config", [&] { return GPTConfig::from_json(it->second); });
+  return build_model(path, file, config, info);
+}
+
+std::unique_ptr<GPT> load_model_with_config(const std::string& path, const GPTConfig& config, ModelInfo* info) {
+  config.validate();
+  SafetensorsFile file = read_safetensors(path);
+  if (auto it = file.metadata.find("config"); it != file.metadata.end()) {
+    GPTConfig stored = with_source(path, "config", [&] { return GPTConfig::from_json(it->second); });
+    if (stored.to_json() != config.to_json())
+      throw_error(path, ": its config ", stored.to_json(), " differs from the one given, ", config.to_json());
+  }
+  return build_model(path, file, config, info);
+}
+
+std::string rng_state_to_string(const Rng::State& s) {
+  std::uint64_t spare_bits = 0;
+  std::memcpy(&spare_bits, &s.spare, sizeof spare_bits);
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%" PRIu64 " %" PRIu64 " %d %016" PRIx64, s.state, s.inc, s.has_spare ? 1 : 0,
+                spare_bits);
+  return buf;
+}
+
+Rng::State rng_state_from_string(const std::string& text, const std::string& source) {
+  // "<state> <inc> <has_spare 0|1> <spare as 16 hex digits>"
+  std::vector<std::string_view> parts;
+  std::string_view rest(text);
+  while (!rest.empty()) {
+    std::size_t sp = rest.find(' ');
+    parts.push_back(rest.substr(0, sp));
+    if (sp == std::string_view::npos) break;
+    rest.remove_prefix(sp + 1);
+  }
+  if (parts.size() != 4 || parts[3].size() != 16 || (parts[2] != "0" && parts[2] != "1"))
+    throw_error(source, ": metadata 'rng' is \"", text.substr(0, 60),
+                "\", expected \"<state> <inc> <0|1> <16 hex digits>\"");
+  Rng::State s{};
+  s.state = parse_u64(parts[0], "the rng state", source);
+  s.inc = parse_u64(parts[1], "the rng increment", source);
+  s.has_spare = parts[2] == "1";
+  const std::uint64_t bits = parse_u64(parts[3], "the rng spare", source, 16);
+  std::memcpy(&s.spare, &bits, sizeof bits);
+  if ((s.inc & 1u) == 0) throw_error(source, ": metadata 'rng' has an even increment, which PCG32 never uses");
+  return s;
+}
+
+void save_train_state(const std::string& path, const TrainState& state) {
+  std::map<std::string, std::string> metadata;
+  metadata["format"] = kTrainStateFormat;
+  metadata["step"] = std::to_string(state.step);
+  metadata["adam_steps"] = std::to_string(state.adam_steps);
+  metadata["rng"] = rng_state_to_string(state.rng);
+  metadata["train_config"] = state.train_config;
+  metadata["data"] = state.data;
+  write_safetensors(path, state.optimizer, metadata);
+}
+
+TrainState load_train_state(const std::string& path) {
+  SafetensorsFile file = read_safetensors(path);
+  const auto& md = file.metadata;
+  const std::string& format = require_key(md, "format", path);
+  if (format != kTrainStateFormat)
+    throw_error(path, ": metadata 'format' is \"", format.substr(0, 40), "\", expected \"", kTrainStateFormat, "\"");
+  TrainState s;
+  s.step = parse_int(require_key(md, "step", path), "step", path);
+  s.adam_steps = parse_int(require_key(md, "adam_steps", path), "adam_steps", path);
+  if (s.step < 0 || s.adam_steps < 0) throw_error(path, ": negative step count");
+  s.rng = rng_state_from_string(require_key(md, "rng", path), path);
+  s.train_config = require_key(md, "train_config", path);
+  s.data = require_key(md, "data", path);
+  for (const auto& [name, t] : file.tensors)
+    if (name.rfind("m.", 0) != 0 && name.rfind("v.", 0) != 0)
+      throw_error(path, ": tensor '", name, "' is not an optimizer moment (expected names m.<param> or v.<param>)");
+  check_finite(file.tensors, path);
+  for (auto& [name, t] : file.tensors) s.optimizer[name] = t.dtype() == DType::F32 ? t : t.to(DType::F32);
+  return s;
+}
+
+void save_checkpoint(const std::string& dir, const GPT& model, const Tokenizer* tokenizer, const std::string& task,
+                     const TrainState& state) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw_error("checkpoint: cannot create directory '", dir, "': ", ec.message());
+  save_train_state(join_path(dir, kTrainStateFileName), state);
+  save_model(join_path(dir, kModelFileName), model, tokenizer, task, state.step);
+}
+
+LoadedCheckpoint load_checkpoint(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) throw_error("checkpoint '", dir, "': ", std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) throw_error("checkpoint '", dir, "': not a directory");
+  LoadedCheckpoint c;
+  c.state = load_train_state(join_path(dir, kTrainStateFileName));
+  c.model = load_model(join_path(dir, kModelFileName), &c.info);
+  if (c.info.step != c.state.step)
+    throw_error("checkpoint '", dir, "': model.safetensors is from step ", c.info.step,
+                " but train_state.safetensors from step ", c.state.step,
+                " (a save was interrupted between the two files); cannot resume from a mix");
+  return c;
+}
+
+}  // namespace gradlab

@@ -1,0 +1,94 @@
+#pragma once
+// Checkpoints: a directory holding
+//
+//   model.safetensors        F32 tensors under nanoGPT names (GPT::state_dict), and in "__metadata__":
+//                              "format":    "gradlab-1"
+//                              "config":    GPTConfig::to_json()
+//                              "tokenizer": Tokenizer::to_json()     (text models)
+//                              "task":      "position-index", ...     (models trained on a position task)
+//                              "step":      optimizer steps taken     (written by training; optional)
+//   train_state.safetensors  what resuming needs besides the weights:
+//                              tensors "m.<param>", "v.<param>": the AdamW moments (F32)
+//                              "__metadata__": "format": "gradlab-train-1", "step", "adam_steps",
+//                              "rng": the data Rng's state, "train_config": the training settings (JSON),
+//                              "data": where the data came from (JSON).
+//
+// Why metadata strings for the step and the RNG state: safetensors here carries F32/F64 only, and a 64-bit
+// integer (the PCG32 state) does not fit a float exactly. The RNG state is written as decimal integers and the
+// Box-Muller spare as the exact bit pattern of its double in hex, so it round-trips bit for bit.
+//
+// Both files are written atomically (nn/safetensors.h: temporary file, fsync, rename), train_state first, then
+// the model. Both carry the step; a directory whose two files disagree (a crash between the two renames) is
+// refused on resume with a message that says so, rather than resuming from a mix.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "nn/gpt.h"
+#include "nn/optim.h"
+#include "nn/tokenizer.h"
+#include "tensor/rng.h"
+
+namespace gradlab {
+
+constexpr const char* kModelFileName = "model.safetensors";
+constexpr const char* kTrainStateFileName = "train_state.safetensors";
+constexpr const char* kModelFormat = "gradlab-1";
+constexpr const char* kTrainStateFormat = "gradlab-train-1";
+
+// What a model file says about itself.
+struct ModelInfo {
+  GPTConfig config;
+  std::optional<Tokenizer> tokenizer;  // text models
+  std::string task;                     // position-task models ("" otherwise)
+  std::int64_t step = -1;               // -1 when the file does not say
+  std::map<std::string, std::string> metadata;
+};
+
+// Writes model.safetensors at `path` (atomically). tokenizer may be null (then `task` should name the task).
+void save_model(const std::string& path, const GPT& model, const Tokenizer* tokenizer, const std::string& task = "",
+                std::int64_t step = -1);
+
+// Reads and validates a model file completely: the safetensors structure, the metadata (format, config,
+// tokenizer), every tensor's name and shape against the config (GPT::load_state_dict) and finiteness.
+// Every problem is one gradlab::Error line naming the file.
+std::unique_ptr<GPT> load_model(const std::string& path, ModelInfo* info = nullptr);
+// For files without gradlab's metadata (e.g. saved by nanoGPT's PyTorch code with safetensors' save_model):
+// the config is given; a "config" in the file's metadata, if any, must agree with it.
+std::unique_ptr<GPT> load_model_with_config(const std::string& path, const GPTConfig& config,
+                                            ModelInfo* info = nullptr);
+
+// The resumable part of training.
+struct TrainState {
+  std::int64_t step = 0;        // optimizer steps completed (= the next iteration to run)
+  std::int64_t adam_steps = 0;  // AdamW's own counter (equal to step unless steps were skipped)
+  Rng::State rng{};             // the data sampler's Rng
+  std::map<std::string, Tensor> optimizer;  // "m.<param>", "v.<param>"
+  std::string train_config;     // JSON (nn/trainer.h TrainConfig::to_json)
+  std::string data;             // JSON describing the data source
+};
+
+void save_train_state(const std::string& path, const TrainState& state);
+TrainState load_train_state(const std::string& path);  // validates the structure and finiteness
+
+// The exact text forms used for the RNG state (exposed for tests).
+std::string rng_state_to_string(const Rng::State& s);
+Rng::State rng_state_from_string(const std::string& text, const std::string& source);
+
+// A whole checkpoint directory: train_state.safetensors then model.safetensors. Creates the directory.
+void save_checkpoint(const std::string& dir, const GPT& model, const Tokenizer* tokenizer, const std::string& task,
+                     const TrainState& state);
+// Loads both files of a directory and checks that their steps agree.
+struct LoadedCheckpoint {
+  std::unique_ptr<GPT> model;
+  ModelInfo info;
+  TrainState state;
+};
+LoadedCheckpoint load_checkpoint(const std::string& dir);
+
+// "dir/name", tolerant of a trailing slash.
+std::string join_path(const std::string& dir, const std::string& name);
+
+}  // namespace gradlab

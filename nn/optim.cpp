@@ -1,0 +1,246 @@
+#include "nn/optim.h"
+
+#include <cmath>
+#include <numbers>
+#include <set>
+
+#include "tensor/error.h"
+
+namespace gradlab {
+
+void AdamWConfig::validate() const {
+  auto in01 = [](const char* name, double b) {
+    if (!(b >= 0.0 && b < 1.0)) throw_error("AdamW: ", name, " = ", b, ", expected a value in [0, 1)");
+  };
+  in01("beta1", beta1);
+  in01("beta2", beta2);
+  if (!(eps > 0.0) || !std::isfinite(eps)) throw_error("AdamW: eps = ", eps, ", expected a finite value > 0");
+  if (!(weight_decay >= 0.0) || !std::isfinite(weight_decay))
+    throw_error("AdamW: weight_decay = ", weight_decay, ", expected a finite value >= 0");
+}
+
+void LrSchedule::validate() const {
+  if (!(learning_rate > 0.0) || !std::isfinite(learning_rate))
+    throw_error("learning rate schedule: learning_rate = ", learning_rate, ", expected a finite value > 0");
+  if (!(min_lr >= 0.0) || !(min_lr <= learning_rate))
+    throw_error("learning rate schedule: min_lr = ", min_lr, ", expected a value in [0, learning_rate = ",
+                learning_rate, "]");
+  if (warmup_iters < 0) throw_error("learning rate schedule: warmup_iters = ", warmup_iters, ", expected >= 0");
+  if (decay && lr_decay_iters < warmup_iters)
+    throw_error("learning rate schedule: lr_decay_iters = ", lr_decay_iters, " is below warmup_iters = ",
+                warmup_iters, ", expected lr_decay_iters >= warmup_iters");
+}
+
+double LrSchedule::at(std::int64_t it) const {
+  if (it < 0) throw_error("learning rate schedule: iteration ", it, ", expected >= 0");
+  // 1) linear warmup; (it + 1) so that the very first step already moves
+  if (it < warmup_iters)
+    return learning_rate * static_cast<double>(it + 1) / static_cast<double>(warmup_iters + 1);
+  if (!decay) return learning_rate;
+  // 2) past the decay horizon: the floor
+  if (it > lr_decay_iters) return min_lr;
+  // 3) cosine from learning_rate down to min_lr
+  if (lr_decay_iters == warmup_iters) return learning_rate;
+  const double ratio = static_cast<double>(it - warmup_iters) / static_cast<double>(lr_decay_iters - warmup_iters);
+  const double coeff = 0.5 * (1.0 + std::cos(std::numbers::pi * ratio));
+  return min_lr + coeff * (learning_rate - min_lr);
+}
+
+AdamW::AdamW(std::vector<std::pair<std::string, Var>> params, AdamWConfig config)
+    : params_(std::move(params)), config_(config) {
+  config_.validate();
+  std::set<std::string> seen;
+  for (const auto& [name, p] : params_) {
+    if (!p.defined()) throw_error("AdamW: parameter '", name, "' is undefined");
+    if (!seen.insert(name).second) throw_error("AdamW: parameter name '", name, "' appears twice");
+    if (!p.data().is_contiguous()) throw_error("AdamW: parameter '", name, "' is not contiguous");
+    m_.push_back(Tensor::zeros(p.shape(), p.dtype()));
+    v_.push_back(Tensor::zeros(p.shape(), p.dtype()));
+    decay_.push_back(p.dim() >= 2);
+  }
+}
+
+namespace {
+
+// The update of one contiguous tensor. p, m, v have n elements; g may be null (no gradient: treated as 0).
+// Constants are prepared in double and rounded once to the working type, so the loop is plain arithmetic.
+template <typename F>
+void adamw_update(F* p, F* m, F* v, const F* g, std::int64_t n, double lr, double decay_factor, double beta1,
+                  double beta2, double bias1, double bias2, double eps) {
+  const F keep = static_cast<F>(decay_factor);       // 1 - lr*wd, or 1
+  const F b1 = static_cast<F>(beta1), one_b1 = static_cast<F>(1.0 - beta1);
+  const F b2 = static_cast<F>(beta2), one_b2 = static_cast<F>(1.0 - beta2);
+  const F step_size = static_cast<F>(lr / bias1);
+  const F inv_sqrt_bias2 = static_cast<F>(1.0 / std::sqrt(bias2));
+  const F e = static_cast<F>(eps);
+#ifdef GRADLAB_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+#endif
+  for (std::int64_t i = 0; i < n; ++i) {
+    const F gi = g ? g[i] : F(0);
+    const F mi = b1 * m[i] + one_b1 * gi;
+    const F vi = b2 * v[i] + one_b2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const F denom = std::sqrt(vi) * inv_sqrt_bias2 + e;
+    p[i] = p[i] * keep - step_size * mi / denom;
+  }
+}
+
+// Returns the gradient of p as a contiguous tensor (undefined when none arrived).
+Tensor contiguous_grad(const Var& p) {
+  const Tensor& g = p.grad();
+  if (!g.defined()) return {};
+  return g.contiguous();
+}
+
+}  // namespace
+
+void AdamW::step(double lr) {
+  if (!(lr >= 0.0) || !std::isfinite(lr)) throw_error("AdamW::step: learning rate ", lr, ", expected finite >= 0");
+  ++t_;
+  const double bias1 = 1.0 - std::pow(config_.beta1, static_cast<double>(t_));
+  const double bias2 = 1.0 - std::pow(config_.beta2, static_cast<double>(t_));
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Var& p = params_[i].second;
+    Tensor data = p.data();  // a handle: writes go to the parameter's storage
+    Tensor g = contiguous_grad(p);
+    if (g.defined() && g.dtype() != data.dtype())
+      throw_error("AdamW::step: gradient of '", params_[i].first, "' is ", dtype_name(g.dtype()),
+                  ", parameter is ", dtype_name(data.dtype()));
+    const double decay_factor = decay_[i] ? 1.0 - lr * config_.weight_decay : 1.0;
+    const std::int64_t n = data.numel();
+    if (data.dtype() == DType::F32) {
+      adamw_update<float>(data.data<float>(), m_[i].data<float>(), v_[i].data<float>(),
+                          g.defined() ? g.data<float>() : nullptr, n, lr, decay_factor, config_.beta1,
+                          config_.beta2, bias1, bias2, config_.eps);
+    } else {
+      adamw_update<double>(data.data<double>(), m_[i].data<double>(), v_[i].data<double>(),
+                           g.defined() ? g.data<double>() : nullptr, n, lr, decay_factor, config_.beta1,
+                           config_.beta2, bias1, bias2, config_.eps);
+    }
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& [name, p] : params_) p.zero_grad();
+}
+
+std::map<std::string, Tensor> AdamW::state_tensors() const {
+  std::map<std::string, Tensor> out;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    out["m." + params_[i].first] = m_[i];
+    out["v." + params_[i].first] = v_[i];
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::map<std::string, Tensor>& tensors, std::int64_t steps, const std::string& source) {
+  if (steps < 0) throw_error(source, ": optimizer step count ", steps, ", expected >= 0");
+  // validate everything first, then copy: a failed load leaves the optimizer as it was
+  std::size_t used = 0;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    for (const char* kind : {"m.", "v."}) {
+      const std::string key = kind + params_[i].first;
+      auto it = tensors.find(key);
+      if (it == tensors.end()) throw_error(source, ": optimizer tensor '", key, "' is missing");
+      if (it->second.shape() != params_[i].second.shape())
+        throw_error(source, ": optimizer tensor '", key, "' has shape ", shape_str(it->second.shape()),
+                    ", expected ", shape_str(params_[i].second.shape()), " (the parameter's)");
+      ++used;
+    }
+  }
+  if (used != tensors.size()) {
+    for (const auto& [key, t] : tensors) {
+      bool known = false;
+      for (const auto& [name, p] : params_) known = known || key == "m." + name || key == "v." + name;
+      if (!known) throw_error(source, ": optimizer tensor '", key, "' matches no parameter of the model");
+    }
+  }
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    m_[i].copy_(tensors.at("m." + params_[i].first));
+    v_[i].copy_(tensors.at("v." + params_[i].first));
+  }
+  t_ = steps;
+}
+
+namespace {
+
+template <typename F>
+double sum_squares(const F* x, std::int64_t n) {
+  double s = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  return s;
+}
+
+template <typename F>
+bool all_finite(const F* x, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
+bool tensor_finite(const Tensor& t) {
+  Tensor c = t.contiguous();
+  return c.dtype() == DType::F32 ? all_finite(c.data<float>(), c.numel()) : all_finite(c.data<double>(), c.numel());
+}
+
+}  // namespace
+
+double grad_norm(const std::vector<std::pair<std::string, Var>>& params) {
+  double total = 0.0;
+  for (const auto& [name, p] : params) {
+    Tensor g = contiguous_grad(p);
+    if (!g.defined()) continue;
+    total += g.dtype() == DType::F32 ? sum_squares(g.data<float>(), g.numel()) : sum_squares(g.data<double>(), g.numel());
+  }
+  return std::sqrt(total);
+}
+
+double clip_grad_norm(const std::vector<std::pair<std::string, Var>>& params, double max_norm) {
+  const double norm = grad_norm(params);
+  if (!(max_norm > 0.0) || !std::isfinite(norm) || norm <= max_norm) return norm;
+  const double scale = max_norm / (norm + 1e-6);
+  for (const auto& [name, p] : params) {
+    if (!p.grad().defined()) continue;
+    Tensor g = p.grad();  // a handle onto the gradient's storage
+    if (!g.is_contiguous()) {
+      g = g.contiguous();
+      p.node()->grad = g;
+    }
+    const std::int64_t n = g.numel();
+    if (g.dtype() == DType::F32) {
+      float* x = g.data<float>();
+      const float s = static_cast<float>(scale);
+      for (std::int64_t i = 0; i < n; ++i) x[i] *= s;
+    } else {
+      double* x = g.data<double>();
+      for (std::int64_t i = 0; i < n; ++i) x[i] *= scale;
+    }
+  }
+  return norm;
+}
+
+std::string first_nonfinite_grad(const std::vector<std::pair<std::string, Var>>& params) {
+  for (const auto& [name, p] : params)
+    if (p.grad().defined() && !tensor_finite(p.grad())) return name;
+  return "";
+}
+
+std::string first_nonfinite_value(const std::vector<std::pair<std::string, Var>>& params) {
+  for (const auto& [name, p] : params)
+    if (!tensor_finite(p.data())) return name;
+  return "";
+}
+
+AdamWElement adamw_reference(AdamWElement s, double g, double lr, std::int64_t t, const AdamWConfig& c, bool decay) {
+  if (decay) s.p = s.p - lr * c.weight_decay * s.p;
+  s.m = c.beta1 * s.m + (1 - c.beta1) * g;
+  s.v = c.beta2 * s.v + (1 - c.beta2) * g * g;
+  const double m_hat = s.m / (1 - std::pow(c.beta1, static_cast<double>(t)));
+  const double v_hat = s.v / (1 - std::pow(c.beta2, static_cast<double>(t)));
+  s.p = s.p - lr * m_hat / (std::sqrt(v_hat) + c.eps);
+  return s;
+}
+
+}  // namespace gradlab
