@@ -4,6 +4,7 @@
 #include <limits>
 #include <numeric>
 
+#include "tensor/fastmath.h"
 #include "tensor/gemm.h"
 
 namespace gradlab::ops {
@@ -337,12 +338,10 @@ static Tensor softmax_typed(const Tensor& x_in, bool log) {
     for (std::int64_t j = 0; j < C; ++j) m = std::max(m, row[j]);
     if (m == -std::numeric_limits<T>::infinity())
       throw_error("softmax: row ", r, " has no finite entry (every position masked)");
+    // two loops: the first vectorizes (no reduction in it), the second sums in order
+    for (std::int64_t j = 0; j < C; ++j) orow[j] = exp_of(row[j] - m);
     T s = 0;
-    for (std::int64_t j = 0; j < C; ++j) {
-      T e = std::exp(row[j] - m);
-      orow[j] = e;
-      s += e;
-    }
+    for (std::int64_t j = 0; j < C; ++j) s += orow[j];
     if (log) {
       T lse = m + std::log(s);
       for (std::int64_t j = 0; j < C; ++j) orow[j] = row[j] - lse;

@@ -381,6 +381,28 @@ Tensor Tensor::expand(const Shape& shape) const {
 void Tensor::copy_(const Tensor& src) {
   if (!defined() || !src.defined()) throw_error("copy_: an operand is undefined");
   Tensor s = src.expand(shape_);
+  if (dtype_ == s.dtype_ && is_contiguous() && s.is_contiguous()) {
+    std::memmove(static_cast<char*>(storage_->data()) + offset_ * dtype_size(dtype_),
+                 static_cast<const char*>(s.storage_->data()) + s.offset_ * dtype_size(dtype_),
+                 static_cast<std::size_t>(numel()) * dtype_size(dtype_));
+    return;
+  }
+  if (is_contiguous()) {
+    // Common case (contiguous(), clone() of a view): write sequentially, read strided.
+    std::int64_t k = 0;
+    auto gather = [&](auto* dst, const auto* from) {
+      using D = std::remove_pointer_t<decltype(dst)>;
+      dst += offset_;
+      for_each_offset(s.shape_, s.strides_, s.offset_, [&](std::int64_t o) { dst[k++] = static_cast<D>(from[o]); });
+    };
+    void* d = storage_->data();
+    const void* f = s.storage_->data();
+    if (dtype_ == DType::F32 && s.dtype_ == DType::F32) gather(static_cast<float*>(d), static_cast<const float*>(f));
+    if (dtype_ == DType::F32 && s.dtype_ == DType::F64) gather(static_cast<float*>(d), static_cast<const double*>(f));
+    if (dtype_ == DType::F64 && s.dtype_ == DType::F32) gather(static_cast<double*>(d), static_cast<const float*>(f));
+    if (dtype_ == DType::F64 && s.dtype_ == DType::F64) gather(static_cast<double*>(d), static_cast<const double*>(f));
+    return;
+  }
   // Walk destination and source together; both orders are row-major over the same shape.
   std::vector<std::int64_t> dst_offsets;
   dst_offsets.reserve(static_cast<std::size_t>(numel()));

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "tensor/fastmath.h"
 #include "tensor/ops.h"
 
 namespace gradlab {
@@ -76,7 +77,7 @@ Var mul_scalar(const Var& a, double s) {
 
 Var exp(const Var& a) {
   // out = e^a
-  Tensor out = ops::map(a.data(), [](auto x) { return std::exp(x); });
+  Tensor out = ops::map(a.data(), [](auto x) { return exp_of(x); });
   return make_result(out, "exp", {a}, [out](std::vector<Var>& in, const Tensor& g) {
     // d e^a / da = e^a = out
     in[0].add_grad(ops::mul(g, out));
@@ -116,7 +117,7 @@ Var sqrt(const Var& a) {
 
 Var tanh(const Var& a) {
   // out = tanh(a)
-  Tensor out = ops::map(a.data(), [](auto x) { return std::tanh(x); });
+  Tensor out = ops::map(a.data(), [](auto x) { return tanh_of(x); });
   return make_result(out, "tanh", {a}, [out](std::vector<Var>& in, const Tensor& g) {
     // d tanh(a) / da = 1 - tanh(a)^2
     in[0].add_grad(ops::zip("tanh backward", g, out, [](auto gv, auto y) { return gv * (1 - y * y); }));
@@ -127,7 +128,7 @@ Var sigmoid(const Var& a) {
   // out = 1 / (1 + e^-a)
   Tensor out = ops::map(a.data(), [](auto x) {
     using T = decltype(x);
-    return T(1) / (T(1) + std::exp(-x));
+    return T(1) / (T(1) + exp_of(-x));
   });
   return make_result(out, "sigmoid", {a}, [out](std::vector<Var>& in, const Tensor& g) {
     // d sigmoid(a) / da = s (1 - s)
@@ -149,14 +150,14 @@ Var gelu(const Var& a) {
   Tensor out = ops::map(a.data(), [](auto x) {
     using T = decltype(x);
     const T k = static_cast<T>(0.7978845608028654);  // sqrt(2/pi)
-    return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
+    return T(0.5) * x * (T(1) + tanh_of(k * (x + T(0.044715) * x * x * x)));
   });
   return make_result(out, "gelu", {a}, [](std::vector<Var>& in, const Tensor& g) {
     // with u = k (x + 0.044715 x^3):  d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3*0.044715 x^2)
     in[0].add_grad(ops::zip("gelu backward", g, in[0].data(), [](auto gv, auto x) {
       using T = decltype(x);
       const T k = static_cast<T>(0.7978845608028654);
-      T t = std::tanh(k * (x + T(0.044715) * x * x * x));
+      T t = tanh_of(k * (x + T(0.044715) * x * x * x));
       T du = k * (T(1) + T(3 * 0.044715) * x * x);
       return gv * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
     }));

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "autograd/ops.h"
+#include "tensor/fastmath.h"
 #include "tensor/ops.h"
 
 namespace gradlab {
@@ -64,7 +65,7 @@ static Tensor softmax_backward_typed(const Tensor& y_in, const Tensor& g_in, boo
     T dot = 0;
     if (log) {
       for (std::int64_t j = 0; j < C; ++j) dot += gr[j];
-      for (std::int64_t j = 0; j < C; ++j) dr[j] = gr[j] - std::exp(yr[j]) * dot;
+      for (std::int64_t j = 0; j < C; ++j) dr[j] = gr[j] - exp_of(yr[j]) * dot;
     } else {
       for (std::int64_t j = 0; j < C; ++j) dot += gr[j] * yr[j];
       for (std::int64_t j = 0; j < C; ++j) dr[j] = yr[j] * (gr[j] - dot);
@@ -110,11 +111,9 @@ static double cross_entropy_forward(const Tensor& logits, const std::vector<std:
     T* prow = pp + r * V;
     T m = row[0];
     for (std::int64_t j = 1; j < V; ++j) m = std::max(m, row[j]);
+    for (std::int64_t j = 0; j < V; ++j) prow[j] = exp_of(row[j] - m);
     T s = 0;
-    for (std::int64_t j = 0; j < V; ++j) {
-      prow[j] = std::exp(row[j] - m);
-      s += prow[j];
-    }
+    for (std::int64_t j = 0; j < V; ++j) s += prow[j];
     for (std::int64_t j = 0; j < V; ++j) prow[j] /= s;
     if (targets[r] == ignore) continue;
     total += static_cast<double>(m) + std::log(static_cast<double>(s)) - static_cast<double>(row[targets[r]]);
