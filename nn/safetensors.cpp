@@ -99,31 +99,47 @@ json parse_header_json(const char* text, std::size_t n, const std::string& label
   struct Abort {
     std::string what;
   };
-  std::vector<std::set<std::string>> open_objects;
-  int depth = 0;
+  // Memory stays proportional to the header text and small: nesting, array lengths and the number of values
+  // are capped (a valid header has depth 3, arrays of at most 64 shape entries, and a few values per tensor).
+  struct Open {
+    bool is_array;
+    std::uint64_t count;
+  };
+  std::vector<Open> open;
+  std::vector<std::set<std::string>> keys;  // one set per open object, for duplicates
+  std::uint64_t values = 0;
+  auto count_value = [&] {
+    if (++values > kSafetensorsMaxJsonValues)
+      throw Abort{"header has more than " + std::to_string(kSafetensorsMaxJsonValues) + " JSON values"};
+    if (!open.empty() && open.back().is_array && ++open.back().count > kSafetensorsMaxJsonArray)
+      throw Abort{"header has an array with more than " + std::to_string(kSafetensorsMaxJsonArray) + " elements"};
+  };
   auto callback = [&](int, json::parse_event_t event, json& parsed) -> bool {
     switch (event) {
       case json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        [[fallthrough]];
       case json::parse_event_t::array_start:
-        if (++depth > kSafetensorsMaxJsonDepth)
+        count_value();
+        if (open.size() + 1 > static_cast<std::size_t>(kSafetensorsMaxJsonDepth))
           throw Abort{"header JSON nests deeper than " + std::to_string(kSafetensorsMaxJsonDepth) + " levels"};
+        open.push_back({event == json::parse_event_t::array_start, 0});
+        if (event == json::parse_event_t::object_start) keys.emplace_back();
         break;
       case json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        [[fallthrough]];
       case json::parse_event_t::array_end:
-        --depth;
+        if (!open.empty()) {
+          if (!open.back().is_array && !keys.empty()) keys.pop_back();
+          open.pop_back();
+        }
         break;
       case json::parse_event_t::key: {
         const std::string& key = parsed.get_ref<const std::string&>();
-        if (!open_objects.empty() && !open_objects.back().insert(key).second)
+        if (!keys.empty() && !keys.back().insert(key).second)
           throw Abort{"duplicate key '" + printable(key) + "' in the header" +
-                      (open_objects.size() == 1 ? " (two tensors with one name)" : "")};
+                      (keys.size() == 1 ? " (two tensors with one name)" : "")};
         break;
       }
-      default:
+      case json::parse_event_t::value:
+        count_value();
         break;
     }
     return true;

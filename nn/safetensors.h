@@ -32,10 +32,13 @@ struct SafetensorsFile {
 // Limits of the reader.
 constexpr std::uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;  // as in the reference implementation
 constexpr int kSafetensorsMaxJsonDepth = 8;                        // a valid header needs 3
+constexpr std::uint64_t kSafetensorsMaxJsonArray = 64;             // shape dimensions (offsets need 2)
+constexpr std::uint64_t kSafetensorsMaxJsonValues = 250'000;       // ~25k tensors; GPT-2 XL has ~580
 
 // Reads and validates a safetensors file. Rejected, with the file (and tensor) named:
 //   a file shorter than 8 bytes; a header length beyond the file or above 100 MB; invalid JSON, JSON that is
-//   not an object, nesting deeper than 8, duplicate keys at any level; a tensor entry that is not an object,
+//   not an object, nesting deeper than 8, an array longer than 64, more than 250000 JSON values (these caps keep
+//   the parser's memory small and proportional), duplicate keys at any level; a tensor entry that is not an object,
 //   lacks or has unknown keys; a dtype other than F32/F64 (the dtype is named; F16, BF16, I64, ... are known
 //   but unsupported); shape entries that are not non-negative integers; a shape whose element or byte count
 //   overflows 64 bits; data_offsets that are not two integers, end < begin, end beyond the data, a byte length

@@ -119,14 +119,24 @@ Tokenizer Tokenizer::byte_level() { return Tokenizer(); }
 
 Tokenizer Tokenizer::char_level(std::string_view training_text) {
   if (training_text.empty()) throw_error("char tokenizer: the training text is empty, so there is no vocabulary");
+  // One pass over the text, never materialising it as code points: ASCII in a table, the rest in a vector.
   std::vector<char32_t> cps;
   std::vector<bool> seen_ascii(128, false);
-  for (const Utf8Char& c : decode_utf8(training_text)) {
-    if (c.code_point < 128) {
-      if (seen_ascii[c.code_point]) continue;
-      seen_ascii[c.code_point] = true;
+  std::size_t i = 0;
+  while (i < training_text.size()) {
+    char32_t cp = 0;
+    std::size_t len = decode_one_utf8(training_text, i, cp);
+    if (len == 0) cp = 0xFFFD, len = 1;
+    i += len;
+    if (cp < 128) {
+      if (seen_ascii[cp]) continue;
+      seen_ascii[cp] = true;
     }
-    cps.push_back(c.code_point);
+    cps.push_back(cp);
+    if (cps.size() > (1u << 16)) {  // keep the non-ASCII list short on texts with many repeats
+      std::sort(cps.begin(), cps.end());
+      cps.erase(std::unique(cps.begin(), cps.end()), cps.end());
+    }
   }
   std::sort(cps.begin(), cps.end());
   cps.erase(std::unique(cps.begin(), cps.end()), cps.end());
@@ -172,22 +182,28 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text) const {
     for (unsigned char b : text) ids.push_back(b);
     return ids;
   }
-  std::vector<Utf8Char> chars = decode_utf8(text);
-  ids.reserve(chars.size());
-  for (std::size_t index = 0; index < chars.size(); ++index) {
-    const Utf8Char& c = chars[index];
-    std::int32_t id = id_of(c.code_point);
+  // Decoded on the fly: a 1 GiB text must not become a vector of 24-byte records first.
+  ids.reserve(text.size());
+  std::size_t offset = 0, index = 0;
+  while (offset < text.size()) {
+    char32_t cp = 0;
+    std::size_t len = decode_one_utf8(text, offset, cp);
+    const bool valid = len > 0;
+    if (!valid) cp = 0xFFFD, len = 1;
+    std::int32_t id = id_of(cp);
     if (id < 0) {
       char byte_hex[8];
-      std::snprintf(byte_hex, sizeof byte_hex, "0x%02X", static_cast<unsigned char>(text[c.offset]));
-      if (!c.valid)
+      std::snprintf(byte_hex, sizeof byte_hex, "0x%02X", static_cast<unsigned char>(text[offset]));
+      if (!valid)
         throw_error("char tokenizer: invalid UTF-8 byte ", byte_hex, " (read as U+FFFD) at character ", index,
-                    " (byte offset ", c.offset, ") is not in the vocabulary of ", vocab_.size(),
+                    " (byte offset ", offset, ") is not in the vocabulary of ", vocab_.size(),
                     " characters; use the byte tokenizer for non-UTF-8 text");
-      throw_error("char tokenizer: character ", describe_code_point(c.code_point), " at character ", index,
-                  " (byte offset ", c.offset, ") is not in the vocabulary of ", vocab_.size(), " characters");
+      throw_error("char tokenizer: character ", describe_code_point(cp), " at character ", index, " (byte offset ",
+                  offset, ") is not in the vocabulary of ", vocab_.size(), " characters");
     }
     ids.push_back(id);
+    offset += len;
+    ++index;
   }
   return ids;
 }

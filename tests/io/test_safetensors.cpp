@@ -176,6 +176,8 @@ TEST_CASE("safetensors: every malformed header is rejected with a one-line messa
       {"unknown key", st_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":1}})", data8), "unknown key 'extra'"},
       {"empty name", st_file(R"({"":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", data8), "empty name"},
       {"deep nesting", st_file(R"({"__metadata__":{"k":[[[[[[[[[[1]]]]]]]]]]}})", ""), "nests deeper than 8"},
+      {"long array", st_file(R"({"__metadata__":{"k":[)" + [] { std::string m = "0"; for (int k = 0; k < 64; ++k) m += ",0"; return m; }() + "]}}", ""),
+       "more than 64 elements"},
       {"control characters in a name are escaped",
        st_file("{\"a\\nb\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]}}", data8), "tensor 'a\\x0ab'"},
   };
@@ -187,6 +189,14 @@ TEST_CASE("safetensors: every malformed header is rejected with a one-line messa
     CHECK(msg.find(c.expect) != std::string::npos);
     CHECK(msg.find("safetensors file 'mem.safetensors'") == 0);
     CHECK(one_line(msg));
+  }
+  // Too many JSON values (a header of 250001 tiny metadata entries) is refused before it can eat memory.
+  {
+    std::string header = "{\"__metadata__\":{";
+    for (int k = 0; k <= 250'000; ++k) header += (k ? ",\"" : "\"") + std::to_string(k) + "\":\"\"";
+    header += "}}";
+    std::string msg = parse_error(st_file(header, ""));
+    CHECK(msg.find("more than 250000 JSON values") != std::string::npos);
   }
   // The valid baseline the cases were derived from parses.
   std::string ok = st_file(kOneTensor, data8);
