@@ -14,8 +14,10 @@
 namespace gradlab {
 
 inline float fast_exp(float x) {
-  const float clamped = std::fmin(std::fmax(x, -87.3f), 88.7f);
-  const float n = std::nearbyint(clamped * 1.44269504088896341f);
+  float clamped = x < -87.3f ? -87.3f : x;
+  clamped = clamped > 88.7f ? 88.7f : clamped;
+  // round to nearest by adding and subtracting 1.5 * 2^23 (no libm call, so SSE2 code can vectorize it)
+  const float n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   // two-step Cody-Waite reduction keeps r accurate: ln2 = hi + lo
   float r = clamped - n * 0.693145751953125f;
   r = r - n * 1.428606765330187045e-06f;

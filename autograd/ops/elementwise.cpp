@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "tensor/activations.h"
 #include "tensor/fastmath.h"
 #include "tensor/ops.h"
 
@@ -146,14 +147,29 @@ Var relu(const Var& a) {
 }
 
 // GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh( sqrt(2/pi) (x + 0.044715 x^3) ))
+// float32 runs the vectorized kernels of tensor/activations.h; float64 is the reference below.
 Var gelu(const Var& a) {
-  Tensor out = ops::map(a.data(), [](auto x) {
-    using T = decltype(x);
-    const T k = static_cast<T>(0.7978845608028654);  // sqrt(2/pi)
-    return T(0.5) * x * (T(1) + tanh_of(k * (x + T(0.044715) * x * x * x)));
-  });
+  Tensor out;
+  if (a.dtype() == DType::F32) {
+    Tensor x = a.data().contiguous();
+    out = Tensor::empty(x.shape());
+    kernels::gelu_forward(x.data<float>(), out.data<float>(), x.numel());
+  } else {
+    out = ops::map(a.data(), [](auto x) {
+      using T = decltype(x);
+      const T k = static_cast<T>(0.7978845608028654);  // sqrt(2/pi)
+      return T(0.5) * x * (T(1) + tanh_of(k * (x + T(0.044715) * x * x * x)));
+    });
+  }
   return make_result(out, "gelu", {a}, [](std::vector<Var>& in, const Tensor& g) {
     // with u = k (x + 0.044715 x^3):  d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3*0.044715 x^2)
+    if (g.dtype() == DType::F32) {
+      Tensor x = in[0].data().contiguous(), gc = g.contiguous();
+      Tensor dx = Tensor::empty(x.shape());
+      kernels::gelu_backward(x.data<float>(), gc.data<float>(), dx.data<float>(), x.numel());
+      in[0].add_grad(dx);
+      return;
+    }
     in[0].add_grad(ops::zip("gelu backward", g, in[0].data(), [](auto gv, auto x) {
       using T = decltype(x);
       const T k = static_cast<T>(0.7978845608028654);

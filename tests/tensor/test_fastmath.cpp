@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "tensor/fastmath.h"
+#include <vector>
 
 using namespace gradlab;
 
@@ -32,5 +33,31 @@ TEST_SUITE("tensor") {
     CHECK(worst < 1e-6);
     CHECK(fast_tanh(50.0f) == 1.0f);
     CHECK(fast_tanh(-INFINITY) == -1.0f);
+  }
+}
+
+#include "tensor/activations.h"
+
+TEST_SUITE("tensor") {
+  TEST_CASE("gelu kernels: AVX2 and portable agree with the float64 formula") {
+    std::vector<float> x, g;
+    for (int i = 0; i < 203; ++i) {  // not a multiple of 8: the tail runs the portable loop
+      x.push_back(-6.0f + 0.06f * static_cast<float>(i));
+      g.push_back(0.5f + 0.01f * static_cast<float>(i % 7));
+    }
+    std::vector<float> y(x.size()), dx(x.size()), yp(x.size()), dxp(x.size());
+    kernels::gelu_forward(x.data(), y.data(), static_cast<std::int64_t>(x.size()));
+    kernels::gelu_backward(x.data(), g.data(), dx.data(), static_cast<std::int64_t>(x.size()));
+    kernels::gelu_forward_portable(x.data(), yp.data(), static_cast<std::int64_t>(x.size()));
+    kernels::gelu_backward_portable(x.data(), g.data(), dxp.data(), static_cast<std::int64_t>(x.size()));
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      double v = x[i], k = 0.7978845608028654, t = std::tanh(k * (v + 0.044715 * v * v * v));
+      double ref = 0.5 * v * (1 + t);
+      double dref = g[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * k * (1 + 3 * 0.044715 * v * v));
+      CHECK(std::abs(y[i] - ref) < 2e-6);
+      CHECK(std::abs(yp[i] - ref) < 2e-6);
+      CHECK(std::abs(dx[i] - dref) < 4e-6);
+      CHECK(std::abs(dxp[i] - dref) < 4e-6);
+    }
   }
 }

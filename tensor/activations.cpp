@@ -1,0 +1,44 @@
+#include "tensor/activations.h"
+
+#include "tensor/cpu.h"
+#include "tensor/fastmath.h"
+
+namespace gradlab::kernels {
+
+namespace {
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kCubic = 0.044715f;
+}  // namespace
+
+void gelu_forward_portable(const float* x, float* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    y[i] = 0.5f * v * (1.0f + fast_tanh(kSqrt2OverPi * (v + kCubic * v * v * v)));
+  }
+}
+
+void gelu_backward_portable(const float* x, const float* g, float* dx, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    // u = k (x + c x^3);  d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3 c x^2)
+    const float v = x[i];
+    const float t = fast_tanh(kSqrt2OverPi * (v + kCubic * v * v * v));
+    const float du = kSqrt2OverPi * (1.0f + 3.0f * kCubic * v * v);
+    dx[i] = g[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+  }
+}
+
+void gelu_forward(const float* x, float* y, std::int64_t n) {
+#ifdef GRADLAB_HAVE_AVX2_KERNELS
+  if (use_avx2()) return gelu_forward_avx2(x, y, n);
+#endif
+  gelu_forward_portable(x, y, n);
+}
+
+void gelu_backward(const float* x, const float* g, float* dx, std::int64_t n) {
+#ifdef GRADLAB_HAVE_AVX2_KERNELS
+  if (use_avx2()) return gelu_backward_avx2(x, g, dx, n);
+#endif
+  gelu_backward_portable(x, g, dx, n);
+}
+
+}  // namespace gradlab::kernels
