@@ -26,20 +26,41 @@ Lab to_oklab(Color c) {
              0.0259040371 * l + 0.7827717662 * m - 0.8086757660 * s};
 }
 
-Color from_oklab(Lab lab) {
+// OKLab -> linear sRGB, unclamped.
+void oklab_to_linear(Lab lab, double rgb[3]) {
   double l = lab.L + 0.3963377774 * lab.a + 0.2158037573 * lab.b;
   double m = lab.L - 0.1055613458 * lab.a - 0.0638541728 * lab.b;
   double s = lab.L - 0.0894841775 * lab.a - 1.2914855480 * lab.b;
   l = l * l * l;
   m = m * m * m;
   s = s * s * s;
-  double rgb[3] = {4.0767416621 * l - 3.3077115913 * m + 0.2309699292 * s,
-                   -1.2684380046 * l + 2.6097574011 * m - 0.3413193965 * s,
-                   -0.0041960863 * l - 0.7034186147 * m + 1.7076147010 * s};
-  std::uint8_t out[3];
-  for (int k = 0; k < 3; ++k)
-    out[k] = static_cast<std::uint8_t>(std::lround(std::clamp(linear_to_srgb(std::clamp(rgb[k], 0.0, 1.0)), 0.0, 1.0) * 255));
-  return Color{out[0], out[1], out[2]};
+  rgb[0] = 4.0767416621 * l - 3.3077115913 * m + 0.2309699292 * s;
+  rgb[1] = -1.2684380046 * l + 2.6097574011 * m - 0.3413193965 * s;
+  rgb[2] = -0.0041960863 * l - 0.7034186147 * m + 1.7076147010 * s;
+}
+
+double distance2(Lab x, Lab y) { return (x.L - y.L) * (x.L - y.L) + (x.a - y.a) * (x.a - y.a) + (x.b - y.b) * (x.b - y.b); }
+
+// The 8-bit colour nearest to `target` among the floor/ceil roundings of each channel, preferring those
+// lighter than min_L: rounding to bytes alone can make neighbouring entries dip in lightness.
+Color quantize(Lab target, double min_L) {
+  double rgb[3];
+  oklab_to_linear(target, rgb);
+  double srgb[3];
+  for (int k = 0; k < 3; ++k) srgb[k] = std::clamp(linear_to_srgb(std::clamp(rgb[k], 0.0, 1.0)), 0.0, 1.0) * 255.0;
+  Color best{}, best_any{};
+  double best_d = 1e30, best_any_d = 1e30;
+  for (int mask = 0; mask < 8; ++mask) {
+    std::uint8_t ch[3];
+    for (int k = 0; k < 3; ++k)
+      ch[k] = static_cast<std::uint8_t>(std::clamp(mask & (1 << k) ? std::ceil(srgb[k]) : std::floor(srgb[k]), 0.0, 255.0));
+    Color c{ch[0], ch[1], ch[2]};
+    Lab lab = to_oklab(c);
+    double d = distance2(lab, target);
+    if (d < best_any_d) { best_any_d = d; best_any = c; }
+    if (lab.L > min_L && d < best_d) { best_d = d; best = c; }
+  }
+  return best_d < 1e30 ? best : best_any;
 }
 }  // namespace
 
@@ -50,15 +71,16 @@ Colormap::Colormap(std::string name, const std::vector<Color>& anchors) : name_(
   std::vector<Lab> labs;
   for (Color c : anchors) labs.push_back(to_oklab(c));
   const std::size_t segments = anchors.size() - 1;
-  for (int i = 0; i < 256; ++i) {
+  table_[0] = anchors.front();  // the ends are the anchors exactly
+  double prev_L = labs.front().L;
+  for (int i = 1; i < 255; ++i) {
     double t = i / 255.0 * segments;
     std::size_t k = std::min(static_cast<std::size_t>(t), segments - 1);
     double f = t - k;
     Lab a = labs[k], b = labs[k + 1];
-    table_[i] = from_oklab(Lab{a.L + (b.L - a.L) * f, a.a + (b.a - a.a) * f, a.b + (b.b - a.b) * f});
+    table_[i] = quantize(Lab{a.L + (b.L - a.L) * f, a.a + (b.a - a.a) * f, a.b + (b.b - a.b) * f}, prev_L);
+    prev_L = to_oklab(table_[i]).L;
   }
-  // The ends are the anchors exactly (no round trip error).
-  table_[0] = anchors.front();
   table_[255] = anchors.back();
 }
 

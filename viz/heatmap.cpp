@@ -284,6 +284,14 @@ void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p) const {
     }
   cv.cells(mx, my, c, c, nd, nd, cols, present);
   cv.stroke_rect(mx - 1, my - 1, L.matrix + 2, L.matrix + 2, colors::frame, 1);
+  PanelGeometry geo;
+  geo.layer = p.layer;
+  geo.head = p.head;
+  geo.mask = m.mask;
+  geo.matrix = Rect{mx, my, L.matrix, L.matrix};
+  geo.cell = c;
+  geo.block = ds;
+  geo.token_labels = L.token_labels;
 
   // Values inside large cells, dark or light to contrast with the cell colour.
   const bool values = opts_.cell_values && ds == 1 && c >= 30;
@@ -312,6 +320,7 @@ void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p) const {
     }
     cv.cells(sx, my, L.sink_w, c, 1, nd, scol, std::vector<bool>(nd, true));
     cv.stroke_rect(sx - 1, my - 1, L.sink_w + 2, L.matrix + 2, colors::frame, 1);
+    geo.sink = Rect{sx, my, L.sink_w, L.matrix};
     cv.text(sx + L.sink_w / 2.0, my - 4, "sink", {kSmallSize, colors::muted, Anchor::Middle, VAlign::Bottom});
     if (values && L.sink_w >= 30)
       for (int bi = 0; bi < nd; ++bi) value_text(sx + L.sink_w / 2.0, my + (bi + 0.5) * c, sval[bi], scol[bi]);
@@ -348,6 +357,7 @@ void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p) const {
     cv.text(mx + L.matrix / 2.0, my + L.matrix + L.kl_h + L.cap_h / 2.0, L.token_labels ? "key" : "key position",
             {kCaptionSize, colors::muted, Anchor::Middle, VAlign::Middle});
   }
+  if (opts_.geometry) opts_.geometry->push_back(geo);
   cv.end_group();
 }
 
@@ -377,6 +387,7 @@ void HeatmapRenderer::draw_colorbar(Canvas& cv) const {
 Canvas HeatmapRenderer::draw() const {
   const Layout& L = layout_;
   Canvas cv(L.W, L.H, font_);
+  if (opts_.geometry) opts_.geometry->clear();
   cv.text(kMargin, kMargin, spec_.title, {kFigTitleSize, colors::text, Anchor::Start, VAlign::Top});
   if (!opts_.subtitle.empty())
     cv.text(kMargin, kMargin + lh(kFigTitleSize) + 4, opts_.subtitle, {kSubtitleSize, colors::muted, Anchor::Start, VAlign::Top});

@@ -20,6 +20,17 @@
 
 namespace gradlab::viz {
 
+// Where a panel landed (for tests, and for callers that annotate a figure afterwards).
+struct PanelGeometry {
+  std::int64_t layer = 0, head = 0;
+  std::string mask;
+  Rect matrix;        // the cells, without the frame
+  Rect sink;          // the pseudo-mass column (w == 0 when the panel has none)
+  int cell = 0;       // pixels per displayed cell
+  int block = 1;      // tokens per displayed cell along each axis (> 1 only for very long inputs)
+  bool token_labels = false;  // tokens as labels (else position numbers)
+};
+
 struct HeatmapOptions {
   std::vector<std::int64_t> layers;  // which layers to draw; empty = all
   std::vector<std::int64_t> heads;   // which heads; empty = all
@@ -32,6 +43,7 @@ struct HeatmapOptions {
   int max_width = 2400;              // bounds in pixels (at least 400)
   int max_height = 2400;
   FontPtr font;                      // null = default_font()
+  std::vector<PanelGeometry>* geometry = nullptr;  // when set, receives one entry per panel
 };
 
 Canvas heatmap_single(const AttentionMaps& maps, const std::vector<std::string>& tokens, std::int64_t layer,

@@ -1,5 +1,6 @@
 #include "viz/image.h"
 
+#include <stb_image.h>
 #include <stb_image_write.h>
 
 #include <algorithm>
@@ -136,6 +137,16 @@ std::vector<std::uint8_t> encode_png_rgba(int width, int height, const std::vect
   if (width < 1 || height < 1 || rgba.size() != static_cast<std::size_t>(width) * height * 4)
     throw_error("encode_png_rgba: got ", width, "x", height, " with ", rgba.size(), " bytes, expected 4 per pixel");
   return encode(width, height, 4, rgba.data());
+}
+
+Image decode_png(const std::vector<std::uint8_t>& png) {
+  int w = 0, h = 0, comp = 0;
+  unsigned char* data = stbi_load_from_memory(png.data(), static_cast<int>(png.size()), &w, &h, &comp, 3);
+  if (!data) throw_error("decode_png: cannot decode ", png.size(), " bytes: ", stbi_failure_reason());
+  Image img(w, h);
+  std::copy(data, data + static_cast<std::size_t>(w) * h * 3, img.raw());
+  stbi_image_free(data);
+  return img;
 }
 
 void Image::write_png(const std::string& path) const {

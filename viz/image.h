@@ -68,11 +68,17 @@ class Image {
   // PNG bytes via stb_image_write (compression level fixed, so the bytes are deterministic).
   std::vector<std::uint8_t> encode_png() const;
   void write_png(const std::string& path) const;  // throws gradlab::Error when the file cannot be written
+  // Raw pixel access for decoders and tests (3 bytes per pixel, row-major).
+  std::uint8_t* raw() { return pixels_.data(); }
 
  private:
   int width_ = 0, height_ = 0;
   std::vector<std::uint8_t> pixels_;
 };
+
+// Decodes PNG bytes (any colour type) into an RGB image; throws gradlab::Error on bad data. For tests and
+// for reading figures back.
+Image decode_png(const std::vector<std::uint8_t>& png);
 
 // RGBA8 PNG encoding of a small image (used to embed large heatmaps inside SVG files).
 std::vector<std::uint8_t> encode_png_rgba(int width, int height, const std::vector<std::uint8_t>& rgba);
