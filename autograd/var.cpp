@@ -74,7 +74,8 @@ void Var::add_grad(const Tensor& g) {
     throw_error("add_grad: the gradient for '", node_->op, "' is ", dtype_name(g.dtype()), " but its value is ",
                 dtype_name(node_->data.dtype()), "; mixing float32 and float64 in one graph is not supported");
   if (!node_->grad.defined())
-    node_->grad = g.clone();  // never alias the incoming tensor: it may be a view of someone else's buffer
+    // Never alias a view of someone else's buffer; a fresh result nobody else holds is kept as it is.
+    node_->grad = g.owns_all_storage() ? g : g.clone();
   else
     ops::add_inplace(node_->grad, g);
 }

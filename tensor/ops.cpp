@@ -134,8 +134,40 @@ static Tensor reduce_typed(const ReducePlan& p, DType dtype, Init init, Step ste
   return out;
 }
 
+// Sum over the leading `lead` axes of a contiguous tensor, (outer, inner) -> (inner), without a transposed
+// copy: the shape of every bias gradient, (B*T, C) -> (C).
+template <typename T>
+static void sum_leading_typed(const Tensor& x, std::int64_t outer, std::int64_t inner, Tensor& out) {
+  std::vector<double> acc(static_cast<std::size_t>(inner), 0.0);
+  const T* p = x.data<T>();
+  for (std::int64_t i = 0; i < outer; ++i)
+    for (std::int64_t j = 0; j < inner; ++j) acc[j] += p[i * inner + j];
+  T* o = out.data<T>();
+  for (std::int64_t j = 0; j < inner; ++j) o[j] = static_cast<T>(acc[j]);
+}
+
 Tensor sum(const Tensor& x, std::vector<std::int64_t> axes, bool keepdim) {
   auto ax = normalise_axes("sum", x, std::move(axes));
+  bool leading = x.is_contiguous() && !ax.empty() && static_cast<std::int64_t>(ax.size()) < x.dim();
+  for (std::size_t i = 0; leading && i < ax.size(); ++i) leading = ax[i] == static_cast<std::int64_t>(i);
+  if (leading) {
+    std::int64_t outer = 1;
+    for (auto a : ax) outer *= x.shape()[a];
+    Shape out_shape;
+    for (std::int64_t d = 0; d < x.dim(); ++d) {
+      if (d >= static_cast<std::int64_t>(ax.size())) out_shape.push_back(x.shape()[d]);
+      else if (keepdim) out_shape.push_back(1);
+    }
+    Tensor out = Tensor::empty(out_shape, x.dtype());
+    const std::int64_t inner = outer ? x.numel() / std::max<std::int64_t>(outer, 1) : shape_numel(out_shape);
+    if (outer == 0) {
+      out.fill_(0.0);
+      return out;
+    }
+    if (x.dtype() == DType::F32) sum_leading_typed<float>(x, outer, inner, out);
+    else sum_leading_typed<double>(x, outer, inner, out);
+    return out;
+  }
   ReducePlan p = plan_reduce("sum", x, ax, keepdim);
   // Accumulate in double even for float32: sums over many tokens stay accurate and order-independent
   // of the storage type.

@@ -69,6 +69,12 @@ class Tensor {
   DType dtype() const { return dtype_; }
   bool is_contiguous() const;
   bool shares_storage(const Tensor& other) const { return storage_ == other.storage_; }
+  // True when this Tensor is the only reference to its storage and covers all of it: a caller holding the
+  // last reference to a fresh result may then keep it instead of copying it.
+  bool owns_all_storage() const {
+    return storage_ && storage_.use_count() == 1 && offset_ == 0 && is_contiguous() &&
+           static_cast<std::size_t>(numel()) * dtype_size(dtype_) == storage_->nbytes();
+  }
 
   // Raw element pointer at offset(); T must match dtype() (checked).
   template <typename T>
