@@ -78,7 +78,8 @@ ArgParser::ArgParser(std::string command, std::string summary) : command_(std::m
 
 void ArgParser::usage_error(const std::string& what) const { throw UsageError(command_ + ": " + what); }
 
-ArgParser::Option& ArgParser::declare(const std::string& name, Type type, const std::string& help) {
+ArgParser::Option& ArgParser::declare(const std::string& name, Type type, const std::string& help,
+                                      const std::string& metavar) {
   const std::string n = normalise_flag_name(name);
   if (n.empty() || n == "help" || n == "h") throw Error("ArgParser: cannot declare a flag named '" + name + "'");
   for (char c : n)
@@ -89,14 +90,14 @@ ArgParser::Option& ArgParser::declare(const std::string& name, Type type, const 
   opt.name = n;
   opt.type = type;
   opt.help = help;
+  opt.metavar = metavar;
   opt.section = current_section_;
   options_.push_back(opt);
   return options_.back();
 }
 
 ArgParser& ArgParser::add_flag(const std::string& name, const std::string& help) {
-  Option& o = declare(name, Type::Flag, help);
-  o.metavar = "";
+  declare(name, Type::Flag, help, "");
   return *this;
 }
 
@@ -105,8 +106,7 @@ ArgParser& ArgParser::add_int(const std::string& name, std::int64_t default_valu
   if (lo > hi || default_value < lo || default_value > hi)
     throw Error("ArgParser: --" + name + " default " + std::to_string(default_value) + " outside [" +
                 std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  Option& o = declare(name, Type::Int, help);
-  o.metavar = "N";
+  Option& o = declare(name, Type::Int, help, std::string(1, 'N'));
   o.int_lo = lo, o.int_hi = hi, o.int_value = default_value;
   return *this;
 }
@@ -116,16 +116,14 @@ ArgParser& ArgParser::add_double(const std::string& name, double default_value, 
   if (!(lo <= hi) || !(default_value >= lo && default_value <= hi))
     throw Error("ArgParser: --" + name + " default " + format_double(default_value) + " outside [" +
                 format_double(lo) + ", " + format_double(hi) + "]");
-  Option& o = declare(name, Type::Double, help);
-  o.metavar = "X";
+  Option& o = declare(name, Type::Double, help, std::string(1, 'X'));
   o.dbl_lo = lo, o.dbl_hi = hi, o.dbl_value = default_value;
   return *this;
 }
 
 ArgParser& ArgParser::add_string(const std::string& name, const std::string& default_value, const std::string& help,
                                  const std::string& metavar) {
-  Option& o = declare(name, Type::String, help);
-  o.metavar = metavar;
+  Option& o = declare(name, Type::String, help, metavar);
   o.str_value = default_value;
   return *this;
 }
@@ -134,11 +132,10 @@ ArgParser& ArgParser::add_choice(const std::string& name, const std::vector<std:
                                  const std::string& default_value, const std::string& help) {
   if (choices.empty() || std::find(choices.begin(), choices.end(), default_value) == choices.end())
     throw Error("ArgParser: --" + name + " default '" + default_value + "' is not one of its choices");
-  Option& o = declare(name, Type::Choice, help);
-  o.choices = choices;
   std::string meta;
   for (const auto& c : choices) meta += (meta.empty() ? "" : "|") + c;
-  o.metavar = meta;
+  Option& o = declare(name, Type::Choice, help, meta);
+  o.choices = choices;
   o.str_value = default_value;
   return *this;
 }
@@ -356,14 +353,23 @@ std::string ArgParser::default_text(const Option& o) const {
   switch (o.type) {
     case Type::Flag: return "";
     case Type::Int: {
-      std::string range;
-      const bool bounded = o.int_hi < std::numeric_limits<std::int64_t>::max() / 2;
-      range = bounded ? ", " + std::to_string(o.int_lo) + " .. " + std::to_string(o.int_hi)
-                      : ", >= " + std::to_string(o.int_lo);
+      // Ranges near the type's limits mean "unbounded" on that side.
+      const bool has_lo = o.int_lo > std::numeric_limits<std::int64_t>::min() / 2;
+      const bool has_hi = o.int_hi < std::numeric_limits<std::int64_t>::max() / 2;
+      std::string range = has_lo && has_hi ? ", " + std::to_string(o.int_lo) + " .. " + std::to_string(o.int_hi)
+                          : has_lo         ? ", >= " + std::to_string(o.int_lo)
+                          : has_hi         ? ", <= " + std::to_string(o.int_hi)
+                                           : "";
       return "default " + std::to_string(o.int_value) + range;
     }
-    case Type::Double:
-      return "default " + format_double(o.dbl_value) + ", " + format_double(o.dbl_lo) + " .. " + format_double(o.dbl_hi);
+    case Type::Double: {
+      const bool has_lo = o.dbl_lo > -1e300, has_hi = o.dbl_hi < 1e300;
+      std::string range = has_lo && has_hi ? ", " + format_double(o.dbl_lo) + " .. " + format_double(o.dbl_hi)
+                          : has_lo         ? ", >= " + format_double(o.dbl_lo)
+                          : has_hi         ? ", <= " + format_double(o.dbl_hi)
+                                           : "";
+      return "default " + format_double(o.dbl_value) + range;
+    }
     case Type::String: return o.str_value.empty() ? "" : "default " + o.str_value;
     case Type::Choice: return "default " + o.str_value;
   }

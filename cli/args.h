@@ -90,7 +90,7 @@ class ArgParser {
     std::string str_value;  // String and Choice
     bool flag_value = false;
   };
-  Option& declare(const std::string& name, Type type, const std::string& help);
+  Option& declare(const std::string& name, Type type, const std::string& help, const std::string& metavar);
   Option* find(const std::string& normalised);
   const Option& lookup(const std::string& name, Type type) const;
   void assign(Option& opt, const std::string& value, const std::string& spelled);

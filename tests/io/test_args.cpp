@@ -23,6 +23,7 @@ ArgParser make_train_parser() {
   p.add_string("out", "", "output directory", "DIR").required();
   p.add_string("data", "", "training text", "FILE").no_default();
   p.add_flag("compile", "an example switch");
+  p.add_double("weight_decay", 0.1, 0.0, 1e308, "decoupled weight decay");
   return p;
 }
 
@@ -121,7 +122,7 @@ TEST_CASE("args: --help wins over missing required flags, and lists every flag")
   std::string text = p.help();
   CHECK(text.rfind("usage: gradlab train [flags]\n", 0) == 0);
   for (const char* needle : {"--n_layer N", "(default 4, 1 .. 64)", "--mask causal|stablemask", "(default causal)",
-                             "--learning_rate X", "(default 0.001, 0 .. 10)", "--max_iters N", "(default 2000, >= 0)",
+                             "--learning_rate X", "(default 0.001, 0 .. 10)", "--max_iters N", "(default 2000, >= 0)", "(default 0.1, >= 0)",
                              "--out DIR", "(required)", "--compile", "model:\n", "training:\n", "Evaluation rule"}) {
     CAPTURE(needle);
     CHECK(text.find(needle) != std::string::npos);
