@@ -1,6 +1,13 @@
 #include "tensor/gemm.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+#include <memory>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 
@@ -27,6 +34,7 @@ void micro_kernel_avx2(int64_t kc, const float* Ap, const float* Bp, float alpha
                        int64_t ldc);
 void pack_b_trans_avx2(const float* B, int64_t ldb, int64_t j0, int64_t nr, int64_t p0, int64_t kc, float* Bp);
 void pack_a_notrans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
+void pack_a_trans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
 #endif
 }  // namespace detail
 
@@ -181,12 +189,12 @@ void blocked_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
 
 // ---------------------------------------------------------------------------------------------------------
 // Rungs 4 and 5: BLIS/Goto packed GEMM.
-//   for jc in N by kNC:              B block (kc, nc) packed once, shared by all threads (L3)
-//     for pc in K by kc:
-//       pack B block into kNR-wide micro-panels
-//       for ic in this thread's rows by kMC:    A block (mc, kc) packed into kMR-tall micro-panels (L2)
-//         for jr over B micro-panels:           one B micro-panel (kc, kNR) stays in L1
-//           for ir over A micro-panels:         the micro-kernel: a (kMR, kNR) tile of C in 12 registers
+//   for each column block of B (all of N unless K*N > kPackedBFloats):
+//     B is packed into kNR-wide micro-panels for all of K (shared by the threads, read from L3)
+//     C is cut in units of rows (and columns when rows are few); threads take units from a counter:
+//       for each K block of kc <= kKC:        the unit's rows of A packed into kMR-tall micro-panels (L2)
+//         for each B micro-panel:             (kc, kNR), stays in L1
+//           for each A micro-panel:           the micro-kernel: a (kMR, kNR) tile of C in 12 registers
 // Packing turns every form (NN, NT, TN, TT) into the same contiguous layout, so one kernel serves all, and
 // zero-pads the edges so the kernel always runs full tiles.
 // ---------------------------------------------------------------------------------------------------------
@@ -227,6 +235,12 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // One A micro-panel: Ap (kc, kMR) holds op(A)[i0 .. i0+mr)[p0 .. p0+kc), rows past mr are zero.
 void pack_a_panel(const Problem& p, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap, bool avx2) {
   if (p.trans_a) {
+#ifdef GRADLAB_HAVE_AVX2_KERNELS
+    if (avx2) {
+      detail::pack_a_trans_avx2(p.A, p.lda, i0, mr, p0, kc, Ap);
+      return;
+    }
+#endif
     // A stored (K,M): op(A) column k is a contiguous run of A's row p0+k.
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = p.A + (p0 + k) * p.lda + i0;
@@ -299,22 +313,188 @@ void edge_tile(MicroKernel kernel, int64_t kc, const float* Ap, const float* Bp,
   for (int64_t r = 0; r < mr; ++r) std::memcpy(C + r * ldc, tile + r * kNR, nr * sizeof(float));
 }
 
-// Rows [m_begin, m_end) x B micro-panels [q_begin, q_end) of the block (jc, pc), for one thread.
-// Ap_buffer is this thread's scratch of kMC*kc floats, Bp the shared packed B block.
-void packed_rows(const Problem& p, MicroKernel kernel, bool avx2, int64_t m_begin, int64_t m_end, int64_t jc,
-                 int64_t nc, int64_t q_begin, int64_t q_end, int64_t pc, int64_t kc, float beta, const float* Bp,
-                 float* Ap_buffer) {
-  for (int64_t ic = m_begin; ic < m_end; ic += kMC) {
-    const int64_t mc = std::min(kMC, m_end - ic);
-    for (int64_t ir = 0; ir < mc; ir += kMR)
-      pack_a_panel(p, ic + ir, std::min(kMR, mc - ir), pc, kc, Ap_buffer + ir * kc, avx2);
-    for (int64_t q = q_begin; q < q_end; ++q) {
-      const int64_t nr = std::min(kNR, nc - q * kNR);
-      const float* Bpanel = Bp + q * kNR * kc;
-      for (int64_t ir = 0; ir < mc; ir += kMR) {
-        const int64_t mr = std::min(kMR, mc - ir);
-        float* Ctile = p.C + (ic + ir) * p.ldc + jc + q * kNR;
-        const float* Apanel = Ap_buffer + ir * kc;
+// ---------------------------------------------------------------------------------------------------------
+// Threads. The packed rungs run on a small pool of persistent worker threads, sized by gradlab::max_threads()
+// (the OpenMP thread count, so set_num_threads() governs it). Why not `#pragma omp parallel`? libgomp's
+// idle and barrier waits busy-spin for milliseconds; on a machine whose cores are also busy (a build, other
+// programs) a spinning waiter takes CPU time from the thread it waits for, and a 1 ms multiply took 30 ms
+// at 2 threads. These waits spin only briefly, then yield the core, then sleep.
+// ---------------------------------------------------------------------------------------------------------
+class WorkerPool {
+ public:
+  using Task = void (*)(void* ctx, int thread, int nthreads);
+
+  // Runs task(ctx, t, n) for t = 0..n-1, t = 0 on the calling thread; returns n, the threads used
+  // (fewer than wanted when another call is using the pool: the work then runs on this thread alone).
+  int run(int wanted, Task task, void* ctx) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (wanted <= 1 || !busy.owns_lock()) {
+      task(ctx, 0, 1);
+      return 1;
+    }
+    grow(wanted - 1);
+    const int n = std::min<int>(wanted, int(workers_.size()) + 1);
+    task_ = task;
+    ctx_ = ctx;
+    nthreads_ = n;
+    remaining_.store(n - 1);
+    generation_.fetch_add(1);  // seq_cst, paired with the sleepers' check (no lost wake-up)
+    if (sleepers_.load() > 0) {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      wake_.notify_all();
+    }
+    task(ctx, 0, n);
+    int spins = 0;
+    while (remaining_.load(std::memory_order_acquire) != 0) pause(spins);
+    return n;
+  }
+
+ private:
+  static void pause(int& spins) {
+    if (++spins < 256) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+
+  void grow(int count) {
+    while (int(workers_.size()) < count) {
+      const int index = int(workers_.size()) + 1;
+      // The worker starts from the generation before the task that is about to be published, which it may
+      // only see after it has been published (reading it inside the thread would skip that task).
+      const uint64_t seen = generation_.load();
+      workers_.emplace_back([this, index, seen] { loop(index, seen); });
+      workers_.back().detach();  // lives as long as the process (the pool is never destroyed)
+    }
+  }
+
+  void loop(int index, uint64_t seen) {
+    for (;;) {
+      // Wait for a new task: spin a little, yield for ~0.2 ms (calls in a training step come back to back),
+      // then sleep until woken.
+      const auto yield_until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+      int spins = 0;
+      while (generation_.load(std::memory_order_acquire) == seen) {
+        pause(spins);
+        if (spins > 256 && (spins & 63) == 0 && std::chrono::steady_clock::now() > yield_until) {
+          std::unique_lock<std::mutex> lock(sleep_mutex_);
+          sleepers_.fetch_add(1);
+          wake_.wait(lock, [&] { return generation_.load() != seen; });
+          sleepers_.fetch_sub(1);
+        }
+      }
+      seen = generation_.load(std::memory_order_acquire);
+      if (index < nthreads_) {
+        task_(ctx_, index, nthreads_);
+        remaining_.fetch_sub(1, std::memory_order_release);
+      }
+    }
+  }
+
+  std::mutex busy_;  // one multiply at a time uses the workers
+  std::vector<std::thread> workers_;
+  Task task_ = nullptr;
+  void* ctx_ = nullptr;
+  int nthreads_ = 1;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> remaining_{0};
+  std::atomic<int> sleepers_{0};
+  std::mutex sleep_mutex_;
+  std::condition_variable wake_;
+};
+
+WorkerPool& worker_pool() {
+  static WorkerPool* pool = new WorkerPool;  // never destroyed: workers may still be asleep at exit
+  return *pool;
+}
+
+// Inside someone else's OpenMP parallel region, stay on the calling thread (no oversubscription).
+bool inside_parallel_region() {
+#ifdef GRADLAB_HAVE_OPENMP
+  return omp_in_parallel();
+#else
+  return false;
+#endif
+}
+
+// Runs f(thread, nthreads) on up to `wanted` threads.
+template <typename F>
+void parallel_run(int wanted, F&& f) {
+  if (wanted <= 1 || inside_parallel_region()) {
+    f(0, 1);
+    return;
+  }
+  worker_pool().run(
+      wanted, [](void* ctx, int t, int n) { (*static_cast<F*>(ctx))(t, n); }, &f);
+}
+
+// Waits politely: a short busy spin, then give the core away (the machine may have fewer free cores than
+// threads; a spinning waiter would steal time from the very thread it waits for).
+void spin_pause(int& spins) {
+  if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    std::this_thread::yield();
+  }
+}
+
+// Packed B for one column block [jc, jc+nc) and ALL of K: micro-panel (kb, q) holds
+// op(B)[kb*kc_max .. +kc)[jc + q*kNR .. +kNR). Each panel is packed by whichever thread needs it first
+// (claimed with a compare-and-swap), so there is no barrier between packing and computing.
+struct PackedB {
+  const Problem* p;
+  bool avx2;
+  int64_t jc, nc, panels, kc_max, K;
+  float* data;                 // k_blocks * panels micro-panels of kc_max*kNR floats
+  std::atomic<int>* state;     // per panel: (epoch << 2) | 1 while packing, | 2 when ready
+  int epoch;                   // distinguishes this column block from states left by earlier ones
+
+  float* panel(int64_t kb, int64_t q) const { return data + (kb * panels + q) * kc_max * kNR; }
+
+  const float* get(int64_t kb, int64_t q) const {
+    std::atomic<int>& s = state[kb * panels + q];
+    const int packing = (epoch << 2) | 1, ready = (epoch << 2) | 2;
+    int seen = s.load(std::memory_order_acquire);
+    if (seen == ready) return panel(kb, q);
+    if (seen != packing && s.compare_exchange_strong(seen, packing, std::memory_order_acq_rel)) {
+      const int64_t pc = kb * kc_max, kc = std::min(kc_max, K - pc);
+      pack_b_panel(*p, jc + q * kNR, std::min(kNR, nc - q * kNR), pc, kc, panel(kb, q), avx2);
+      s.store(ready, std::memory_order_release);
+      return panel(kb, q);
+    }
+    int spins = 0;
+    while (s.load(std::memory_order_acquire) != ready) spin_pause(spins);
+    return panel(kb, q);
+  }
+};
+
+// One unit of work: rows [r0, r1) x B micro-panels [q0, q1) of a column block, over all of K.
+//   for kb over K blocks:             A rows packed into kMR-tall micro-panels (L2)
+//     for q over B micro-panels:      one B micro-panel (kc, kNR) stays in L1
+//       for ir over A micro-panels:   the micro-kernel: a (kMR, kNR) tile of C in 12 registers
+// The first K block applies beta, later ones accumulate (beta = 1): every element of C sees the same
+// operations in the same order whichever thread runs the unit and however the units are cut.
+void run_unit(const Problem& p, const PackedB& Bp, MicroKernel kernel, int64_t k_blocks, int64_t r0, int64_t r1,
+              int64_t q0, int64_t q1, int64_t q_start, float* Ap) {
+  const int64_t rows = r1 - r0;
+  for (int64_t kb = 0; kb < k_blocks; ++kb) {
+    const int64_t pc = kb * Bp.kc_max, kc = std::min(Bp.kc_max, p.K - pc);
+    for (int64_t ir = 0; ir < rows; ir += kMR)
+      pack_a_panel(p, r0 + ir, std::min(kMR, rows - ir), pc, kc, Ap + ir * kc, Bp.avx2);
+    const float beta = kb == 0 ? p.beta : 1.0f;
+    for (int64_t n = 0; n < q1 - q0; ++n) {
+      const int64_t q = q0 + (q_start + n) % (q1 - q0);  // threads start at different panels: less waiting
+      const int64_t nr = std::min(kNR, Bp.nc - q * kNR);
+      const float* Bpanel = Bp.get(kb, q);
+      for (int64_t ir = 0; ir < rows; ir += kMR) {
+        const int64_t mr = std::min(kMR, rows - ir);
+        float* Ctile = p.C + (r0 + ir) * p.ldc + Bp.jc + q * kNR;
+        const float* Apanel = Ap + ir * kc;
         if (mr == kMR && nr == kNR)
           kernel(kc, Apanel, Bpanel, p.alpha, beta, Ctile, p.ldc);
         else
@@ -324,75 +504,61 @@ void packed_rows(const Problem& p, MicroKernel kernel, bool avx2, int64_t m_begi
   }
 }
 
-// How the threads tile C: a grid of grid_m x grid_n rectangles (grid_m * grid_n == nthreads), whole
-// micro-tiles each. Picks the grid with the least work for the busiest thread: its padded rows*columns,
-// plus its A packing (each thread packs the A rows it needs, so splitting N repeats that work).
-void choose_thread_grid(int64_t M, int64_t N, int nthreads, int& grid_m, int& grid_n) {
-  const int64_t tiles_m = ceil_div(M, kMR), tiles_n = ceil_div(N, kNR);
-  double best = -1;
-  grid_m = nthreads;
-  grid_n = 1;
-  for (int gm = nthreads; gm >= 1; --gm) {
-    if (nthreads % gm != 0) continue;
-    const int gn = nthreads / gm;
-    const double rows = double(ceil_div(tiles_m, gm) * kMR), cols = double(ceil_div(tiles_n, gn) * kNR);
-    const double cost = rows * (cols + 4.0);
-    if (best < 0 || cost < best) {
-      best = cost;
-      grid_m = gm;
-      grid_n = gn;
-    }
-  }
-}
+// Per-thread scratch for the panel states (reused; grows as needed).
+thread_local std::unique_ptr<std::atomic<int>[]> tl_states;
+thread_local size_t tl_states_capacity = 0;
+thread_local int tl_epoch = 0;
 
-// The packed GEMM with up to nthreads OpenMP threads. K is cut in the same blocks whatever the thread count,
-// and each element of C is owned by one thread, so the result does not depend on nthreads.
+// The packed GEMM with up to nthreads OpenMP threads. C is cut in units (row blocks, and column blocks when
+// there are few rows) that the threads take from a shared counter, so a thread that the OS delays simply
+// does less. K is cut in the same blocks whatever the thread count, so the result does not depend on it.
 void packed_impl(const Problem& p, int nthreads) {
   const MicroKernel kernel = select_micro_kernel();
   const bool avx2 = kernel != micro_kernel_portable;
   // K in equal blocks of at most kKC (a function of K alone: determinism).
-  const int64_t k_blocks = ceil_div(p.K, kKC);
-  const int64_t kc_max = ceil_div(p.K, k_blocks);
-  const int64_t nc_max = std::min(kNC, ceil_div(p.N, kNR) * kNR);
-  float* Bp = tl_pack_b.get(size_t(kc_max * nc_max));
+  const int64_t k_blocks = ceil_div(p.K, kKC), kc_max = ceil_div(p.K, k_blocks);
+  const int64_t k_padded = k_blocks * kc_max;
+  const int64_t nc_max = std::min(ceil_div(p.N, kNR), std::max<int64_t>(1, kPackedBFloats / (k_padded * kNR))) * kNR;
+  const int64_t panels_max = nc_max / kNR;
+  float* Bdata = tl_pack_b.get(size_t(k_padded * nc_max));
+  const size_t n_states = size_t(k_blocks * panels_max);
+  if (n_states > tl_states_capacity) {
+    tl_states.reset(new std::atomic<int>[n_states]);
+    for (size_t i = 0; i < n_states; ++i) tl_states[i].store(0);
+    tl_states_capacity = n_states;
+    tl_epoch = 0;
+  }
 
-#ifdef GRADLAB_HAVE_OPENMP
-  if (omp_in_parallel()) nthreads = 1;  // already inside someone's parallel region: do not oversubscribe
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-#endif
-  {
-#ifdef GRADLAB_HAVE_OPENMP
-    const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-#else
-    const int nt = 1, tid = 0;
-#endif
-    int grid_m, grid_n;
-    choose_thread_grid(p.M, p.N, nt, grid_m, grid_n);
-    const int tm = tid / grid_n, tn = tid % grid_n;
-    const int64_t tiles_m = ceil_div(p.M, kMR);
-    const int64_t m_begin = std::min(p.M, tiles_m * tm / grid_m * kMR);
-    const int64_t m_end = std::min(p.M, tiles_m * (tm + 1) / grid_m * kMR);
-    float* Ap = tl_pack_a.get(size_t(kMC * kc_max));
+  // Units: row blocks of whole micro-tiles (at most kMC rows, so the packed A stays in L2), several per
+  // thread for balance; with very few rows, the columns are cut too.
+  const int64_t tiles_m = ceil_div(p.M, kMR);
+  const int64_t want_units = nthreads == 1 ? 1 : 4 * int64_t(nthreads);
+  const int64_t unit_tiles = std::clamp<int64_t>(ceil_div(tiles_m, want_units), 1, kMC / kMR);
+  const int64_t row_units = ceil_div(tiles_m, unit_tiles);
+  const int64_t unit_rows = unit_tiles * kMR;
 
-    for (int64_t jc = 0; jc < p.N; jc += kNC) {
-      const int64_t nc = std::min(kNC, p.N - jc);
-      const int64_t panels = ceil_div(nc, kNR);
-      for (int64_t kb = 0; kb < k_blocks; ++kb) {
-        const int64_t pc = kb * kc_max, kc = std::min(kc_max, p.K - pc);
-        // Every thread packs its share of B's micro-panels, then all wait until the block is complete.
-        for (int64_t q = panels * tid / nt; q < panels * (tid + 1) / nt; ++q)
-          pack_b_panel(p, jc + q * kNR, std::min(kNR, nc - q * kNR), pc, kc, Bp + q * kNR * kc, avx2);
-#ifdef GRADLAB_HAVE_OPENMP
-#pragma omp barrier
-#endif
-        const float beta = kb == 0 ? p.beta : 1.0f;  // later K blocks accumulate onto the first
-        packed_rows(p, kernel, avx2, m_begin, m_end, jc, nc, panels * tn / grid_n, panels * (tn + 1) / grid_n, pc,
-                    kc, beta, Bp, Ap);
-#ifdef GRADLAB_HAVE_OPENMP
-#pragma omp barrier  // nobody repacks B while another thread still reads it
-#endif
-      }
+  for (int64_t jc = 0; jc < p.N; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, p.N - jc);
+    const int64_t panels = ceil_div(nc, kNR);
+    const int64_t col_units = row_units >= 2 * nthreads ? 1 : std::min(panels, 2 * int64_t(nthreads));
+    const int64_t units = row_units * col_units;
+    if (++tl_epoch >= (1 << 28)) {  // epochs wrap: clear the states
+      for (size_t i = 0; i < tl_states_capacity; ++i) tl_states[i].store(0);
+      tl_epoch = 1;
     }
+    const PackedB Bp{&p, avx2, jc, nc, panels, kc_max, p.K, Bdata, tl_states.get(), tl_epoch};
+    std::atomic<int64_t> next_unit{0};
+    const int team = int(std::min<int64_t>(nthreads, units));
+
+    parallel_run(team, [&](int tid, int nt) {
+      float* Ap = tl_pack_a.get(size_t(unit_rows * kc_max));
+      for (int64_t u = next_unit.fetch_add(1); u < units; u = next_unit.fetch_add(1)) {
+        const int64_t ru = u / col_units, cu = u % col_units;
+        const int64_t r0 = ru * unit_rows, r1 = std::min(p.M, r0 + unit_rows);
+        const int64_t q0 = panels * cu / col_units, q1 = panels * (cu + 1) / col_units;
+        run_unit(p, Bp, kernel, k_blocks, r0, r1, q0, q1, (q1 - q0) * tid / nt, Ap);
+      }
+    });
   }
 }
 
@@ -402,9 +568,7 @@ constexpr int64_t kParallelMinWork = 96 * 96 * 96;
 int threads_for(int64_t M, int64_t N, int64_t K) {
   const int avail = max_threads();
   if (avail <= 1 || M * N * K < kParallelMinWork) return 1;
-#ifdef GRADLAB_HAVE_OPENMP
-  if (omp_in_parallel()) return 1;
-#endif
+  if (inside_parallel_region()) return 1;
   // At least a few micro-tiles per thread.
   const int64_t tiles = ceil_div(M, kMR) * ceil_div(N, kNR);
   return int(std::max<int64_t>(1, std::min<int64_t>(avail, tiles / 4)));
@@ -426,7 +590,21 @@ void dgemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, do
                  int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   check_args("dgemm_naive", trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc);
   if (handled_trivially(M, N, K, alpha, beta, C, ldc)) return;
-  naive_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // The simple loop order that walks B contiguously: dot products (i-j-k) when B is stored (N,K), i-k-j when
+  // it is stored (K,N). Accuracy is that of float64 either way; speed on big matrices differs 10x.
+  if (trans_b) {
+    naive_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const int64_t a_row = trans_a ? 1 : lda, a_col = trans_a ? lda : 1;
+  scale_c(M, N, beta, C, ldc);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      const double a = alpha * A[i * a_row + k * a_col];
+      const double* brow = B + k * ldb;
+      double* crow = C + i * ldc;
+      for (int64_t j = 0; j < N; ++j) crow[j] += a * brow[j];
+    }
 }
 
 void gemm_reordered(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -480,23 +658,22 @@ void sgemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t
     throw_error("sgemm_batched: got stride_c=", stride_c, " for C (", M, ",", N, ") with ldc=", ldc,
                 ", expected stride_c >= ", c_extent, " so that the batch's results do not overlap");
 
-  const int threads = max_threads();
-  const bool small = M * N * K < kParallelMinWork * 8;
-#ifdef GRADLAB_HAVE_OPENMP
-  if (small && batch > 1 && threads > 1 && !omp_in_parallel()) {
-    // Many small products: one thread per product, each product single-threaded. Same arithmetic as sgemm.
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t b = 0; b < batch; ++b) {
-      float* Cb = C + b * stride_c;
-      if (handled_trivially(M, N, K, alpha, beta, Cb, ldc)) continue;
-      packed_impl({trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta, Cb, ldc},
-                  1);
-    }
+  if (M * N * K < kParallelMinWork * 8 && batch > 1) {
+    // Many small products (attention heads): whole products are handed to threads, each product runs on one
+    // thread, so the arithmetic is sgemm's (which would run such a product on one thread anyway).
+    std::atomic<int64_t> next{0};
+    const int64_t total_work = batch * M * N * std::max<int64_t>(K, 1);
+    const int wanted = total_work < kParallelMinWork ? 1 : int(std::min<int64_t>(max_threads(), batch));
+    parallel_run(wanted, [&](int, int) {
+      for (int64_t b = next.fetch_add(1); b < batch; b = next.fetch_add(1)) {
+        float* Cb = C + b * stride_c;
+        if (handled_trivially(M, N, K, alpha, beta, Cb, ldc)) continue;
+        packed_impl({trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta, Cb, ldc},
+                    1);
+      }
+    });
     return;
   }
-#endif
-  (void)small;
-  (void)threads;
   for (int64_t b = 0; b < batch; ++b)
     sgemm(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta, C + b * stride_c,
           ldc);
@@ -511,7 +688,7 @@ const RungInfo kRungs[kNumRungs] = {
     {Rung::Reordered, "reordered", "i-k-j: the inner loop walks rows of B and C contiguously", gemm_reordered},
     {Rung::Blocked, "blocked", "+ cache blocking: a tile of B stays in L2 while all rows pass", gemm_blocked},
     {Rung::Packed, "packed", "+ packed panels and a 6x16 register-tiled micro-kernel, 1 thread", gemm_packed},
-    {Rung::PackedParallel, "parallel", "+ OpenMP threads over the rows/columns of C", gemm_packed_parallel},
+    {Rung::PackedParallel, "parallel", "+ threads over blocks of C's rows/columns (never K)", gemm_packed_parallel},
     {Rung::Sgemm, "sgemm", "the engine's entry point: packed, threads chosen by problem size", sgemm},
 };
 }  // namespace

@@ -6,7 +6,7 @@
 //   gemm_blocked          + cache blocking: tiles of A, B and C that stay in cache while they are reused
 //   gemm_packed           + BLIS/Goto packing into micro-panels and a register-tiled 6x16 micro-kernel
 //                         (AVX2+FMA when use_avx2(), a portable C++ kernel otherwise)
-//   gemm_packed_parallel  + OpenMP threads over the rows/columns of C (never over K)
+//   gemm_packed_parallel  + threads over the rows/columns of C (never over K); max_threads() of them
 //
 // sgemm() is what the engine calls: the fast rung, with the thread count chosen from the problem size.
 //
@@ -39,7 +39,7 @@ void sgemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t
                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
                    float beta, float* C, int64_t ldc, int64_t stride_c);
 
-// float64 reference (i-j-k, double accumulator), used by the autograd for F64 tensors and by the tests.
+// float64 reference (simple loops, no blocking), used by the autograd for F64 tensors and by the tests.
 void dgemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                  int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
@@ -80,8 +80,9 @@ void set_force_portable(bool on);
 // Blocking parameters of the packed rungs (exposed for lessons and tests of the edge cases).
 inline constexpr int64_t kMR = 6;     // micro-tile rows (register block)
 inline constexpr int64_t kNR = 16;    // micro-tile columns (two 8-float AVX registers)
-inline constexpr int64_t kMC = 144;   // rows of A packed at once (stays in L2)
+inline constexpr int64_t kMC = 144;   // at most this many rows of A packed at once (stays in L2)
 inline constexpr int64_t kKC = 256;   // depth of one packed panel (a B micro-panel stays in L1)
-inline constexpr int64_t kNC = 4080;  // columns of B packed at once (stays in L3)
+// B is packed for all of K and as many columns as fit in this many floats (16 MB, L3); wider is cut in blocks.
+inline constexpr int64_t kPackedBFloats = int64_t(4) << 20;
 
 }  // namespace gradlab::gemm

@@ -21,6 +21,11 @@ void micro_kernel_avx2(int64_t kc, const float* Ap, const float* Bp, float alpha
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  // Ask for the C tile now, so it is in L1 when the k loop ends (each row may straddle two cache lines).
+  for (int r = 0; r < 6; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 15), _MM_HINT_T0);
+  }
 
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
@@ -109,6 +114,24 @@ void pack_b_trans_avx2(const float* B, int64_t ldb, int64_t j0, int64_t nr, int6
   }
   for (int64_t k = k0; k < kc; ++k)
     for (int64_t c = 0; c < kNR; ++c) Bp[k * kNR + c] = c < nr ? base[c * ldb + k] : 0.0f;
+}
+
+// A stored (K,M) (the TN form): Ap (kc,6) gets Ap[k*6 + r] = A[(p0+k)*lda + i0 + r], zero past mr.
+// Six contiguous floats per k: one 4-float and one 2-float move (never reading past the row).
+void pack_a_trans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap) {
+  const float* base = A + p0 * lda + i0;
+  if (mr == kMR) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = base + k * lda;
+      float* dst = Ap + k * kMR;
+      _mm_storeu_ps(dst, _mm_loadu_ps(src));
+      _mm_storel_pi(reinterpret_cast<__m64*>(dst + 4),
+                    _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(src + 4)));
+    }
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t r = 0; r < kMR; ++r) Ap[k * kMR + r] = r < mr ? base[k * lda + r] : 0.0f;
 }
 
 // A stored (M,K) (the NN and NT forms): Ap (kc,6) gets Ap[k*6 + r] = A[(i0+r)*lda + p0 + k], zero past mr.
