@@ -163,7 +163,7 @@ void Canvas::cells(int x, int y, int cell_w, int cell_h, int cols, int rows, con
 void Canvas::text(double x, double y, const std::string& utf8, const TextStyle& st) {
   if (utf8.empty()) return;
   const double asc = font_->ascent(st.size), desc = font_->descent(st.size);
-  const double w = font_->measure(utf8, st.size);
+  const double w = font_->measure(utf8, st.size, st.bold);
   const double along = st.anchor == Anchor::Start ? 0.0 : st.anchor == Anchor::Middle ? w / 2 : w;
   // The baseline's coordinate across the text direction.
   auto baseline_at = [&](double v) {
@@ -175,10 +175,10 @@ void Canvas::text(double x, double y, const std::string& utf8, const TextStyle& 
     }
   };
   int base = 0;
-  Mask mask = font_->render(utf8, st.size, &base);
+  Mask mask = font_->render(utf8, st.size, &base, st.bold);
   std::string anchor = st.anchor == Anchor::Start ? "start" : st.anchor == Anchor::Middle ? "middle" : "end";
   std::string common = "font-family=\"" + xml_escape(font_->family()) + "\" font-size=\"" + num(st.size) +
-                       "\" fill=\"" + hex(st.color) + "\" text-anchor=\"" + anchor + "\"";
+                       "\" fill=\"" + hex(st.color) + "\" text-anchor=\"" + anchor + "\"" + (st.bold ? " font-weight=\"bold\"" : "");
   if (!st.vertical) {
     double by = baseline_at(y);
     int left = static_cast<int>(std::lround(x - along)) - 1;

@@ -21,6 +21,7 @@ struct TextStyle {
   // Vertical text reads bottom-to-top (rotated 90 degrees counter-clockwise); then "start" is the bottom
   // end and the VAlign offsets move left/right (the glyph tops point left).
   bool vertical = false;
+  bool bold = false;
 };
 
 struct Rect {
@@ -51,7 +52,9 @@ class Canvas {
   void cells(int x, int y, int cell_w, int cell_h, int cols, int rows, const std::vector<Color>& colors,
              const std::vector<bool>& present);
 
-  double text_width(const std::string& utf8, double size) const { return font_->measure(utf8, size); }
+  double text_width(const std::string& utf8, double size, bool bold = false) const {
+    return font_->measure(utf8, size, bold);
+  }
   void text(double x, double y, const std::string& utf8, const TextStyle& style);
 
   // Named SVG groups (<g id=...>) so a figure can be edited by parts; no effect on the raster.

@@ -216,7 +216,11 @@ std::shared_ptr<const Font> Font::load_truetype(const std::string& path) {
   auto slash = path.find_last_of('/');
   if (slash != std::string::npos) {
     std::string dir = path.substr(0, slash + 1);
-    if (path.substr(slash + 1) != "DejaVuSans.ttf") font->fallback_ = open_face(dir + "DejaVuSans.ttf");
+    std::string file = path.substr(slash + 1);
+    if (file != "DejaVuSans.ttf") font->fallback_ = open_face(dir + "DejaVuSans.ttf");
+    auto dot = file.rfind(".ttf");
+    if (dot != std::string::npos && file.find("Bold") == std::string::npos)
+      font->bold_ = open_face(dir + file.substr(0, dot) + "-Bold.ttf");
   }
   return font;
 }
@@ -282,16 +286,17 @@ bool Font::has_glyph(char32_t cp) const {
   return pick_face(face_.get(), fallback_.get(), cp, &glyph) != nullptr;
 }
 
-double Font::measure(const std::string& utf8, double size) const {
+double Font::measure(const std::string& utf8, double size, bool bold) const {
   std::vector<char32_t> cps = decode_utf8(utf8);
   if (!face_) return 6.0 * bitmap_scale(size) * static_cast<double>(cps.size());
   double width = 0;
-  const float scale_primary = stbtt_ScaleForMappingEmToPixels(&face_->info, static_cast<float>(size));
+  const TrueTypeFace* primary = face_for(bold);
+  const float scale_primary = stbtt_ScaleForMappingEmToPixels(&primary->info, static_cast<float>(size));
   int box_advance, lsb;
-  stbtt_GetCodepointHMetrics(&face_->info, 'M', &box_advance, &lsb);
+  stbtt_GetCodepointHMetrics(&primary->info, 'M', &box_advance, &lsb);
   for (char32_t cp : cps) {
     int glyph = 0;
-    const TrueTypeFace* f = renders_as_box_only(cp) ? nullptr : pick_face(face_.get(), fallback_.get(), cp, &glyph);
+    const TrueTypeFace* f = renders_as_box_only(cp) ? nullptr : pick_face(primary, fallback_.get(), cp, &glyph);
     if (!f) {
       width += box_advance * scale_primary;
       continue;
@@ -303,11 +308,11 @@ double Font::measure(const std::string& utf8, double size) const {
   return width;
 }
 
-Mask Font::render(const std::string& utf8, double size, int* baseline) const {
+Mask Font::render(const std::string& utf8, double size, int* baseline, bool bold) const {
   std::vector<char32_t> cps = decode_utf8(utf8);
   const int asc = static_cast<int>(std::ceil(ascent(size)));
   const int desc = static_cast<int>(std::ceil(descent(size)));
-  const int width = static_cast<int>(std::ceil(measure(utf8, size))) + 2;
+  const int width = static_cast<int>(std::ceil(measure(utf8, size, bold))) + 2 + (!face_ && bold ? 1 : 0);
   Mask mask(std::max(width, 1), asc + desc + 2);
   const int base = asc + 1;
   *baseline = base;
@@ -322,7 +327,7 @@ Mask Font::render(const std::string& utf8, double size, int* baseline) const {
         for (int c = 0; c < 5; ++c) {
           if (!(g[r] & (1u << (4 - c)))) continue;
           for (int dy = 0; dy < s; ++dy)
-            for (int dx = 0; dx < s; ++dx) {
+            for (int dx = 0; dx < s + (bold ? 1 : 0); ++dx) {
               int x = pen + c * s + dx, y = base + (r - 7) * s + dy;
               if (x >= 0 && y >= 0 && x < mask.width && y < mask.height) mask.at(x, y) = 255;
             }
@@ -332,14 +337,15 @@ Mask Font::render(const std::string& utf8, double size, int* baseline) const {
     return mask;
   }
 
-  const float scale_primary = stbtt_ScaleForMappingEmToPixels(&face_->info, static_cast<float>(size));
+  const TrueTypeFace* primary = face_for(bold);
+  const float scale_primary = stbtt_ScaleForMappingEmToPixels(&primary->info, static_cast<float>(size));
   int box_advance, lsb;
-  stbtt_GetCodepointHMetrics(&face_->info, 'M', &box_advance, &lsb);
+  stbtt_GetCodepointHMetrics(&primary->info, 'M', &box_advance, &lsb);
   double pen = 1.0;
   std::vector<unsigned char> buf;
   for (char32_t cp : cps) {
     int glyph = 0;
-    const TrueTypeFace* f = renders_as_box_only(cp) ? nullptr : pick_face(face_.get(), fallback_.get(), cp, &glyph);
+    const TrueTypeFace* f = renders_as_box_only(cp) ? nullptr : pick_face(primary, fallback_.get(), cp, &glyph);
     if (!f) {
       // Hollow box, cap height tall, so a missing glyph is visible and keeps its place.
       double adv = box_advance * scale_primary;

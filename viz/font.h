@@ -36,19 +36,23 @@ class Font {
   double descent(double size) const;
   double line_height(double size) const { return ascent(size) + descent(size); }
   // Advance width of the text in pixels.
-  double measure(const std::string& utf8, double size) const;
+  // bold uses the bold face beside the regular one (DejaVuSansMono-Bold.ttf) when there is one; the bitmap
+  // font thickens its strokes instead.
+  double measure(const std::string& utf8, double size, bool bold = false) const;
   // True when the font has a real glyph for the code point (not the box).
   bool has_glyph(char32_t cp) const;
 
   // Renders text into a coverage mask; *baseline receives the row of the baseline inside the mask, and the
   // pen starts at column 1 (one pixel of padding on each side).
-  Mask render(const std::string& utf8, double size, int* baseline) const;
+  Mask render(const std::string& utf8, double size, int* baseline, bool bold = false) const;
 
  private:
   Font() = default;
   std::string path_;
   std::shared_ptr<TrueTypeFace> face_;      // primary TrueType face (null for bitmap)
   std::shared_ptr<TrueTypeFace> fallback_;  // DejaVu Sans beside it, for glyphs the mono face lacks
+  std::shared_ptr<TrueTypeFace> bold_;      // bold face beside it (optional)
+  const TrueTypeFace* face_for(bool bold) const { return bold && bold_ ? bold_.get() : face_.get(); }
   int bitmap_scale(double size) const;
 };
 

@@ -16,7 +16,7 @@ namespace {
 
 // ---- Fixed style --------------------------------------------------------------------------------------
 constexpr int kMargin = 20;
-constexpr double kFigTitleSize = 17;
+constexpr double kFigTitleSize = 16;
 constexpr double kSubtitleSize = 12;
 constexpr double kPanelTitleSize = 13;
 constexpr double kCaptionSize = 12;
@@ -201,7 +201,7 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
     foot_w = std::max(foot_w, ceil_int(tw(f, kSmallSize)));
   }
   int legend_bottom = L.grid_y + L.title_h + L.header_h + L.bar_h + 50;
-  L.W = kMargin + std::max({L.grid_w + L.right_w, foot_w, ceil_int(tw(spec_.title, kFigTitleSize)),
+  L.W = kMargin + std::max({L.grid_w + L.right_w, foot_w, ceil_int(font_->measure(spec_.title, kFigTitleSize, true)),
                             ceil_int(tw(opts_.subtitle, kSubtitleSize))}) + kMargin;
   L.H = std::max(L.grid_y + L.grid_h, legend_bottom) + (foot_h ? foot_h + 10 : 0) + kMargin;
   return L;
@@ -388,7 +388,9 @@ Canvas HeatmapRenderer::draw() const {
   const Layout& L = layout_;
   Canvas cv(L.W, L.H, font_);
   if (opts_.geometry) opts_.geometry->clear();
-  cv.text(kMargin, kMargin, spec_.title, {kFigTitleSize, colors::text, Anchor::Start, VAlign::Top});
+  TextStyle title_style{kFigTitleSize, colors::text, Anchor::Start, VAlign::Top};
+  title_style.bold = true;
+  cv.text(kMargin, kMargin, spec_.title, title_style);
   if (!opts_.subtitle.empty())
     cv.text(kMargin, kMargin + lh(kFigTitleSize) + 4, opts_.subtitle, {kSubtitleSize, colors::muted, Anchor::Start, VAlign::Top});
   for (const PanelSpec& p : spec_.panels) draw_panel(cv, p);
