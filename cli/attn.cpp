@@ -1,0 +1,299 @@
+// gradlab attn: a checkpoint's attention maps on a text, drawn by viz/ (heatmaps with the raw data beside them),
+// and the first-token statistics of spec §5 printed per layer and head.
+//
+//   one model, its own mask (or --mask causal|stablemask)  -> layers x heads grid (or one large panel)
+//   one model, --mask both (same weights, the mask flipped)  -> causal and StableMask side by side
+//   two models (--model A --model B)                         -> A and B side by side
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/args.h"
+#include "cli/eval.h"
+#include "nn/tasks.h"
+#include "tensor/cpu.h"
+#include "tensor/error.h"
+#include "viz/attention.h"
+#include "viz/heatmap.h"
+
+namespace gradlab::cli {
+
+namespace {
+
+// Example texts for --example, the first one the model's vocabulary can encode is used (else the vocabulary
+// itself, in id order).
+const char* const kExamples[] = {
+    "once there was a sailor named kobe. kobe had a friend named rilu. then kobe and rilu dance.",
+    "First Citizen:\nBefore we proceed any further, hear me speak.",
+    "the cat sat on the mat. the dog sat on the log.",
+};
+
+// "all" or "" -> every index; "0,2,3" -> those, each checked against n.
+std::vector<std::int64_t> parse_index_list(const std::string& spec, std::int64_t n, const char* what) {
+  std::vector<std::int64_t> out;
+  if (spec.empty() || spec == "all") return out;  // empty = all (viz's convention)
+  std::stringstream ss(spec);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    std::size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size())
+      throw_error("--", what, ": got \"", spec, "\", expected comma-separated indices like 0,2 or 'all'");
+    if (v < 0 || v >= n) throw_error("--", what, ": index ", v, " out of range, the model has ", n, " ", what, " (0..", n - 1, ")");
+    if (std::find(out.begin(), out.end(), v) != out.end()) throw_error("--", what, ": index ", v, " given twice");
+    out.push_back(v);
+  }
+  return out;
+}
+
+struct Loaded {
+  std::string path;
+  std::unique_ptr<GPT> model;
+  ModelInfo info;
+};
+
+// The same weights under the other mask.
+std::unique_ptr<GPT> with_mask(const GPT& model, MaskKind mask, const std::string& path) {
+  GPTConfig c = model.config();
+  c.mask = mask;
+  auto m = std::make_unique<GPT>(c, 0);
+  m->load_state_dict(model.state_dict(), path);
+  return m;
+}
+
+viz::AttentionMaps record(GPT& model, const std::vector<std::int32_t>& ids, const std::string& label) {
+  NoGrad ng;
+  model.eval();
+  AttentionRecorder rec;
+  ForwardOptions fo;
+  fo.recorder = &rec;
+  model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo);
+  return viz::AttentionMaps::from_tensor(rec.stacked(0), label, model.config().mask == MaskKind::StableMask);
+}
+
+std::string mask_label(MaskKind m) { return m == MaskKind::StableMask ? "StableMask" : "causal"; }
+
+nlohmann::json stats_json(const viz::AttentionStats& s) {
+  nlohmann::json heads = nlohmann::json::array();
+  for (const auto& h : s.heads)
+    heads.push_back({{"layer", h.layer},
+                     {"head", h.head},
+                     {"first_share_raw", h.first_share_raw},
+                     {"first_share_norm", h.first_share_norm},
+                     {"mean_real_mass", h.mean_real_mass}});
+  return {{"mask", s.mask}, {"first_row", s.first_row}, {"rows", s.rows}, {"heads", heads}};
+}
+
+}  // namespace
+
+int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::ostream& err) {
+  // The parser refuses a flag given twice; a second --model is the comparison model, renamed before parsing.
+  std::vector<std::string> args;
+  int models_seen = 0;
+  for (std::size_t i = 0; i < args_in.size(); ++i) {
+    const std::string& w = args_in[i];
+    const bool is_model = w == "--model" || w.rfind("--model=", 0) == 0;
+    if (is_model && ++models_seen == 2) {
+      args.push_back(w == "--model" ? "--model2" : "--model2=" + w.substr(8));
+      continue;
+    }
+    args.push_back(w);
+  }
+
+  ArgParser a("gradlab attn", "Draw a checkpoint's attention maps (causal and StableMask side by side).");
+  std::vector<Loaded> models;
+  std::vector<std::int32_t> ids;
+  std::vector<std::string> tokens;
+  viz::HeatmapOptions ho;
+  std::string stem, text;
+  std::string mask_choice;
+  try {
+    a.add_string("model", "", "checkpoint directory or model.safetensors; give --model twice to compare two models",
+                 "DIR")
+        .required();
+    a.add_string("model2", "", "the second model (same as a second --model)", "DIR").no_default();
+    a.add_choice("mask", {"own", "causal", "stablemask", "both"}, "own",
+                 "the model's own mask, the other one (same weights), or both side by side");
+    a.add_string("text", "", "the text to read (characters from the model's vocabulary)", "TEXT").no_default();
+    a.add_flag("example", "use a built-in example text (or the task's first evaluation sequence)");
+    a.add_string("out", "", "the figure: FILE.png, with FILE.svg, FILE[.mask].npy and FILE.json beside it", "FILE.png")
+        .required();
+    a.add_string("layers", "all", "layers to draw: 'all' or indices like 0,2");
+    a.add_string("heads", "all", "heads to draw: 'all' or indices like 0,1");
+    a.add_string("range", ":", "token range a:b for queries and keys (negative counts from the end)", "a:b");
+    a.add_choice("colormap", {"viridis", "cividis"}, "viridis", "colour map (both perceptually uniform)");
+    a.add_int("threads", 0, 0, 1024, "threads (0: all the machine offers)");
+    a.epilog(
+        "Every panel uses one fixed [0, 1] colour scale; under StableMask rows sum to less than 1 and the extra "
+        "column on the right of each panel is the pseudo mass 1 - sum_j Attn_ij. The .npy files hold all layers "
+        "and heads as float32 (n_layer, n_head, T, T); the .json holds the tokens.\n"
+        "Printed per layer and head: the share of attention on the first token, raw and normalised by the row's "
+        "real mass, and the mean real mass (rows i >= 8 when the text is long enough). The last stdout line is "
+        "one JSON object with the files written and these statistics.");
+    a.parse(args);
+    if (a.help_requested()) {
+      out << a.help();
+      return 0;
+    }
+    if (a.get_int64("threads") > 0) set_num_threads(static_cast<int>(a.get_int64("threads")));
+    mask_choice = a.get_choice("mask");
+    if (a.given("model2") && mask_choice != "own")
+      throw_error("--mask ", mask_choice, " with two models: each model is drawn under its own mask; drop --mask");
+    if (a.given("text") == a.get_flag("example")) throw_error("give exactly one of --text TEXT and --example");
+
+    const std::string out_png = a.get_string("out");
+    if (out_png.size() < 5 || out_png.substr(out_png.size() - 4) != ".png")
+      throw_error("--out ", out_png, ": expected a file name ending in .png");
+    stem = out_png.substr(0, out_png.size() - 4);
+    const std::filesystem::path parent = std::filesystem::path(out_png).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent))
+      throw_error("--out ", out_png, ": the directory ", parent.string(), " does not exist");
+
+    for (const std::string& flag : {std::string("model"), std::string("model2")}) {
+      if (!a.given(flag)) continue;
+      Loaded l;
+      l.path = a.get_string(flag);
+      l.model = load_cli_model(l.path, &l.info);
+      models.push_back(std::move(l));
+    }
+    const Loaded& first = models[0];
+    const GPTConfig& cfg = first.model->config();
+
+    // the text -> ids and token labels
+    std::unique_ptr<PositionTask> task;
+    if (!first.info.tokenizer) task = make_task(first.info.task, cfg.block_size);
+    if (a.given("text")) {
+      text = a.get_string("text");
+      if (text.empty()) throw_error("--text: the text is empty; give at least one character");
+      if (task)
+        throw_error("--text: the model was trained on task ", first.info.task,
+                    " and has no text tokenizer; use --example (the task's first evaluation sequence)");
+      try {
+        ids = first.info.tokenizer->encode(text);
+      } catch (const Error& e) {
+        throw_error("--text: ", e.what());
+      }
+    } else if (task) {
+      Batch b = task->eval_windows(Split::Val, cfg.block_size, 0, 1);
+      ids = b.inputs;
+    } else {
+      for (const char* ex : kExamples) {
+        try {
+          ids = first.info.tokenizer->encode(ex);
+          text = ex;
+          break;
+        } catch (const Error&) {
+        }
+      }
+      if (ids.empty()) {
+        // no example fits the vocabulary: read the vocabulary itself, in id order
+        for (std::int32_t id = 0; id < std::min<std::int64_t>(cfg.vocab_size, cfg.block_size); ++id) ids.push_back(id);
+        text = first.info.tokenizer->decode(ids);
+      }
+      if (static_cast<std::int64_t>(ids.size()) > cfg.block_size) {
+        ids.resize(static_cast<std::size_t>(cfg.block_size));  // the example, cut to the training length
+        text = first.info.tokenizer->decode(ids);
+      }
+    }
+    const std::int64_t T = static_cast<std::int64_t>(ids.size());
+    for (const Loaded& l : models) {
+      const GPTConfig& c = l.model->config();
+      if (c.pos == PosKind::Learned && T > c.block_size)
+        throw_error("the text has ", T, " tokens but ", l.path, " has learned positions for only ", c.block_size,
+                    "; shorten the text (or use --range to zoom into part of a shorter one)");
+    }
+    if (models.size() == 2) {
+      const GPTConfig& c2 = models[1].model->config();
+      if (c2.n_layer != cfg.n_layer || c2.n_head != cfg.n_head)
+        throw_error("the two models differ in shape (", cfg.n_layer, " layers x ", cfg.n_head, " heads vs ",
+                    c2.n_layer, " x ", c2.n_head, "); the side-by-side figure needs the same layers and heads");
+      if (!models[1].info.tokenizer || !first.info.tokenizer)
+        throw_error("comparing two models needs two text models (with tokenizers)");
+      std::vector<std::int32_t> ids2;
+      try {
+        ids2 = models[1].info.tokenizer->encode(text);
+      } catch (const Error& e) {
+        throw_error("--text for ", models[1].path, ": ", e.what());
+      }
+      if (ids2 != ids) throw_error("the two models tokenize the text differently (different vocabularies)");
+    }
+    for (std::int32_t id : ids)
+      tokens.push_back(task ? task->token_name(id) : first.info.tokenizer->decode_one(id));
+
+    ho.layers = parse_index_list(a.get_string("layers"), cfg.n_layer, "layers");
+    ho.heads = parse_index_list(a.get_string("heads"), cfg.n_head, "heads");
+    viz::parse_token_range(a.get_string("range"), T, &ho.range_begin, &ho.range_end);
+    ho.colormap = a.get_choice("colormap");
+    if (!text.empty()) ho.subtitle = text;
+  } catch (const Error& e) {
+    print_error(err, "attn", e);
+    return 2;
+  }
+
+  try {
+    // the attention maps to draw: one set, or a left/right pair
+    std::vector<viz::AttentionMaps> maps;
+    GPT& m0 = *models[0].model;
+    if (models.size() == 2) {
+      std::string l0 = mask_label(m0.config().mask), l1 = mask_label(models[1].model->config().mask);
+      if (l0 == l1) {
+        l0 += " (" + std::filesystem::path(models[0].path).filename().string() + ")";
+        l1 += " (" + std::filesystem::path(models[1].path).filename().string() + ")";
+      }
+      maps.push_back(record(m0, ids, l0));
+      maps.push_back(record(*models[1].model, ids, l1));
+    } else if (mask_choice == "both") {
+      auto causal = m0.config().mask == MaskKind::Causal ? nullptr : with_mask(m0, MaskKind::Causal, models[0].path);
+      auto stable = m0.config().mask == MaskKind::StableMask ? nullptr : with_mask(m0, MaskKind::StableMask, models[0].path);
+      maps.push_back(record(causal ? *causal : m0, ids, "causal"));
+      maps.push_back(record(stable ? *stable : m0, ids, "StableMask"));
+    } else {
+      MaskKind want = m0.config().mask;
+      if (mask_choice == "causal") want = MaskKind::Causal;
+      if (mask_choice == "stablemask") want = MaskKind::StableMask;
+      auto flipped = want == m0.config().mask ? nullptr : with_mask(m0, want, models[0].path);
+      maps.push_back(record(flipped ? *flipped : m0, ids, mask_label(want)));
+    }
+
+    viz::Canvas figure = [&] {
+      if (maps.size() == 2) return viz::heatmap_compare(maps[0], maps[1], tokens, ho);
+      if (ho.layers.size() == 1 && ho.heads.size() == 1)
+        return viz::heatmap_single(maps[0], tokens, ho.layers[0], ho.heads[0], ho);
+      return viz::heatmap_grid(maps[0], tokens, ho);
+    }();
+    std::vector<const viz::AttentionMaps*> ptrs;
+    for (const auto& m : maps) ptrs.push_back(&m);
+    const std::vector<std::string> files = viz::save_attention_figure(stem, figure, ptrs, tokens, ho);
+
+    nlohmann::json j;
+    j["files"] = files;
+    j["T"] = static_cast<std::int64_t>(ids.size());
+    j["stats"] = nlohmann::json::array();
+    std::vector<viz::AttentionStats> stats;
+    for (const auto& m : maps) stats.push_back(viz::attention_stats(m));
+    if (stats.size() == 2) out << viz::format_stats_comparison(stats[0], stats[1]);
+    else out << viz::format_stats(stats[0]);
+    for (const auto& s : stats) j["stats"].push_back(stats_json(s));
+    for (const auto& f : files) err << "wrote " << f << "\n";
+    out << j.dump() << "\n";
+    out.flush();
+  } catch (const Error& e) {
+    print_error(err, "attn", e);
+    return 2;
+  } catch (const std::exception& e) {
+    print_error(err, "attn", e);
+    return 1;
+  }
+  return 0;
+}
+
+int run_attn(const std::vector<std::string>& args) { return run_attn(args, std::cout, std::cerr); }
+
+}  // namespace gradlab::cli

@@ -1,0 +1,210 @@
+// gradlab eval: the evaluation rule of nn/evaluate.h on a text file or a position task, as one JSON line.
+#include <sys/stat.h>
+
+#include <cmath>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/eval.h"
+#include "nn/evaluate.h"
+#include "nn/safetensors.h"
+#include "nn/tasks.h"
+#include "nn/textfile.h"
+#include "tensor/cpu.h"
+#include "tensor/error.h"
+
+namespace gradlab::cli {
+
+const char* const kEvalRuleText =
+    "Evaluation rule: the token stream is cut into consecutive non-overlapping windows of T+1 tokens, starting "
+    "at token 0 (window k holds tokens k(T+1) .. k(T+1)+T); the last partial window is dropped. In each window the "
+    "first T tokens are the inputs and the last T the targets, at positions 0..T-1. loss is the mean "
+    "cross-entropy (natural log) over all targets of all windows; per_position[t] is the mean loss at position t "
+    "of a window. Position tasks use their fixed evaluation sequences, and only positions with a target count "
+    "(loss and accuracy). T may exceed the training length L for rope, alibi and none (not for learned "
+    "positions). --window W: each query attends to the W most recent tokens only (a KV cache that evicts the "
+    "oldest, no kept sink tokens); positions stay absolute and StableMask's sink uses each row's absolute "
+    "position.\n"
+    "Output: the last line on stdout is one JSON object: loss, tokens (targets counted), windows, ctx, window, "
+    "per_position, and for tasks accuracy and per_position_accuracy.";
+
+void print_error(std::ostream& err, const char* command, const std::exception& e) {
+  const std::string prefix = std::string("gradlab ") + command;
+  std::string msg = e.what();
+  if (msg.rfind(prefix + ":", 0) == 0) msg = msg.substr(prefix.size() + 1);
+  while (!msg.empty() && msg.front() == ' ') msg.erase(msg.begin());
+  for (char& c : msg)
+    if (c == '\n') c = ' ';  // one line, always
+  err << prefix << ": " << msg << "\n";
+}
+
+std::unique_ptr<GPT> load_cli_model(const std::string& path, ModelInfo* info) {
+  if (path.empty()) throw_error("--model: an empty path");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw_error("--model ", path, ": no such file or directory");
+  std::string file = path;
+  if (S_ISDIR(st.st_mode)) {
+    file = join_path(path, kModelFileName);
+    if (::stat(file.c_str(), &st) != 0)
+      throw_error("--model ", path, ": the directory holds no ", kModelFileName, " (is it a gradlab train --out directory?)");
+  }
+  return load_model(file, info);
+}
+
+namespace {
+
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+nlohmann::json numbers(const std::vector<double>& v) {
+  nlohmann::json a = nlohmann::json::array();
+  for (double x : v) a.push_back(number_or_null(x));
+  return a;
+}
+
+}  // namespace
+
+int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  ArgParser a("gradlab eval", "Evaluate a checkpoint on a text file or a position task.");
+  try {
+    a.add_string("model", "", "checkpoint directory (from gradlab train --out) or a model.safetensors", "DIR")
+        .required();
+    a.add_string("data", "", "text file to evaluate (encoded with the model's tokenizer)", "FILE").no_default();
+    a.add_choice("task", task_names(), task_names().front(), "evaluate on a position task (default for task models)").no_default();
+    a.add_choice("split", {"all", "train", "val"}, "all",
+                 "part of --data: the whole file, or the training split's first 90% / validation's last 10%");
+    a.add_int("ctx", 1, 1, 1 << 20, "window length T (default: the model's training length L)").no_default();
+    a.add_int("window", 1, 1, 1 << 20, "sliding KV window W <= T: attend to the W most recent tokens").no_default();
+    a.add_string("grads", "", "write d(loss)/d(parameter) for every parameter to this safetensors file", "FILE")
+        .no_default();
+    a.add_int("batch_size", 8, 1, 1 << 16, "windows per forward pass");
+    a.add_int("threads", 0, 0, 1024, "threads (0: all the machine offers)");
+    a.epilog(kEvalRuleText);
+    a.parse(args);
+    if (a.help_requested()) {
+      out << a.help();
+      return 0;
+    }
+  } catch (const Error& e) {
+    print_error(err, "eval", e);
+    return 2;
+  }
+
+  EvalResult r;
+  std::string data_name;
+  std::string grads_path;
+  bool task = false;
+  std::unique_ptr<GPT> model;
+  try {
+    if (a.given("data") && a.given("task")) throw_error("--data and --task exclude each other; give one");
+    if (a.get_int64("threads") > 0) set_num_threads(static_cast<int>(a.get_int64("threads")));
+    ModelInfo info;
+    const std::string model_path = a.get_string("model");
+    model = load_cli_model(model_path, &info);
+    const GPTConfig& cfg = model->config();
+    const std::int64_t T = a.given("ctx") ? a.get_int64("ctx") : cfg.block_size;
+    const std::int64_t W = a.given("window") ? a.get_int64("window") : 0;
+    check_eval_length(cfg, T, W);
+    if (a.given("grads")) grads_path = a.get_string("grads");
+    if (!grads_path.empty() && W > 0 && W < T)
+      throw_error("--grads with a sliding window (W = ", W, " < T = ", T,
+                  ") is not supported: the KV cache holds values, not the graph");
+
+    Batch windows;
+    std::string task_name = a.given("task") ? a.get_choice("task") : "";
+    if (!a.given("data") && task_name.empty()) {
+      if (info.task.empty())
+        throw_error("give --data FILE (a text) or --task NAME; the model ", model_path, " was trained on text");
+      task_name = info.task;
+    }
+    if (!task_name.empty()) {
+      // the task as the model saw it: its classes follow the training length L
+      auto t = make_task(task_name, cfg.block_size);
+      if (t->vocab_size() != cfg.vocab_size)
+        throw_error("--task ", task_name, ": the task at length L = ", cfg.block_size, " has ", t->vocab_size(),
+                    " token ids, but the model's vocabulary has ", cfg.vocab_size,
+                    (info.task.empty() ? " (the model was trained on text)" : " (the model was trained on " + info.task + ")"));
+      if (T > t->max_length())
+        throw_error("--ctx ", T, ": task ", task_name, " has position classes only for 0..", t->max_length() - 1,
+                    " (the training length); give T <= ", t->max_length());
+      windows = t->eval_windows(Split::Val, T);
+      data_name = task_name;
+      task = true;
+    } else {
+      if (!info.tokenizer)
+        throw_error("--data: the model ", model_path, " was trained on task ", info.task,
+                    " and has no text tokenizer; use --task");
+      data_name = a.get_string("data");
+      const std::string text = read_text_file(data_name);
+      std::vector<std::int32_t> tokens;
+      try {
+        tokens = info.tokenizer->encode(text);
+      } catch (const Error& e) {
+        throw_error("--data ", data_name, ": ", e.what());
+      }
+      const std::string split = a.get_choice("split");
+      if (split != "all") {
+        // the same split as training (nn/dataset.h): the first floor(0.9 n) tokens, then the rest
+        const std::size_t n_train = tokens.size() * 9 / 10;
+        if (split == "train") tokens.resize(n_train);
+        else tokens.erase(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(n_train));
+      }
+      try {
+        windows = make_eval_windows(tokens, T);
+      } catch (const Error& e) {
+        throw_error("--data ", data_name, " (", split, "): ", e.what());
+      }
+    }
+    EvalOptions eo;
+    eo.window = W;
+    eo.batch_size = a.get_int64("batch_size");
+    eo.accuracy = task;
+    eo.grads = !grads_path.empty();
+    r = evaluate(*model, windows, eo);
+  } catch (const Error& e) {
+    print_error(err, "eval", e);
+    return 2;
+  }
+
+  if (!grads_path.empty()) {
+    try {
+      std::map<std::string, std::string> meta = {{"format", "gradlab-grads-1"},
+                                                 {"loss", std::to_string(r.loss)},
+                                                 {"tokens", std::to_string(r.tokens)},
+                                                 {"windows", std::to_string(r.windows)},
+                                                 {"ctx", std::to_string(r.T)},
+                                                 {"data", data_name},
+                                                 {"config", model->config().to_json()}};
+      write_safetensors(grads_path, r.grads, meta);
+    } catch (const std::exception& e) {
+      err << "gradlab eval: --grads " << grads_path << ": " << e.what() << "\n";
+      return 1;
+    }
+  }
+
+  err << "eval: " << data_name << ", " << r.windows << " windows of T = " << r.T;
+  if (r.window > 0) err << " (sliding window W = " << r.window << ")";
+  err << ", " << r.tokens << " targets: loss " << r.loss << " (perplexity " << std::exp(r.loss) << ")";
+  if (task) err << ", accuracy " << r.accuracy;
+  err << "\n";
+  nlohmann::json j;
+  j["loss"] = number_or_null(r.loss);
+  j["tokens"] = r.tokens;
+  j["windows"] = r.windows;
+  j["ctx"] = r.T;
+  j["window"] = r.window > 0 ? nlohmann::json(r.window) : nlohmann::json(nullptr);
+  j["data"] = data_name;
+  j["per_position"] = numbers(r.per_position);
+  if (task) {
+    j["accuracy"] = number_or_null(r.accuracy);
+    j["per_position_accuracy"] = numbers(r.per_position_accuracy);
+  }
+  if (!grads_path.empty()) j["grads"] = grads_path;
+  out << j.dump() << "\n";
+  out.flush();
+  return 0;
+}
+
+int run_eval(const std::vector<std::string>& args) { return run_eval(args, std::cout, std::cerr); }
+
+}  // namespace gradlab::cli
