@@ -312,6 +312,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     err << "model: " << model->num_parameters() << " parameters, " << c.n_layer << " layers, " << c.n_head
         << " heads, width " << c.n_embd << ", block " << c.block_size << ", mask " << to_string(c.mask) << ", pos "
         << to_string(c.pos) << "\n";
+    err << "seed " << tc.seed << (resume_state ? " (from the checkpoint)" : "") << "\n";
     Trainer trainer(*model, *data.dataset, tc, data.source);
     if (resume_state) trainer.resume(*resume_state);
     TrainResult r = trainer.run();

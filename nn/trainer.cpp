@@ -203,21 +203,22 @@ Trainer::StepResult Trainer::train_step(const std::vector<Batch>& micro_batches,
   }
   r.loss = loss_sum * scale;
   const auto& params = opt_->params();
-  // Stop before the update when anything is non-finite, so the weights stay the last good ones.
+  // Stop before the update when anything is non-finite, so the weights stay the last good ones. A parameter
+  // whose value is already non-finite is the root cause and is named first; otherwise the first gradient.
   std::string bad_grad = first_nonfinite_grad(params);
   if (!std::isfinite(r.loss) || !bad_grad.empty()) {
     std::ostringstream msg;
-    msg << (std::isfinite(r.loss) ? "the loss is finite (" : "the loss is ") << r.loss
-        << (std::isfinite(r.loss) ? ") but a gradient is not" : "");
-    if (!bad_grad.empty()) {
+    if (std::isfinite(r.loss))
+      msg << "the loss is finite (" << r.loss << ") but a gradient is not";
+    else
+      msg << "the loss is " << r.loss;
+    const std::string bad_value = first_nonfinite_value(params);
+    if (!bad_value.empty())
+      msg << "; first parameter with a non-finite value: " << bad_value;
+    else if (!bad_grad.empty())
       msg << "; first parameter with a non-finite gradient: " << bad_grad;
-    } else {
-      std::string bad_value = first_nonfinite_value(params);
-      if (!bad_value.empty())
-        msg << "; first parameter with a non-finite value: " << bad_value;
-      else
-        msg << "; every parameter and gradient is finite (the overflow is in the activations)";
-    }
+    else
+      msg << "; every parameter and gradient is finite (the overflow is in the activations)";
     r.nonfinite = msg.str();
     r.grad_norm = NAN;
     return r;
@@ -306,7 +307,7 @@ TrainResult Trainer::run() {
   SigintGuard sigint;
   open_log(resumed_);
   Progress progress(config_.max_iters, step_, config_.log_interval, config_.progress);
-  progress.message("seed " + std::to_string(config_.seed) + (resumed_ ? ", resuming at step " + std::to_string(step_) : ""));
+  if (resumed_) progress.message("resuming at step " + std::to_string(step_));
   model_.train();
 
   double timed_seconds = 0.0, all_seconds = 0.0;

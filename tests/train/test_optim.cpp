@@ -1,0 +1,150 @@
+// AdamW, the learning-rate schedule and gradient clipping against hand-computed values.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "nn/optim.h"
+
+using namespace gradlab;
+
+namespace {
+Var param(const Shape& shape, std::vector<double> values, const char* name) {
+  return Var::leaf(Tensor::from_values(shape, values), true, name);
+}
+void set_grad(Var& p, const Shape& shape, std::vector<double> values) {
+  p.zero_grad();
+  p.add_grad(Tensor::from_values(shape, values));
+}
+}  // namespace
+
+TEST_SUITE("train") {
+
+TEST_CASE("adamw: first step by hand and weight decay only on 2-D tensors") {
+  // At step 1 with zero moments: m = (1-b1) g, v = (1-b2) g^2, so m_hat = g and v_hat = g^2, and the update is
+  // lr * g / (|g| + eps) ~ lr * sign(g). The matrix also shrinks by (1 - lr*wd); the bias does not.
+  Var w = param({2, 2}, {1.0, -2.0, 0.5, 3.0}, "w");
+  Var b = param({2}, {1.0, -1.0}, "b");
+  AdamWConfig cfg;  // betas (0.9, 0.99), wd 0.1, eps 1e-8
+  AdamW opt({{"w", w}, {"b", b}}, cfg);
+  set_grad(w, {2, 2}, {0.5, -0.25, 2.0, -1.0});
+  set_grad(b, {2}, {0.5, -4.0});
+  const double lr = 0.1;
+  opt.step(lr);
+  // hand-computed: w' = w (1 - 0.01) - 0.1 sign(g)
+  const double w_expect[] = {1.0 * 0.99 - 0.1, -2.0 * 0.99 + 0.1, 0.5 * 0.99 - 0.1, 3.0 * 0.99 + 0.1};
+  for (int i = 0; i < 4; ++i) CHECK(w.data().to_vector()[i] == doctest::Approx(w_expect[i]).epsilon(1e-6));
+  // bias: no decay: b' = b - 0.1 sign(g)
+  CHECK(b.data().to_vector()[0] == doctest::Approx(0.9).epsilon(1e-6));
+  CHECK(b.data().to_vector()[1] == doctest::Approx(-0.9).epsilon(1e-6));
+  CHECK(opt.decays(0));
+  CHECK_FALSE(opt.decays(1));
+  // the moments are exported under m.<name>, v.<name>
+  auto st = opt.state_tensors();
+  REQUIRE(st.count("m.w") == 1);
+  CHECK(st.at("m.w").to_vector()[0] == doctest::Approx(0.05));
+  CHECK(st.at("v.b").to_vector()[1] == doctest::Approx(0.01 * 16.0));
+}
+
+TEST_CASE("adamw: several steps match the element-wise reference") {
+  Var w = param({3, 2}, {0.3, -0.7, 1.1, 0.0, -0.2, 0.9}, "w");
+  Var b = param({3}, {0.1, 0.2, -0.3}, "b");
+  AdamWConfig cfg;
+  cfg.weight_decay = 0.3;
+  AdamW opt({{"w", w}, {"b", b}}, cfg);
+  std::vector<AdamWElement> ref_w, ref_b;
+  for (double x : w.data().to_vector()) ref_w.push_back({x, 0, 0});
+  for (double x : b.data().to_vector()) ref_b.push_back({x, 0, 0});
+  for (int t = 1; t <= 5; ++t) {
+    std::vector<double> gw, gb;
+    for (int i = 0; i < 6; ++i) gw.push_back(std::sin(1.0 + i * t) * (i + 1) * 0.1);
+    for (int i = 0; i < 3; ++i) gb.push_back(std::cos(0.5 + i * t));
+    set_grad(w, {3, 2}, gw);
+    set_grad(b, {3}, gb);
+    const double lr = 0.01 * t;
+    opt.step(lr);
+    for (int i = 0; i < 6; ++i) ref_w[i] = adamw_reference(ref_w[i], gw[i], lr, t, cfg, true);
+    for (int i = 0; i < 3; ++i) ref_b[i] = adamw_reference(ref_b[i], gb[i], lr, t, cfg, false);
+  }
+  auto wv = w.data().to_vector();
+  auto bv = b.data().to_vector();
+  for (int i = 0; i < 6; ++i) CHECK(wv[i] == doctest::Approx(ref_w[i].p).epsilon(1e-5));
+  for (int i = 0; i < 3; ++i) CHECK(bv[i] == doctest::Approx(ref_b[i].p).epsilon(1e-5));
+  CHECK(opt.steps_taken() == 5);
+}
+
+TEST_CASE("adamw: state export and import restore the exact update") {
+  Var a = param({2, 2}, {1, 2, 3, 4}, "a");
+  Var a2 = param({2, 2}, {1, 2, 3, 4}, "a");
+  AdamW o1({{"a", a}});
+  AdamW o2({{"a", a2}});
+  set_grad(a, {2, 2}, {0.1, 0.2, -0.3, 0.4});
+  o1.step(0.05);
+  // o2 takes o1's state and o1's weights, then both take the same second step
+  o2.load_state(o1.state_tensors(), o1.steps_taken(), "test");
+  a2.data().copy_(a.data());
+  set_grad(a, {2, 2}, {-0.5, 0.1, 0.3, 0.0});
+  set_grad(a2, {2, 2}, {-0.5, 0.1, 0.3, 0.0});
+  o1.step(0.05);
+  o2.step(0.05);
+  CHECK(a.data().to_vector() == a2.data().to_vector());  // bit for bit
+  // a wrong shape or a missing / extra tensor is refused, naming it
+  auto st = o1.state_tensors();
+  st["m.a"] = Tensor::zeros({4});
+  CHECK_THROWS_WITH_AS(o2.load_state(st, 1, "f.safetensors"), doctest::Contains("m.a"), Error);
+  st = o1.state_tensors();
+  st.erase("v.a");
+  CHECK_THROWS_WITH_AS(o2.load_state(st, 1, "f"), doctest::Contains("'v.a' is missing"), Error);
+  st = o1.state_tensors();
+  st["m.zzz"] = Tensor::zeros({1});
+  CHECK_THROWS_WITH_AS(o2.load_state(st, 1, "f"), doctest::Contains("m.zzz"), Error);
+}
+
+TEST_CASE("schedule: warmup / peak / cosine midpoint / floor") {
+  LrSchedule s;
+  s.learning_rate = 1e-3;
+  s.min_lr = 1e-4;
+  s.warmup_iters = 100;
+  s.lr_decay_iters = 1100;
+  CHECK(s.at(0) == doctest::Approx(1e-3 * 1 / 101.0));
+  CHECK(s.at(49) == doctest::Approx(1e-3 * 50 / 101.0));
+  CHECK(s.at(99) == doctest::Approx(1e-3 * 100 / 101.0));
+  CHECK(s.at(100) == doctest::Approx(1e-3));                    // peak at the end of warmup
+  CHECK(s.at(600) == doctest::Approx(1e-4 + 0.5 * 9e-4));        // cos(pi/2) = 0: halfway
+  CHECK(s.at(1100) == doctest::Approx(1e-4));                    // the end of the decay
+  CHECK(s.at(5000) == doctest::Approx(1e-4));                    // the floor after it
+  for (int it = 100; it < 1100; ++it) CHECK(s.at(it + 1) <= s.at(it));  // decreasing
+  s.decay = false;
+  CHECK(s.at(5000) == doctest::Approx(1e-3));
+  LrSchedule bad = s;
+  bad.min_lr = 2e-3;
+  CHECK_THROWS_AS(bad.validate(), Error);
+  CHECK_THROWS_AS(s.at(-1), Error);
+}
+
+TEST_CASE("clipping: the global norm / scaling and the pre-clip norm returned") {
+  Var a = param({2}, {0, 0}, "a");
+  Var b = param({1, 1}, {0}, "b");
+  Var c = param({3}, {0, 0, 0}, "c");  // no gradient at all: skipped
+  std::vector<std::pair<std::string, Var>> ps = {{"a", a}, {"b", b}, {"c", c}};
+  set_grad(a, {2}, {3.0, 0.0});
+  set_grad(b, {1, 1}, {4.0});
+  c.zero_grad();
+  CHECK(grad_norm(ps) == doctest::Approx(5.0));
+  CHECK(clip_grad_norm(ps, 10.0) == doctest::Approx(5.0));  // under the limit: unchanged
+  CHECK(a.grad().to_vector()[0] == 3.0);
+  CHECK(clip_grad_norm(ps, 1.0) == doctest::Approx(5.0));   // returns the norm before clipping
+  CHECK(a.grad().to_vector()[0] == doctest::Approx(0.6).epsilon(1e-5));
+  CHECK(b.grad().to_vector()[0] == doctest::Approx(0.8).epsilon(1e-5));
+  CHECK(grad_norm(ps) == doctest::Approx(1.0).epsilon(1e-5));
+  CHECK(clip_grad_norm(ps, 0.0) == doctest::Approx(1.0).epsilon(1e-5));  // 0: off
+  // non-finite: reported, nothing scaled, the parameter named
+  set_grad(b, {1, 1}, {NAN});
+  CHECK(std::isnan(clip_grad_norm(ps, 1.0)));
+  CHECK(a.grad().to_vector()[0] == doctest::Approx(0.6).epsilon(1e-5));
+  CHECK(first_nonfinite_grad(ps) == "b");
+  CHECK(first_nonfinite_value(ps).empty());
+  c.data().set({1}, INFINITY);
+  CHECK(first_nonfinite_value(ps) == "c");
+}
+
+}  // TEST_SUITE
