@@ -23,15 +23,17 @@ namespace gradlab::gemm {
 // Micro-kernels. One call computes a (kMR, kNR) tile of C from a packed A micro-panel and a packed B micro-panel:
 //   Ap is (kc, kMR): Ap[k*kMR + r] = op(A)[i0 + r][p0 + k]
 //   Bp is (kc, kNR): Bp[k*kNR + c] = op(B)[p0 + k][j0 + c]
-//   C (kMR, kNR) with row stride ldc  =  alpha * Ap^T * Bp + beta * C     (beta == 0: C is not read)
+//   C (mr, kNR) with row stride ldc  =  alpha * Ap^T * Bp + beta * C     (beta == 0: C is not read)
+// Only the first mr <= kMR rows are computed and written (the bottom edge of C); a row's arithmetic does not
+// depend on mr.
 // ---------------------------------------------------------------------------------------------------------
 namespace detail {
 using MicroKernel = void (*)(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
-                             int64_t ldc);
+                             int64_t ldc, int64_t mr);
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
 // Defined in gemm_avx2.cpp (compiled with -mavx2 -mfma); call only when use_avx2().
-void micro_kernel_avx2(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
-                       int64_t ldc);
+void micro_kernel_avx2(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C, int64_t ldc,
+                       int64_t mr);
 void pack_b_trans_avx2(const float* B, int64_t ldb, int64_t j0, int64_t nr, int64_t p0, int64_t kc, float* Bp);
 void pack_a_notrans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
 void pack_a_trans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
@@ -44,7 +46,7 @@ using detail::MicroKernel;
 
 // The portable micro-kernel: plain C++ that any compiler can vectorise with what the target has.
 void micro_kernel_portable(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
-                           int64_t ldc) {
+                           int64_t ldc, int64_t mr) {
   float acc[kMR][kNR] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const float* a = Ap + k * kMR;
@@ -52,7 +54,7 @@ void micro_kernel_portable(int64_t kc, const float* Ap, const float* Bp, float a
     for (int64_t r = 0; r < kMR; ++r)
       for (int64_t c = 0; c < kNR; ++c) acc[r][c] += a[r] * b[c];
   }
-  for (int64_t r = 0; r < kMR; ++r) {
+  for (int64_t r = 0; r < mr; ++r) {
     float* crow = C + r * ldc;
     for (int64_t c = 0; c < kNR; ++c)
       crow[c] = beta == 0.0f ? alpha * acc[r][c] : alpha * acc[r][c] + beta * crow[c];
@@ -302,14 +304,14 @@ void pack_b_panel(const Problem& p, int64_t j0, int64_t nr, int64_t p0, int64_t 
   }
 }
 
-// A tile at the bottom/right edge: run the full kernel on a zero-padded copy, then copy the valid part back.
-// The kernel does exactly the same arithmetic per element as for a full tile, so edges change no result.
+// A tile at the right edge (nr < kNR columns): run the kernel on a zero-padded copy, then copy the valid part
+// back. The kernel does exactly the same arithmetic per element as for a full tile, so edges change no result.
 void edge_tile(MicroKernel kernel, int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
                int64_t ldc, int64_t mr, int64_t nr) {
   alignas(64) float tile[kMR * kNR] = {};
   if (beta != 0.0f)
     for (int64_t r = 0; r < mr; ++r) std::memcpy(tile + r * kNR, C + r * ldc, nr * sizeof(float));
-  kernel(kc, Ap, Bp, alpha, beta, tile, kNR);
+  kernel(kc, Ap, Bp, alpha, beta, tile, kNR, mr);
   for (int64_t r = 0; r < mr; ++r) std::memcpy(C + r * ldc, tile + r * kNR, nr * sizeof(float));
 }
 
@@ -495,8 +497,8 @@ void run_unit(const Problem& p, const PackedB& Bp, MicroKernel kernel, int64_t k
         const int64_t mr = std::min(kMR, rows - ir);
         float* Ctile = p.C + (r0 + ir) * p.ldc + Bp.jc + q * kNR;
         const float* Apanel = Ap + ir * kc;
-        if (mr == kMR && nr == kNR)
-          kernel(kc, Apanel, Bpanel, p.alpha, beta, Ctile, p.ldc);
+        if (nr == kNR)
+          kernel(kc, Apanel, Bpanel, p.alpha, beta, Ctile, p.ldc, mr);
         else
           edge_tile(kernel, kc, Apanel, Bpanel, p.alpha, beta, Ctile, p.ldc, mr, nr);
       }
@@ -532,7 +534,7 @@ void packed_impl(const Problem& p, int nthreads) {
   // Units: row blocks of whole micro-tiles (at most kMC rows, so the packed A stays in L2), several per
   // thread for balance; with very few rows, the columns are cut too.
   const int64_t tiles_m = ceil_div(p.M, kMR);
-  const int64_t want_units = nthreads == 1 ? 1 : 4 * int64_t(nthreads);
+  const int64_t want_units = nthreads == 1 ? 1 : 16 * int64_t(nthreads);
   const int64_t unit_tiles = std::clamp<int64_t>(ceil_div(tiles_m, want_units), 1, kMC / kMR);
   const int64_t row_units = ceil_div(tiles_m, unit_tiles);
   const int64_t unit_rows = unit_tiles * kMR;

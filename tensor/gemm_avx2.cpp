@@ -13,8 +13,8 @@ static_assert(kMR == 6 && kNR == 16, "the AVX2 micro-kernel is written for 6x16 
 // C (6,16) with row stride ldc = alpha * Ap^T * Bp + beta * C; Ap is (kc,6), Bp is (kc,16), 32-byte aligned.
 // The 6x16 tile lives in 12 ymm registers for the whole k loop; each k step loads two vectors of B,
 // broadcasts six scalars of A and issues 12 independent FMAs (enough to hide the FMA latency on 2 ports).
-void micro_kernel_avx2(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
-                       int64_t ldc) {
+static void micro_kernel_6x16(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
+                              int64_t ldc) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -76,6 +76,39 @@ void micro_kernel_avx2(int64_t kc, const float* Ap, const float* Bp, float alpha
 }
 
 namespace {
+// The same computation for the bottom edge: only the first R < 6 rows (the packed A rows past R are zero
+// padding). Each element sees exactly the operations of the full kernel, so edges change no result bits.
+template <int R>
+void micro_kernel_rows(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
+                       int64_t ldc) {
+  __m256 lo[R], hi[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256 a = _mm256_broadcast_ss(Ap + r);
+      lo[r] = _mm256_fmadd_ps(a, b0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(a, b1, hi[r]);
+    }
+    Ap += 6;
+    Bp += 16;
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    float* crow = C + r * ldc;
+    if (beta == 0.0f) {
+      _mm256_storeu_ps(crow, _mm256_mul_ps(va, lo[r]));
+      _mm256_storeu_ps(crow + 8, _mm256_mul_ps(va, hi[r]));
+    } else {
+      _mm256_storeu_ps(crow, _mm256_fmadd_ps(va, lo[r], _mm256_mul_ps(vb, _mm256_loadu_ps(crow))));
+      _mm256_storeu_ps(crow + 8, _mm256_fmadd_ps(va, hi[r], _mm256_mul_ps(vb, _mm256_loadu_ps(crow + 8))));
+    }
+  }
+}
+
 // In-register transpose of an 8x8 block: r[i] holds row i on entry, column i on exit.
 inline void transpose8x8(__m256 r[8]) {
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -154,6 +187,19 @@ void pack_a_notrans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, in
   }
   for (int64_t k = k0; k < kc; ++k)
     for (int64_t r = 0; r < kMR; ++r) Ap[k * kMR + r] = r < mr ? base[r * lda + k] : 0.0f;
+}
+
+// The entry point: mr (1..6) rows of the tile are computed and written.
+void micro_kernel_avx2(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C, int64_t ldc,
+                       int64_t mr) {
+  switch (mr) {
+    case 6: micro_kernel_6x16(kc, Ap, Bp, alpha, beta, C, ldc); break;
+    case 5: micro_kernel_rows<5>(kc, Ap, Bp, alpha, beta, C, ldc); break;
+    case 4: micro_kernel_rows<4>(kc, Ap, Bp, alpha, beta, C, ldc); break;
+    case 3: micro_kernel_rows<3>(kc, Ap, Bp, alpha, beta, C, ldc); break;
+    case 2: micro_kernel_rows<2>(kc, Ap, Bp, alpha, beta, C, ldc); break;
+    default: micro_kernel_rows<1>(kc, Ap, Bp, alpha, beta, C, ldc); break;
+  }
 }
 
 }  // namespace gradlab::gemm::detail

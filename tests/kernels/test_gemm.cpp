@@ -112,9 +112,10 @@ int check_against_reference(GemmFn fn, const char* name, const Case& c, uint64_t
 }
 
 std::vector<Case> awkward_cases() {
-  // (M, N, K): 1x1, primes, non-multiples of the 6x16 tile, K across a kKC block boundary, M across kMC.
-  const int64_t shapes[][3] = {{1, 1, 1},   {1, 17, 3},  {5, 1, 7},    {6, 16, 4},  {7, 17, 13},
-                               {13, 31, 2}, {12, 32, 9}, {29, 37, 41}, {3, 5, 263}, {151, 19, 11}};
+  // (M, N, K): 1x1, primes, non-multiples of the 6x16 tile (bottom edges of 1..5 rows), K across a kKC block
+  // boundary, M across kMC.
+  const int64_t shapes[][3] = {{1, 1, 1},   {1, 17, 3},  {5, 1, 7},    {6, 16, 4},  {7, 17, 13},  {8, 32, 5},
+                               {13, 31, 2}, {12, 32, 9}, {29, 37, 41}, {3, 5, 263}, {151, 19, 11}, {10, 47, 6}};
   const float alpha_beta[][2] = {{1.0f, 0.0f}, {-0.5f, 0.0f}, {1.0f, 1.0f}, {1.5f, -0.75f}};
   std::vector<Case> cases;
   int variant = 0;
