@@ -30,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "nn/stablemask.h"
 #include "tensor/attention_kernel.h"
 #include "tensor/cpu.h"
@@ -190,16 +192,20 @@ int run_one(std::int64_t T, const std::string& mode, int reps_wanted) {
 
 int run_table(std::vector<std::int64_t> lengths) {
   if (lengths.empty()) lengths = {128, 256, 512, 1024, 2048, 4096};
+  // this program's own path (popen runs a shell, for which /proc/self/exe would be the shell)
+  char self[4096] = {0};
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) throw_error("bench_attention: cannot read /proc/self/exe");
   std::printf("%s\n", build_info().c_str());
   std::printf("B=%lld H=%lld D=%lld, forward+backward, median over interleaved rounds (causal, StableMask)\n\n",
               static_cast<long long>(kB), static_cast<long long>(kH), static_cast<long long>(kD));
   std::printf("| T | mode | causal ms | StableMask ms | SM/causal | causal CPU ms | SM CPU ms | fused speed-up vs "
-              "materialized / sgemm (causal, wall) | peak RSS MB | rounds |\n");
+              "materialized / sgemm (causal, wall; CPU) | peak RSS MB | rounds |\n");
   std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (std::int64_t T : lengths) {
-    double materialized_ms = 0.0, sgemm_ms = 0.0;
+    double materialized_ms = 0.0, sgemm_ms = 0.0, materialized_cpu = 0.0, sgemm_cpu = 0.0;
     for (const char* mode : {"materialized", "sgemm", "fused"}) {
-      const std::string command = "/proc/self/exe one " + std::to_string(T) + " " + mode;
+      const std::string command = "'" + std::string(self) + "' one " + std::to_string(T) + " " + mode;
       std::FILE* pipe = popen(command.c_str(), "r");
       if (!pipe) throw_error("bench_attention: could not run '", command, "'");
       char buffer[512] = {0};
@@ -216,13 +222,14 @@ int run_table(std::vector<std::int64_t> lengths) {
         std::fflush(stdout);
         continue;
       }
-      if (std::strcmp(mode, "materialized") == 0) materialized_ms = mc;
-      if (std::strcmp(mode, "sgemm") == 0) sgemm_ms = mc;
+      if (std::strcmp(mode, "materialized") == 0) materialized_ms = mc, materialized_cpu = cc;
+      if (std::strcmp(mode, "sgemm") == 0) sgemm_ms = mc, sgemm_cpu = cc;
       std::string speedup = "";
       if (std::strcmp(mode, "fused") == 0) {
-        char s[64];
-        std::snprintf(s, sizeof s, "%.2fx / %.2fx", materialized_ms > 0 ? materialized_ms / mc : 0.0,
-                      sgemm_ms > 0 ? sgemm_ms / mc : 0.0);
+        char s[96];
+        std::snprintf(s, sizeof s, "%.2fx / %.2fx (CPU %.2fx / %.2fx)", materialized_ms > 0 ? materialized_ms / mc : 0.0,
+                      sgemm_ms > 0 ? sgemm_ms / mc : 0.0, materialized_cpu > 0 ? materialized_cpu / cc : 0.0,
+                      sgemm_cpu > 0 ? sgemm_cpu / cc : 0.0);
         speedup = s;
       }
       std::printf("| %lld | %s | %.1f | %.1f | %.3f | %.1f | %.1f | %s | %.1f | %d |\n", t, m, mc, ms, ratio, cc, cs,

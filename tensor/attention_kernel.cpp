@@ -177,7 +177,7 @@ void reference_backward_head(const Ops& ops, const Geometry& g, const Bias& bias
 // The fused kernel's tile helpers. A tile is at most TQ query rows x TK keys; S and P tiles have row stride TK.
 
 // dst (D, n) with row stride TK (= TQ) = transpose of src (n, D): a key, value or query tile
-void transpose_keys(const float* src, std::int64_t n, std::int64_t D, float* dst) {
+void transpose_tile(const float* src, std::int64_t n, std::int64_t D, float* dst) {
   for (std::int64_t c = 0; c < n; ++c)
     for (std::int64_t d = 0; d < D; ++d) dst[d * TK + c] = src[c * D + d];
 }
@@ -256,7 +256,7 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
   std::fill(acc, acc + rows * D, 0.0f);
   std::fill(m, m + rows, kNegInf);  // running max of the real logits
   std::fill(l, l + rows, 0.0f);     // running sum of e^(logit - running max)
-  transpose_keys(q + i0 * D, rows, D, w.kt.data());
+  transpose_tile(q + i0 * D, rows, D, w.kt.data());
   for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
     const std::int64_t cols = std::min(TK, T - j0);
     float* St = w.s.data();
@@ -326,8 +326,8 @@ void flash_backward_head(const Ops& ops, const Geometry& g, const Bias& bias, st
   std::fill(dv, dv + T * D, 0.0f);
   for (std::int64_t j0 = 0; j0 < T; j0 += TK) {
     const std::int64_t cols = std::min(TK, T - j0);
-    transpose_keys(k + j0 * D, cols, D, w.kt.data());
-    transpose_keys(v + j0 * D, cols, D, w.vt.data());
+    transpose_tile(k + j0 * D, cols, D, w.kt.data());
+    transpose_tile(v + j0 * D, cols, D, w.vt.data());
     for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ) {
       const std::int64_t rows = std::min(TQ, T - i0);
       backward_pair(ops, D, bias.scale, slope, q, d_o, lse, row_dot, i0, rows, j0, cols, dk + j0 * D, dv + j0 * D, w);
@@ -349,8 +349,8 @@ void flash_backward_key_tile(const Ops& ops, const Geometry& g, const Bias& bias
   float* dv_tile = dv + j0 * D;
   std::fill(dk_tile, dk_tile + cols * D, 0.0f);
   std::fill(dv_tile, dv_tile + cols * D, 0.0f);
-  transpose_keys(k + j0 * D, cols, D, w.kt.data());
-  transpose_keys(v + j0 * D, cols, D, w.vt.data());
+  transpose_tile(k + j0 * D, cols, D, w.kt.data());
+  transpose_tile(v + j0 * D, cols, D, w.vt.data());
   for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ)
     backward_pair(ops, D, bias.scale, slope_of(bias, h), q, d_o, lse, row_dot, i0, std::min(TQ, T - i0), j0, cols,
                   dk_tile, dv_tile, w);
@@ -369,8 +369,8 @@ void flash_backward_query_tile(const Ops& ops, const Geometry& g, const Bias& bi
   std::fill(dq_tile, dq_tile + rows * D, 0.0f);
   for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
     const std::int64_t cols = std::min(TK, T - j0);
-    transpose_keys(k + j0 * D, cols, D, w.kt.data());
-    transpose_keys(v + j0 * D, cols, D, w.vt.data());
+    transpose_tile(k + j0 * D, cols, D, w.kt.data());
+    transpose_tile(v + j0 * D, cols, D, w.vt.data());
     backward_pair(ops, D, bias.scale, slope_of(bias, h), q, d_o, lse, row_dot, i0, rows, j0, cols, nullptr, nullptr, w);
     ops.gemm_acc(rows, D, cols, w.dp.data(), TK, k + j0 * D, D, dq_tile, D);  // dQ_tile += dS @ K_tile
   }
