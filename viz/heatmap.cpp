@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "tensor/error.h"
 #include "viz/colormap.h"
@@ -21,6 +22,7 @@ constexpr double kSubtitleSize = 12;
 constexpr double kPanelTitleSize = 13;
 constexpr double kCaptionSize = 12;
 constexpr double kSmallSize = 11;
+constexpr double kStatsSize = 10.5;
 constexpr int kMaxCell = 48;
 constexpr std::size_t kMaxLabelChars = 10;
 
@@ -99,7 +101,10 @@ class HeatmapRenderer {
     if (opts.max_width < 400 || opts.max_height < 400)
       throw_error("heatmap: got max size ", opts.max_width, "x", opts.max_height, ", expected at least 400x400");
     n_ = end_ - begin_;
-    for (const PanelSpec& p : spec_.panels) has_sink_ = has_sink_ || p.maps->stablemask;
+    for (const PanelSpec& p : spec_.panels) {
+      has_sink_ = has_sink_ || p.maps->stablemask;
+      if (opts.panel_stats && !stats_.count(p.maps)) stats_[p.maps] = attention_stats(*p.maps, opts.stats_min_row);
+    }
     layout_ = choose_layout();
   }
 
@@ -113,6 +118,7 @@ class HeatmapRenderer {
   FontPtr font_;
   std::int64_t T_ = 0, begin_ = 0, end_ = 0, n_ = 0;
   bool has_sink_ = false;
+  std::map<const AttentionMaps*, AttentionStats> stats_;
   Layout layout_;
 
   double lh(double size) const { return font_->line_height(size); }
@@ -154,7 +160,7 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
   L.cap_h = ceil_int(lh(kCaptionSize)) + 4;
   L.rl_w = L.label_w + (L.token_labels ? 8 : 10);
   L.kl_h = L.label_w + (L.token_labels ? 8 : 10);
-  L.title_h = ceil_int(lh(kPanelTitleSize)) + 8;
+  L.title_h = ceil_int(lh(kPanelTitleSize)) + 8 + (opts_.panel_stats ? ceil_int(lh(kStatsSize)) + 2 : 0);
   if (has_sink_) {
     L.sink_gap = std::max(8, cell / 2);
     L.sink_w = std::max(cell, 14);
@@ -192,6 +198,9 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
   L.right_w = std::max(bar_block, legend_block);
   L.bar_h = std::clamp(L.matrix, 150, 400);
   if (has_sink_) L.footnotes.push_back("sink = 1 \u2212 \u03a3_j Attn_ij: the share of row i taken by StableMask's pseudo keys (same colour scale)");
+  if (opts_.panel_stats)
+    L.footnotes.push_back("first token: mean of Attn_i0 over rows i \u2265 " + std::to_string(stats_.begin()->second.first_row) +
+                          "; \u00f7R: the same normalised by the row's real mass R_i = \u03a3_j Attn_ij");
   if (ds > 1)
     L.footnotes.push_back("long input: each cell shows the mean of a " + std::to_string(ds) + "\u00d7" + std::to_string(ds) +
                           " block of attention weights");
@@ -249,7 +258,22 @@ void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p) const {
   double title_x = mx + L.matrix / 2.0;
   double half = tw(title, kPanelTitleSize) / 2;
   title_x = std::clamp(title_x, px0 + half, px0 + L.col_w[p.col] - half);
-  cv.text(title_x, py0 + L.title_h - 8, title, {kPanelTitleSize, colors::text, Anchor::Middle, VAlign::Bottom});
+  cv.text(title_x, py0, title, {kPanelTitleSize, colors::text, Anchor::Middle, VAlign::Top});
+  if (opts_.panel_stats) {
+    const AttentionStats& st = stats_.at(p.maps);
+    const HeadStats& hs = st.heads[static_cast<std::size_t>(p.layer * m.n_head + p.head)];
+    char longer[160], shorter[96];
+    std::snprintf(longer, sizeof longer, "first token %.3f \u00b7 \u00f7R %.3f \u00b7 mean R %.3f (rows \u2265 %lld)",
+                  hs.first_share_raw, hs.first_share_norm, hs.mean_real_mass, static_cast<long long>(st.first_row));
+    std::snprintf(shorter, sizeof shorter, "1st %.2f \u00b7 \u00f7R %.2f \u00b7 R %.2f", hs.first_share_raw,
+                  hs.first_share_norm, hs.mean_real_mass);
+    std::string line = tw(longer, kStatsSize) <= L.col_w[p.col] ? longer : shorter;
+    if (tw(line, kStatsSize) <= L.col_w[p.col]) {
+      double half_line = tw(line, kStatsSize) / 2;
+      double x = std::clamp(mx + L.matrix / 2.0, px0 + half_line, px0 + L.col_w[p.col] - half_line);
+      cv.text(x, py0 + lh(kPanelTitleSize) + 3, line, {kStatsSize, colors::muted, Anchor::Middle, VAlign::Top});
+    }
+  }
 
   // Displayed block (bi, bj) covers rows/keys begin + [b*ds, min(b*ds + ds, n)).
   auto block_lo = [&](int b) { return begin_ + static_cast<std::int64_t>(b) * ds; };

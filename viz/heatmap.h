@@ -40,6 +40,10 @@ struct HeatmapOptions {
   std::string title;                 // figure title; empty = chosen from the layout and masks
   std::string subtitle;              // second line in grey (e.g. the input text); optional
   bool cell_values = true;           // print values inside cells when they are large enough
+  // A line under each panel title with the first-token share (raw and normalised by the row's real mass
+  // R_i) and the mean R_i, over rows i >= stats_min_row of the whole input (see attention_stats).
+  bool panel_stats = true;
+  std::int64_t stats_min_row = 8;
   int max_width = 2400;              // bounds in pixels (at least 400)
   int max_height = 2400;
   FontPtr font;                      // null = default_font()

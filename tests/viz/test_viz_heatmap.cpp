@@ -87,6 +87,8 @@ TEST_CASE("heatmap: known values map to the colour map and masked cells are hatc
   CHECK(cell_pixel(img, geo[0], 2, 1) == cm(0.25));
   CHECK(cell_pixel(img, geo[0], 3, 3) == cm(1.0));
   CHECK(geo[0].sink.w == 0);  // causal: no sink column
+  // Panel statistics line: T = 4 < 8, so rows 1..3; first-token share (0 + 0.5 + 0) / 3.
+  CHECK(fig.svg().find("first token 0.167") != std::string::npos);
   // Every pixel of every masked cell is one of the two hatch colours.
   for (int i = 0; i < 4; ++i)
     for (int j = i + 1; j < 4; ++j)
