@@ -38,7 +38,7 @@ std::string parse_error(std::vector<std::string> args) {
 
 TEST_SUITE("io") {
 
-TEST_CASE("args: both value syntaxes, dashes and underscores, defaults, switches") {
+TEST_CASE("args: both value syntaxes with dashes or underscores plus defaults and switches") {
   ArgParser p = make_train_parser();
   p.parse({"--n-layer", "6", "--mask=stablemask", "--learning_rate", "3e-4", "--out=runs/a", "--compile"});
   CHECK(p.get_int("n_layer") == 6);
@@ -111,7 +111,7 @@ TEST_CASE("args: usage errors are one line and name the problem") {
   CHECK_THROWS_AS(p.parse({"--bogus"}), cli::UsageError);
 }
 
-TEST_CASE("args: --help wins over missing required flags, and lists every flag") {
+TEST_CASE("args: --help wins over missing required flags and lists every flag") {
   ArgParser p = make_train_parser();
   p.epilog("Evaluation rule: windows of T+1 tokens.");
   p.parse({"--help"});
@@ -129,7 +129,7 @@ TEST_CASE("args: --help wins over missing required flags, and lists every flag")
   }
 }
 
-TEST_CASE("args: positionals, '--', declaration mistakes") {
+TEST_CASE("args: positionals and '--' and declaration mistakes") {
   ArgParser p("gradlab sample");
   p.allow_positionals("PROMPT");
   p.add_int("tokens", 10, 1, 1000, "tokens to generate");

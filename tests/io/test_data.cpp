@@ -146,7 +146,7 @@ TEST_CASE("dataset: a split shorter than one window is a one-line error with the
   CHECK(error_of([] { TextDataset("e", {1, 300}, Tokenizer::byte_level()); }).find("token 1 is id 300") != std::string::npos);
 }
 
-TEST_CASE("dataset: eval windows are consecutive, non-overlapping, start at 0, drop the partial one") {
+TEST_CASE("dataset: eval windows are consecutive and non-overlapping from token 0 and drop the partial one") {
   auto ds = counting_dataset(1000);  // train 900 tokens
   const std::int64_t T = 7;
   CHECK(ds->eval_window_count(Split::Train, T) == 900 / 8);
@@ -180,7 +180,7 @@ TEST_CASE("dataset: uniform_index covers ranges above 32 bits") {
   CHECK(uniform_index(rng, 1) == 0);
 }
 
-TEST_CASE("grammar: deterministic, sized, character-level alphabet") {
+TEST_CASE("grammar: deterministic and sized with a character-level alphabet") {
   GrammarOptions opt;
   opt.target_chars = 20000;
   GrammarCorpus a = generate_grammar(opt);
@@ -200,7 +200,7 @@ TEST_CASE("grammar: deterministic, sized, character-level alphabet") {
   CHECK(d.text.size() < 251000);
 }
 
-TEST_CASE("grammar: the verb agrees with a subject 10+ characters back, across a clause") {
+TEST_CASE("grammar: the verb agrees with a subject 10+ characters back across a clause") {
   GrammarCorpus c = generate_grammar();
   int violations = 0;
   std::size_t min_distance = 0;
@@ -213,7 +213,7 @@ TEST_CASE("grammar: the verb agrees with a subject 10+ characters back, across a
   CHECK(violations == 2);
 }
 
-TEST_CASE("grammar: quotes and parentheses match, names recur later in their story") {
+TEST_CASE("grammar: quotes and parentheses match and names recur later in their story") {
   GrammarCorpus c = generate_grammar();
   std::size_t start = 0;
   int stories = 0, quotes = 0, parens = 0;
@@ -286,7 +286,7 @@ TEST_CASE("grammar: the dataset is char-level over the corpus") {
   CHECK_NOTHROW(ds->check_length(64));
 }
 
-TEST_CASE("tasks: position-index, position-marker, position-parity targets") {
+TEST_CASE("tasks: position-index and position-marker and position-parity targets") {
   const std::int64_t T = 16;
   Rng rng(11);
   auto idx = make_task("position-index", T);

@@ -55,7 +55,7 @@ TEST_CASE("safetensors: the byte layout of a small file") {
   CHECK((8 + header.size()) % 8 == 0);
 }
 
-TEST_CASE("safetensors: round trip of F32/F64, views, empty and 0-d tensors, metadata") {
+TEST_CASE("safetensors: round trip of F32/F64 and views and empty and 0-d tensors with metadata") {
   io_test::TempDir dir;
   Rng rng(7);
   std::vector<double> vals(12);
@@ -208,7 +208,7 @@ TEST_CASE("safetensors: every malformed header is rejected with a one-line messa
   CHECK(parse_safetensors(zeros.data(), zeros.size(), "x").tensors.at("z").numel() == 0);
 }
 
-TEST_CASE("safetensors: files on disk: missing, directory, truncated") {
+TEST_CASE("safetensors: files on disk that are missing or a directory or truncated") {
   io_test::TempDir dir;
   CHECK(error_of([&] { read_safetensors(dir.file("missing.safetensors")); }).find("cannot open: No such file") != std::string::npos);
   CHECK(error_of([&] { read_safetensors(dir.path); }).find("is a directory") != std::string::npos);

@@ -13,7 +13,7 @@ using io_test::one_line;
 
 TEST_SUITE("io") {
 
-TEST_CASE("tokenizer: char vocabulary is the sorted set of characters, and round-trips") {
+TEST_CASE("tokenizer: char vocabulary is the sorted set of characters and round-trips") {
   Tokenizer tok = Tokenizer::char_level("hello world\n");
   CHECK(tok.kind() == TokenizerKind::Char);
   CHECK(tok.vocab_size() == 9);
@@ -42,7 +42,7 @@ TEST_CASE("tokenizer: an unknown character is named with its character index and
   CHECK(one_line(msg));
 }
 
-TEST_CASE("tokenizer: invalid UTF-8 bytes decode as U+FFFD, one per byte") {
+TEST_CASE("tokenizer: invalid UTF-8 bytes decode as U+FFFD one per byte") {
   auto cps = [](std::string_view s) {
     std::vector<char32_t> out;
     for (const Utf8Char& c : decode_utf8(s)) out.push_back(c.code_point);
@@ -116,7 +116,7 @@ TEST_CASE("tokenizer: JSON round trip and validation") {
   }
 }
 
-TEST_CASE("textfile: reads a file, and missing, directory, empty and unreadable files get clear errors") {
+TEST_CASE("textfile: reads a file and gives clear errors for missing or directory or empty or unreadable files") {
   io_test::TempDir dir;
   const std::string path = dir.file("t.txt");
   io_test::write_bytes(path, std::string("hello\0world\n", 12));
