@@ -23,7 +23,7 @@ constexpr double kPanelTitleSize = 13;
 constexpr double kCaptionSize = 12;
 constexpr double kSmallSize = 11;
 constexpr double kStatsSize = 10.5;
-constexpr int kMaxCell = 48;
+constexpr int kMaxCell = 64;
 constexpr std::size_t kMaxLabelChars = 10;
 
 struct PanelSpec {
@@ -133,6 +133,7 @@ class HeatmapRenderer {
   Layout compute(int cell, int ds) const;
   Layout choose_layout() const;
   std::string panel_title(const PanelSpec& p, int max_w) const;
+  std::string stats_line(const PanelSpec& p, bool long_form) const;
   void draw_panel(Canvas& cv, const PanelSpec& p) const;
   void draw_colorbar(Canvas& cv) const;
 };
@@ -172,6 +173,14 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
   L.row_h.assign(spec_.rows, 0);
   for (int c = 0; c < spec_.cols; ++c)
     L.col_w[c] = (row_labels(c) ? L.cap_w + L.rl_w : 0) + L.matrix + (has_sink_ ? L.sink_gap + L.sink_w + L.sink_over : 0);
+  if (spec_.cols <= 2) {
+    // One or two columns: make room for the full panel title and statistics rather than abbreviating.
+    for (const PanelSpec& p : spec_.panels) {
+      int need = ceil_int(tw(panel_title(p, 1 << 30), kPanelTitleSize));
+      if (opts_.panel_stats) need = std::max(need, ceil_int(tw(stats_line(p, true), kStatsSize)));
+      L.col_w[p.col] = std::max(L.col_w[p.col], need);
+    }
+  }
   for (int r = 0; r < spec_.rows; ++r)
     L.row_h[r] = L.title_h + L.header_h + L.matrix + (key_labels(r) ? L.kl_h + L.cap_h : 6);
   // Figure: title block on top, grid, colour bar on the right, footnotes below.
@@ -232,6 +241,19 @@ Layout HeatmapRenderer::choose_layout() const {
   }
 }
 
+std::string HeatmapRenderer::stats_line(const PanelSpec& p, bool long_form) const {
+  const AttentionStats& st = stats_.at(p.maps);
+  const HeadStats& hs = st.heads[static_cast<std::size_t>(p.layer * p.maps->n_head + p.head)];
+  char buf[160];
+  if (long_form)
+    std::snprintf(buf, sizeof buf, "first token %.3f \u00b7 \u00f7R %.3f \u00b7 mean R %.3f (rows \u2265 %lld)",
+                  hs.first_share_raw, hs.first_share_norm, hs.mean_real_mass, static_cast<long long>(st.first_row));
+  else
+    std::snprintf(buf, sizeof buf, "1st %.2f \u00b7 \u00f7R %.2f \u00b7 R %.2f", hs.first_share_raw, hs.first_share_norm,
+                  hs.mean_real_mass);
+  return buf;
+}
+
 std::string HeatmapRenderer::panel_title(const PanelSpec& p, int max_w) const {
   std::string l = std::to_string(p.layer), h = std::to_string(p.head);
   const std::string sep = " \u00b7 ";
@@ -260,13 +282,7 @@ void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p) const {
   title_x = std::clamp(title_x, px0 + half, px0 + L.col_w[p.col] - half);
   cv.text(title_x, py0, title, {kPanelTitleSize, colors::text, Anchor::Middle, VAlign::Top});
   if (opts_.panel_stats) {
-    const AttentionStats& st = stats_.at(p.maps);
-    const HeadStats& hs = st.heads[static_cast<std::size_t>(p.layer * m.n_head + p.head)];
-    char longer[160], shorter[96];
-    std::snprintf(longer, sizeof longer, "first token %.3f \u00b7 \u00f7R %.3f \u00b7 mean R %.3f (rows \u2265 %lld)",
-                  hs.first_share_raw, hs.first_share_norm, hs.mean_real_mass, static_cast<long long>(st.first_row));
-    std::snprintf(shorter, sizeof shorter, "1st %.2f \u00b7 \u00f7R %.2f \u00b7 R %.2f", hs.first_share_raw,
-                  hs.first_share_norm, hs.mean_real_mass);
+    std::string longer = stats_line(p, true), shorter = stats_line(p, false);
     std::string line = tw(longer, kStatsSize) <= L.col_w[p.col] ? longer : shorter;
     if (tw(line, kStatsSize) <= L.col_w[p.col]) {
       double half_line = tw(line, kStatsSize) / 2;
