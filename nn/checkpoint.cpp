@@ -89,6 +89,9 @@ std::unique_ptr<GPT> build_model(const std::string& path, SafetensorsFile& file,
   tensors.reserve(file.tensors.size());
   for (auto& [name, t] : file.tensors)
     tensors.emplace_back(name, t.dtype() == DType::F32 ? t : t.to(DType::F32));
+  // Check names and shapes against the config before building anything: a small file must not make us
+  // allocate the huge model its config might claim.
+  GPT::check_state_dict(config, tensors, path);
   auto model = std::make_unique<GPT>(config, 0);
   model->load_state_dict(tensors, path);
   return model;

@@ -91,6 +91,18 @@ std::string GPTConfig::to_json() const {
   return j.dump();
 }
 
+namespace {
+// A value for an error message. Never dump() containers: a hostile, deeply nested value would recurse once
+// per level (a fuzzer found the stack overflow).
+std::string describe(const nlohmann::json& v) {
+  if (v.is_primitive()) {
+    std::string s = v.dump();
+    return s.size() > 40 ? s.substr(0, 40) + "..." : s;
+  }
+  return std::string("a JSON ") + v.type_name();
+}
+}  // namespace
+
 GPTConfig GPTConfig::from_json(const std::string& text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) throw_error("config: the JSON is not an object: ", text.substr(0, 80));
@@ -99,15 +111,15 @@ GPTConfig GPTConfig::from_json(const std::string& text) {
     const std::string& key = it.key();
     const auto& v = it.value();
     auto integer = [&]() -> std::int64_t {
-      if (!v.is_number_integer()) throw_error("config: ", key, " must be an integer, got ", v.dump());
+      if (!v.is_number_integer()) throw_error("config: ", key, " must be an integer, got ", describe(v));
       return v.get<std::int64_t>();
     };
     auto number = [&]() -> double {
-      if (!v.is_number()) throw_error("config: ", key, " must be a number, got ", v.dump());
+      if (!v.is_number()) throw_error("config: ", key, " must be a number, got ", describe(v));
       return v.get<double>();
     };
     auto text_of = [&]() -> std::string {
-      if (!v.is_string()) throw_error("config: ", key, " must be a string, got ", v.dump());
+      if (!v.is_string()) throw_error("config: ", key, " must be a string, got ", describe(v));
       return v.get<std::string>();
     };
     if (key == "vocab_size") c.vocab_size = integer();
@@ -116,7 +128,7 @@ GPTConfig GPTConfig::from_json(const std::string& text) {
     else if (key == "n_head") c.n_head = integer();
     else if (key == "n_embd") c.n_embd = integer();
     else if (key == "bias") {
-      if (!v.is_boolean()) throw_error("config: bias must be true or false, got ", v.dump());
+      if (!v.is_boolean()) throw_error("config: bias must be true or false, got ", describe(v));
       c.bias = v.get<bool>();
     } else if (key == "norm") c.norm = parse_norm(text_of());
     else if (key == "mlp") c.mlp = parse_mlp(text_of());
@@ -395,9 +407,38 @@ std::vector<std::pair<std::string, Tensor>> GPT::state_dict() const {
   return out;
 }
 
-void GPT::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& source) {
-  std::map<std::string, Var> params;
-  for (auto& [name, v] : named_parameters()) params[name] = v;
+std::vector<std::pair<std::string, Shape>> GPT::parameter_shapes(const GPTConfig& c) {
+  c.validate();
+  const std::int64_t C = c.n_embd;
+  std::vector<std::pair<std::string, Shape>> out;
+  auto linear = [&](const std::string& name, std::int64_t in, std::int64_t outf) {
+    out.emplace_back(name + ".weight", Shape{outf, in});
+    if (c.bias) out.emplace_back(name + ".bias", Shape{outf});
+  };
+  auto norm = [&](const std::string& name) {
+    out.emplace_back(name + ".weight", Shape{C});
+    if (c.bias && c.norm == NormKind::LayerNorm) out.emplace_back(name + ".bias", Shape{C});
+  };
+  out.emplace_back("transformer.wte.weight", Shape{c.vocab_size, C});
+  if (c.pos == PosKind::Learned) out.emplace_back("transformer.wpe.weight", Shape{c.block_size, C});
+  for (std::int64_t i = 0; i < c.n_layer; ++i) {
+    const std::string h = "transformer.h." + std::to_string(i);
+    norm(h + ".ln_1");
+    linear(h + ".attn.c_attn", C, 3 * C);
+    linear(h + ".attn.c_proj", C, C);
+    norm(h + ".ln_2");
+    linear(h + ".mlp.c_fc", C, 4 * C);
+    if (c.mlp == MlpKind::SwiGLU) linear(h + ".mlp.c_gate", C, 4 * C);
+    linear(h + ".mlp.c_proj", 4 * C, C);
+  }
+  norm("transformer.ln_f");
+  return out;
+}
+
+// Resolves the tied-embedding alias and returns the tensors by parameter name, after every check.
+static std::map<std::string, Tensor> resolve_state_dict(const GPTConfig& config,
+                                                         const std::vector<std::pair<std::string, Tensor>>& tensors,
+                                                         const std::string& source) {
   std::map<std::string, Tensor> incoming;
   for (auto& [name, t] : tensors) {
     if (incoming.count(name)) throw_error(source, ": tensor '", name, "' appears twice");
@@ -414,16 +455,28 @@ void GPT::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& ten
     }
     incoming.erase(head);
   }
+  std::map<std::string, Shape> expected;
+  for (auto& [name, shape] : GPT::parameter_shapes(config)) expected[name] = shape;
   for (auto& [name, t] : incoming)
-    if (!params.count(name)) throw_error(source, ": unexpected tensor '", name, "' (not a parameter of this config)");
-  for (auto& [name, p] : params) {
+    if (!expected.count(name)) throw_error(source, ": unexpected tensor '", name, "' (not a parameter of this config)");
+  for (auto& [name, shape] : expected) {
     auto it = incoming.find(name);
     if (it == incoming.end()) throw_error(source, ": missing tensor '", name, "'");
-    if (it->second.shape() != p.shape())
+    if (it->second.shape() != shape)
       throw_error(source, ": tensor '", name, "' has shape ", shape_str(it->second.shape()), " but the config needs ",
-                  shape_str(p.shape()));
+                  shape_str(shape));
   }
-  for (auto& [name, p] : params) p.data() = incoming[name].to(dtype_).contiguous().clone();
+  return incoming;
+}
+
+void GPT::check_state_dict(const GPTConfig& config, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                           const std::string& source) {
+  resolve_state_dict(config, tensors, source);
+}
+
+void GPT::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& source) {
+  std::map<std::string, Tensor> incoming = resolve_state_dict(config_, tensors, source);
+  for (auto& [name, p] : named_parameters()) p.data() = incoming.at(name).to(dtype_).contiguous().clone();
 }
 
 void GPT::to_double() {

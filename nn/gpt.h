@@ -101,6 +101,14 @@ class GPT : public Module {
   // transformer.wte.weight; both may be present when equal). Any other unknown or missing name is an error.
   void load_state_dict(const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& source);
 
+  // The parameter names and shapes a config implies, computed without building the model, so a loader can
+  // reject a file whose tensors do not fit before it allocates anything. (A test keeps it equal to the
+  // constructed model's named_parameters.)
+  static std::vector<std::pair<std::string, Shape>> parameter_shapes(const GPTConfig& config);
+  // The checks of load_state_dict, without a model: names (with the lm_head.weight alias) and shapes.
+  static void check_state_dict(const GPTConfig& config, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                               const std::string& source);
+
   // The model in float64 (same values), for gradient checks and reference tests.
   void to_double();
   DType dtype() const { return dtype_; }

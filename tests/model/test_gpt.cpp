@@ -220,3 +220,40 @@ TEST_SUITE("model") {
     CHECK_THROWS_AS(model.forward({1, 2, 3, 4, 5, 6, 1}, 1, 7), Error);
   }
 }
+
+TEST_SUITE("model") {
+  TEST_CASE("parameter_shapes (computed without a model) equals the built model's parameters") {
+    for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask})
+      for (PosKind pos : {PosKind::Learned, PosKind::Rope})
+        for (bool bias : {true, false})
+          for (MlpKind mlp : {MlpKind::Gelu, MlpKind::SwiGLU})
+            for (NormKind norm : {NormKind::LayerNorm, NormKind::RMSNorm}) {
+              GPTConfig c = tiny(mask, pos);
+              c.bias = bias;
+              c.mlp = mlp;
+              c.norm = norm;
+              GPT model(c, 1);
+              auto built = model.named_parameters();
+              auto shapes = GPT::parameter_shapes(c);
+              REQUIRE(built.size() == shapes.size());
+              for (std::size_t i = 0; i < shapes.size(); ++i) {
+                CHECK(built[i].first == shapes[i].first);
+                CHECK(built[i].second.shape() == shapes[i].second);
+              }
+            }
+  }
+
+  TEST_CASE("a deeply nested config value is rejected without recursing") {
+    std::string deep = "{\"n_layer\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+    CHECK_THROWS_WITH_AS(GPTConfig::from_json(deep), "config: n_layer must be an integer, got a JSON array", Error);
+  }
+
+  TEST_CASE("check_state_dict rejects a huge config's missing tensors before anything is allocated") {
+    GPTConfig c;
+    c.n_embd = 65536;
+    c.n_head = 64;
+    c.n_layer = 64;
+    CHECK_THROWS_WITH_AS(GPT::check_state_dict(c, {}, "file.safetensors"),
+                         "file.safetensors: missing tensor 'transformer.h.0.attn.c_attn.bias'", Error);
+  }
+}
