@@ -477,7 +477,7 @@ Canvas heatmap_grid(const AttentionMaps& maps, const std::vector<std::string>& t
   for (int r = 0; r < spec.rows; ++r)
     for (int c = 0; c < spec.cols; ++c) spec.panels.push_back(PanelSpec{&maps, layers[r], heads[c], r, c});
   spec.gap_after_col.assign(spec.cols, 22);
-  spec.target_matrix = spec.panels.size() == 1 ? 720 : 320;
+  spec.target_matrix = 320;  // per panel; heatmap_single is the large one
   spec.title = opts.title.empty() ? "Attention weights \u00b7 " + maps.mask + " \u00b7 " + std::to_string(layers.size()) +
                                         " layer" + (layers.size() > 1 ? "s" : "") + " \u00d7 " +
                                         std::to_string(heads.size()) + " head" + (heads.size() > 1 ? "s" : "")
