@@ -65,7 +65,7 @@ namespace {
 // The update of one contiguous tensor. p, m, v have n elements; g may be null (no gradient: treated as 0).
 // Constants are prepared in double and rounded once to the working type, so the loop is plain arithmetic.
 template <typename F>
-void adamw_update(F* p, F* m, F* v, const F* g, std::int64_t n, double lr, double decay_factor, double beta1,
+bool adamw_update(F* p, F* m, F* v, const F* g, std::int64_t n, double lr, double decay_factor, double beta1,
                   double beta2, double bias1, double bias2, double eps) {
   const F keep = static_cast<F>(decay_factor);       // 1 - lr*wd, or 1
   const F b1 = static_cast<F>(beta1), one_b1 = static_cast<F>(1.0 - beta1);
@@ -73,18 +73,22 @@ void adamw_update(F* p, F* m, F* v, const F* g, std::int64_t n, double lr, doubl
   const F step_size = static_cast<F>(lr / bias1);
   const F inv_sqrt_bias2 = static_cast<F>(1.0 / std::sqrt(bias2));
   const F e = static_cast<F>(eps);
+  int bad = 0;  // becomes 1 when a result is NaN or infinite (x - x is NaN exactly then); an OR, so it vectorizes
 #ifdef GRADLAB_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > (1 << 16))
 #endif
   for (std::int64_t i = 0; i < n; ++i) {
-    const F gi = g ? g[i] : F(0);
+    const F gi = g[i];
     const F mi = b1 * m[i] + one_b1 * gi;
     const F vi = b2 * v[i] + one_b2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
     const F denom = std::sqrt(vi) * inv_sqrt_bias2 + e;
-    p[i] = p[i] * keep - step_size * mi / denom;
+    const F pi = p[i] * keep - step_size * mi / denom;
+    p[i] = pi;
+    bad |= static_cast<int>(!(pi - pi == F(0)));
   }
+  return bad == 0;
 }
 
 // Returns the gradient of p as a contiguous tensor (undefined when none arrived).
@@ -96,30 +100,32 @@ Tensor contiguous_grad(const Var& p) {
 
 }  // namespace
 
-void AdamW::step(double lr) {
+bool AdamW::step(double lr) {
   if (!(lr >= 0.0) || !std::isfinite(lr)) throw_error("AdamW::step: learning rate ", lr, ", expected finite >= 0");
   ++t_;
   const double bias1 = 1.0 - std::pow(config_.beta1, static_cast<double>(t_));
   const double bias2 = 1.0 - std::pow(config_.beta2, static_cast<double>(t_));
+  bool finite = true;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Var& p = params_[i].second;
     Tensor data = p.data();  // a handle: writes go to the parameter's storage
     Tensor g = contiguous_grad(p);
-    if (g.defined() && g.dtype() != data.dtype())
+    if (!g.defined()) g = Tensor::zeros(data.shape(), data.dtype());  // rare: a parameter the loss did not reach
+    if (g.dtype() != data.dtype())
       throw_error("AdamW::step: gradient of '", params_[i].first, "' is ", dtype_name(g.dtype()),
                   ", parameter is ", dtype_name(data.dtype()));
     const double decay_factor = decay_[i] ? 1.0 - lr * config_.weight_decay : 1.0;
     const std::int64_t n = data.numel();
     if (data.dtype() == DType::F32) {
-      adamw_update<float>(data.data<float>(), m_[i].data<float>(), v_[i].data<float>(),
-                          g.defined() ? g.data<float>() : nullptr, n, lr, decay_factor, config_.beta1,
-                          config_.beta2, bias1, bias2, config_.eps);
+      finite &= adamw_update<float>(data.data<float>(), m_[i].data<float>(), v_[i].data<float>(), g.data<float>(), n,
+                                    lr, decay_factor, config_.beta1, config_.beta2, bias1, bias2, config_.eps);
     } else {
-      adamw_update<double>(data.data<double>(), m_[i].data<double>(), v_[i].data<double>(),
-                           g.defined() ? g.data<double>() : nullptr, n, lr, decay_factor, config_.beta1,
-                           config_.beta2, bias1, bias2, config_.eps);
+      finite &= adamw_update<double>(data.data<double>(), m_[i].data<double>(), v_[i].data<double>(),
+                                     g.data<double>(), n, lr, decay_factor, config_.beta1, config_.beta2, bias1,
+                                     bias2, config_.eps);
     }
   }
+  return finite;
 }
 
 void AdamW::zero_grad() {
@@ -168,16 +174,21 @@ namespace {
 
 template <typename F>
 double sum_squares(const F* x, std::int64_t n) {
-  double s = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-  return s;
+  // 8 independent partial sums in a fixed order: the dependency chain of one running sum would make this
+  // latency-bound, and a fixed lane assignment keeps the result identical on every run.
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += static_cast<double>(x[i + k]) * static_cast<double>(x[i + k]);
+  for (; i < n; ++i) acc[0] += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 template <typename F>
 bool all_finite(const F* x, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(x[i])) return false;
-  return true;
+  int bad = 0;  // no early exit, so the loop vectorizes; x - x is NaN exactly for NaN and infinities
+  for (std::int64_t i = 0; i < n; ++i) bad |= static_cast<int>(!(x[i] - x[i] == F(0)));
+  return bad == 0;
 }
 
 bool tensor_finite(const Tensor& t) {
@@ -197,10 +208,7 @@ double grad_norm(const std::vector<std::pair<std::string, Var>>& params) {
   return std::sqrt(total);
 }
 
-double clip_grad_norm(const std::vector<std::pair<std::string, Var>>& params, double max_norm) {
-  const double norm = grad_norm(params);
-  if (!(max_norm > 0.0) || !std::isfinite(norm) || norm <= max_norm) return norm;
-  const double scale = max_norm / (norm + 1e-6);
+void scale_gradients(const std::vector<std::pair<std::string, Var>>& params, double factor) {
   for (const auto& [name, p] : params) {
     if (!p.grad().defined()) continue;
     Tensor g = p.grad();  // a handle onto the gradient's storage
@@ -211,13 +219,18 @@ double clip_grad_norm(const std::vector<std::pair<std::string, Var>>& params, do
     const std::int64_t n = g.numel();
     if (g.dtype() == DType::F32) {
       float* x = g.data<float>();
-      const float s = static_cast<float>(scale);
+      const float s = static_cast<float>(factor);
       for (std::int64_t i = 0; i < n; ++i) x[i] *= s;
     } else {
       double* x = g.data<double>();
-      for (std::int64_t i = 0; i < n; ++i) x[i] *= scale;
+      for (std::int64_t i = 0; i < n; ++i) x[i] *= factor;
     }
   }
+}
+
+double clip_grad_norm(const std::vector<std::pair<std::string, Var>>& params, double max_norm) {
+  const double norm = grad_norm(params);
+  if (max_norm > 0.0 && std::isfinite(norm) && norm > max_norm) scale_gradients(params, max_norm / (norm + 1e-6));
   return norm;
 }
 

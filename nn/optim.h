@@ -48,7 +48,9 @@ class AdamW {
 
   // One update with learning rate lr, from the gradients currently held by the parameters.
   // A parameter without a gradient (none arrived) is treated as having gradient 0 (it still decays).
-  void step(double lr);
+  // Returns false when the update left a non-finite value in some parameter (checked inside the same loop, so
+  // the caller need not scan the weights again; first_nonfinite_value() then names it).
+  bool step(double lr);
   void zero_grad();  // drops every parameter's gradient
 
   std::int64_t steps_taken() const { return t_; }
@@ -74,7 +76,11 @@ class AdamW {
 // norm exceeds it, every gradient is scaled by max_norm / (norm + 1e-6) (as torch.nn.utils.clip_grad_norm_).
 // Returns the norm before clipping; a non-finite norm is returned unchanged and nothing is scaled.
 double clip_grad_norm(const std::vector<std::pair<std::string, Var>>& params, double max_norm);
+// The global norm alone: one pass over the gradients. It is non-finite exactly when some gradient is (squares
+// of floats cannot overflow a double sum), so it doubles as the finiteness check of the gradients.
 double grad_norm(const std::vector<std::pair<std::string, Var>>& params);
+// Multiplies every gradient by `factor` (clip_grad_norm's second half, for a caller that has the norm).
+void scale_gradients(const std::vector<std::pair<std::string, Var>>& params, double factor);
 
 // Name of the first parameter (in order) whose gradient holds a NaN or infinity, or "" when all are finite.
 std::string first_nonfinite_grad(const std::vector<std::pair<std::string, Var>>& params);

@@ -203,16 +203,18 @@ Trainer::StepResult Trainer::train_step(const std::vector<Batch>& micro_batches,
   }
   r.loss = loss_sum * scale;
   const auto& params = opt_->params();
-  // Stop before the update when anything is non-finite, so the weights stay the last good ones. A parameter
-  // whose value is already non-finite is the root cause and is named first; otherwise the first gradient.
-  std::string bad_grad = first_nonfinite_grad(params);
-  if (!std::isfinite(r.loss) || !bad_grad.empty()) {
+  // Stop before the update when anything is non-finite, so the weights stay the last good ones. The gradient
+  // norm is the finiteness check (one pass); only on failure are the tensors scanned for a name. A parameter
+  // whose value is already non-finite is the root cause and is named first, otherwise the first gradient.
+  const double norm = grad_norm(params);
+  if (!std::isfinite(r.loss) || !std::isfinite(norm)) {
     std::ostringstream msg;
     if (std::isfinite(r.loss))
       msg << "the loss is finite (" << r.loss << ") but a gradient is not";
     else
       msg << "the loss is " << r.loss;
     const std::string bad_value = first_nonfinite_value(params);
+    const std::string bad_grad = bad_value.empty() ? first_nonfinite_grad(params) : "";
     if (!bad_value.empty())
       msg << "; first parameter with a non-finite value: " << bad_value;
     else if (!bad_grad.empty())
@@ -223,12 +225,12 @@ Trainer::StepResult Trainer::train_step(const std::vector<Batch>& micro_batches,
     r.grad_norm = NAN;
     return r;
   }
-  r.grad_norm = clip_grad_norm(params, config_.grad_clip);
-  opt_->step(lr);
+  r.grad_norm = norm;
+  if (config_.grad_clip > 0.0 && norm > config_.grad_clip) scale_gradients(params, config_.grad_clip / (norm + 1e-6));
+  const bool finite = opt_->step(lr);
   opt_->zero_grad();
-  std::string bad_value = first_nonfinite_value(params);
-  if (!bad_value.empty())
-    r.nonfinite = "the AdamW update made a parameter non-finite; first one: " + bad_value;
+  if (!finite)
+    r.nonfinite = "the AdamW update made a parameter non-finite; first one: " + first_nonfinite_value(params);
   return r;
 }
 
