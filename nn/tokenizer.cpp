@@ -275,7 +275,10 @@ Tokenizer Tokenizer::from_json(const std::string& text) {
   for (std::size_t k = 0; k < v.size(); ++k) {
     if (!v[k].is_number_integer() || (v[k].is_number_unsigned() ? v[k].get<std::uint64_t>() > 0x10FFFF
                                                                  : !is_scalar_value(v[k].get<std::int64_t>())))
-      throw_error("tokenizer JSON: vocab entry ", k, " is ", v[k].dump(), ", expected a code point (0..1114111)");
+      // never dump() a container: a hostile, deeply nested entry would recurse once per level
+      throw_error("tokenizer JSON: vocab entry ", k, " is ",
+                  v[k].is_primitive() ? v[k].dump().substr(0, 40) : std::string("a JSON ") + v[k].type_name(),
+                  ", expected a code point (0..1114111)");
     cps.push_back(static_cast<char32_t>(v[k].get<std::int64_t>()));
   }
   return from_vocab(std::move(cps));
