@@ -77,7 +77,7 @@ TEST_SUITE("autograd") {
     expect_ok(gradcheck([](auto& v) { return max(v[0], 1); }, {randn64({3, 5}, 23)}));
     expect_ok(gradcheck([](auto& v) { return max(v[0], 0, true); }, {randn64({3, 5}, 24)}));
   }
-  TEST_CASE("gradcheck matmul (2-d, batched, broadcast batch)") {
+  TEST_CASE("gradcheck matmul (2-d / batched / broadcast batch)") {
     expect_ok(gradcheck([](auto& v) { return matmul(v[0], v[1]); }, {randn64({3, 4}, 25), randn64({4, 2}, 26)}));
     expect_ok(gradcheck([](auto& v) { return matmul(v[0], v[1]); }, {randn64({2, 3, 4}, 27), randn64({2, 4, 5}, 28)}));
     expect_ok(gradcheck([](auto& v) { return matmul(v[0], v[1]); }, {randn64({2, 3, 4}, 29), randn64({4, 2}, 30)}));

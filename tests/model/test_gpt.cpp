@@ -121,14 +121,14 @@ GPTConfig tiny(MaskKind mask, PosKind pos) {
 }  // namespace
 
 TEST_SUITE("model") {
-  TEST_CASE("GPT matches the PyTorch fixture, causal (logits, loss, every gradient, float64)") {
+  TEST_CASE("GPT matches the PyTorch fixture / causal (logits / loss / every gradient / float64)") {
     check_fixture("gpt_causal.safetensors", MaskKind::Causal);
   }
-  TEST_CASE("GPT matches the PyTorch fixture, StableMask with constant gamma (float64)") {
+  TEST_CASE("GPT matches the PyTorch fixture / StableMask with constant gamma (float64)") {
     check_fixture("gpt_stablemask.safetensors", MaskKind::StableMask);
   }
 
-  TEST_CASE("gradcheck GPT: both masks x every position encoding, T = L and T < L") {
+  TEST_CASE("gradcheck GPT: both masks x every position encoding / T = L and T < L") {
     for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask})
       for (PosKind pos : {PosKind::Learned, PosKind::Rope, PosKind::Alibi, PosKind::None})
         for (std::int64_t T : {6, 4}) {
@@ -139,7 +139,7 @@ TEST_SUITE("model") {
         }
   }
 
-  TEST_CASE("gradcheck GPT: rmsnorm + swiglu, no bias, infinite tail") {
+  TEST_CASE("gradcheck GPT: rmsnorm + swiglu / no bias / infinite tail") {
     GPTConfig c = tiny(MaskKind::StableMask, PosKind::Rope);
     c.norm = NormKind::RMSNorm;
     c.mlp = MlpKind::SwiGLU;
@@ -184,7 +184,7 @@ TEST_SUITE("model") {
     }
   }
 
-  TEST_CASE("attention recorder: (n_layer, n_head, T, T); rows sum to 1 (causal) or to S/(S+Z) (StableMask)") {
+  TEST_CASE("attention recorder: (n_layer / n_head / T / T) - rows sum to 1 (causal) or to S/(S+Z) (StableMask)") {
     GPTConfig c = tiny(MaskKind::StableMask, PosKind::Learned);
     GPT model(c, 1);
     AttentionRecorder rec;

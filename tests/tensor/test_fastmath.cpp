@@ -9,7 +9,7 @@
 using namespace gradlab;
 
 TEST_SUITE("tensor") {
-  TEST_CASE("fast_exp: relative error below 3e-7 on [-87, 88], exact limits") {
+  TEST_CASE("fast_exp: relative error below 3e-7 on [-87 / 88] / exact limits") {
     double worst = 0;
     for (double x = -87.0; x <= 88.0; x += 0.0137) {
       float xf = static_cast<float>(x);
@@ -23,7 +23,7 @@ TEST_SUITE("tensor") {
     CHECK(std::isnan(fast_exp(NAN)));
     CHECK(fast_exp(0.0f) == 1.0f);
   }
-  TEST_CASE("fast_tanh: absolute error below 1e-6, odd, saturates") {
+  TEST_CASE("fast_tanh: absolute error below 1e-6 / odd / saturates") {
     double worst = 0;
     for (double x = -12.0; x <= 12.0; x += 0.00173) {
       float xf = static_cast<float>(x);

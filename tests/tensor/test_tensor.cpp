@@ -17,7 +17,7 @@ TEST_SUITE("tensor") {
     CHECK(t.is_contiguous());
   }
 
-  TEST_CASE("creation: arange, full, from_values, 4-d and 0-d") {
+  TEST_CASE("creation: arange / full / from_values / 4-d and 0-d") {
     Tensor a = Tensor::arange(5, DType::F64);
     CHECK(a.to_vector() == std::vector<double>{0, 1, 2, 3, 4});
     Tensor f = Tensor::full({2, 2}, 7.5);
@@ -32,7 +32,7 @@ TEST_SUITE("tensor") {
     CHECK_THROWS_AS(Tensor::zeros({2, -1}), Error);
   }
 
-  TEST_CASE("views share storage: transpose, permute, narrow, select, reshape") {
+  TEST_CASE("views share storage: transpose / permute / narrow / select / reshape") {
     Tensor t = Tensor::from_values({2, 3}, {0, 1, 2, 3, 4, 5});
     Tensor tt = t.transpose(0, 1);
     CHECK(tt.shape() == Shape{3, 2});
@@ -58,7 +58,7 @@ TEST_SUITE("tensor") {
     CHECK_THROWS_AS(t.narrow(1, 2, 5), Error);
   }
 
-  TEST_CASE("contiguous and clone copy; to() converts dtypes") {
+  TEST_CASE("contiguous and clone copy - to() converts dtypes") {
     Tensor t = Tensor::from_values({2, 2}, {1, 2, 3, 4}).transpose(0, 1);
     Tensor c = t.contiguous();
     CHECK(c.is_contiguous());
@@ -93,7 +93,7 @@ TEST_SUITE("tensor") {
     CHECK_THROWS_AS(ops::sum(t, {2}), Error);
   }
 
-  TEST_CASE("matmul: batched, broadcast, transposed views, float64") {
+  TEST_CASE("matmul: batched / broadcast / transposed views / float64") {
     Tensor a = Tensor::from_values({2, 3}, {1, 2, 3, 4, 5, 6});
     Tensor b = Tensor::from_values({3, 2}, {7, 8, 9, 10, 11, 12});
     CHECK(ops::matmul(a, b).to_vector() == std::vector<double>{58, 64, 139, 154});
