@@ -97,7 +97,7 @@ std::vector<double> naive_stablemask_head(const std::vector<double>& q, const st
   return out;
 }
 
-TEST_CASE("naive StableMask with the current length changes earlier rows; SM-I does not") {
+TEST_CASE("naive StableMask with the current length changes earlier rows, SM-I does not") {
   const std::int64_t L = 16, D = 4;
   const double gamma = 0.25;
   Rng rng(7);
