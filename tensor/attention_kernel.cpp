@@ -438,8 +438,6 @@ void flash_backward(const Geometry& g, const Bias& bias, const float* q, const f
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, nt = n_tiles(g.T, TQ);
   // D_i = dO_i . O_i, one float per row: the only extra memory besides the per-thread tiles.
   std::vector<float> row_dot(BH * g.T);
-#pragma omp parallel for schedule(static) if (worth_threads(g))
-  for (std::int64_t row = 0; row < BH * g.T; ++row) row_dot[row] = ops.dot(d_o + row * g.D, o + row * g.D, g.D);
   // Every task writes only rows it owns and sums its terms in a fixed order, so the result does not depend
   // on the number of threads. One pass per head when the heads alone balance the threads; otherwise two
   // passes over tiles (dK, dV by key tile, then dQ by query tile). Both give the same bits.
@@ -447,6 +445,8 @@ void flash_backward(const Geometry& g, const Bias& bias, const float* q, const f
   const bool per_head = BH % threads == 0 || BH >= 4 * threads;
 #pragma omp parallel if (threads > 1)
   {
+#pragma omp for schedule(static)
+    for (std::int64_t row = 0; row < BH * g.T; ++row) row_dot[row] = ops.dot(d_o + row * g.D, o + row * g.D, g.D);
     TileScratch w(g.D);
     if (per_head) {
 #pragma omp for schedule(dynamic, 1)

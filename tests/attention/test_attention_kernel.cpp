@@ -301,6 +301,8 @@ TEST_CASE("flash attention with a dominant sink (tiny gamma) and a head dimensio
 }
 
 TEST_CASE("flash attention is bit-identical on 1 and 2 threads") {
+  // B*H = 3 heads: on 1 thread the backward runs one pass per head, on 2 threads (3 heads do not balance 2
+  // threads) two passes over tiles, so this also checks that both strategies give the same bits.
   const int saved = max_threads();
   const Problem p = make_problem({1, 3, 300, 64}, Mask::StableFinite, 200, Position::Alibi, 9);
   set_num_threads(1);
