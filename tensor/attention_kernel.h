@@ -8,6 +8,8 @@
 //     O_i     = sum_j Attn_ij v_j,    LSE_i = logaddexp(logsumexp_{k<=i} a_ik, tau_i)
 // The sink is a key whose value vector is 0, so the backward is the ordinary softmax backward with
 // D_i = dO_i . O_i (docs/stablemask.md section 3). RoPE is applied to q and k before these kernels.
+// i and j count from the first row of this call; under a sliding window or a KV cache only tau depends on the
+// absolute position (stablemask_tau_table's first_row), ALiBi only on i - j.
 //
 // Two implementations of the same function:
 // - reference_*: materializes the (B, H, T, T) probabilities. Plain loops over rows and keys; the source of
