@@ -124,6 +124,7 @@ class HeatmapRenderer {
   double lh(double size) const { return font_->line_height(size); }
   double tw(const std::string& s, double size) const { return font_->measure(s, size); }
   bool row_labels(int col) const { return spec_.cols <= 2 || col == 0; }
+  // Keys are labelled under every panel in small figures, else under the lowest panel of each column.
   bool key_labels(int row) const { return spec_.rows <= 2 || row == spec_.rows - 1; }
 
   std::string token_label(std::int64_t pos) const {
@@ -132,9 +133,11 @@ class HeatmapRenderer {
 
   Layout compute(int cell, int ds) const;
   Layout choose_layout() const;
-  std::string panel_title(const PanelSpec& p, int max_w) const;
+  std::string panel_title(const PanelSpec& p, int variant) const;  // 0 = longest ... 2 = shortest
+  int panel_content_w(const PanelSpec& p) const;
   std::string stats_line(const PanelSpec& p, bool long_form) const;
-  void draw_panel(Canvas& cv, const PanelSpec& p) const;
+  // title_variant and stats_form (0 long, 1 short, 2 none) are chosen once per figure so panels agree.
+  void draw_panel(Canvas& cv, const PanelSpec& p, int title_variant, int stats_form) const;
   void draw_colorbar(Canvas& cv) const;
 };
 
@@ -176,7 +179,7 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
   if (spec_.cols <= 2) {
     // One or two columns: make room for the full panel title and statistics rather than abbreviating.
     for (const PanelSpec& p : spec_.panels) {
-      int need = ceil_int(tw(panel_title(p, 1 << 30), kPanelTitleSize));
+      int need = ceil_int(tw(panel_title(p, 0), kPanelTitleSize));
       if (opts_.panel_stats) need = std::max(need, ceil_int(tw(stats_line(p, true), kStatsSize)));
       L.col_w[p.col] = std::max(L.col_w[p.col], need);
     }
@@ -254,17 +257,20 @@ std::string HeatmapRenderer::stats_line(const PanelSpec& p, bool long_form) cons
   return buf;
 }
 
-std::string HeatmapRenderer::panel_title(const PanelSpec& p, int max_w) const {
+std::string HeatmapRenderer::panel_title(const PanelSpec& p, int variant) const {
   std::string l = std::to_string(p.layer), h = std::to_string(p.head);
   const std::string sep = " \u00b7 ";
-  std::vector<std::string> variants = {"layer " + l + sep + "head " + h + sep + p.maps->mask,
-                                       "L" + l + " H" + h + sep + p.maps->mask, "L" + l + " H" + h};
-  for (const std::string& v : variants)
-    if (tw(v, kPanelTitleSize) <= max_w) return v;
-  return variants.back();
+  if (variant <= 0) return "layer " + l + sep + "head " + h + sep + p.maps->mask;
+  if (variant == 1) return "L" + l + " H" + h + sep + p.maps->mask;
+  return "L" + l + " H" + h;
 }
 
-void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p) const {
+int HeatmapRenderer::panel_content_w(const PanelSpec& p) const {
+  const Layout& L = layout_;
+  return std::max(L.col_w[p.col] - (row_labels(p.col) ? L.cap_w + L.rl_w : 0), L.matrix);
+}
+
+void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p, int title_variant, int stats_form) const {
   const Layout& L = layout_;
   const AttentionMaps& m = *p.maps;
   const int c = L.cell, nd = L.n_disp, ds = L.ds;
@@ -275,20 +281,16 @@ void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p) const {
   cv.begin_group("panel-L" + std::to_string(p.layer) + "-H" + std::to_string(p.head) + "-" + m.mask);
 
   // Title, centred over the matrix (or the whole panel when it is wider than the matrix).
-  const int content_w = L.col_w[p.col] - (mx - px0);
-  std::string title = panel_title(p, std::max(content_w, L.matrix));
+  std::string title = panel_title(p, title_variant);
   double title_x = mx + L.matrix / 2.0;
   double half = tw(title, kPanelTitleSize) / 2;
   title_x = std::clamp(title_x, px0 + half, px0 + L.col_w[p.col] - half);
   cv.text(title_x, py0, title, {kPanelTitleSize, colors::text, Anchor::Middle, VAlign::Top});
-  if (opts_.panel_stats) {
-    std::string longer = stats_line(p, true), shorter = stats_line(p, false);
-    std::string line = tw(longer, kStatsSize) <= L.col_w[p.col] ? longer : shorter;
-    if (tw(line, kStatsSize) <= L.col_w[p.col]) {
-      double half_line = tw(line, kStatsSize) / 2;
-      double x = std::clamp(mx + L.matrix / 2.0, px0 + half_line, px0 + L.col_w[p.col] - half_line);
-      cv.text(x, py0 + lh(kPanelTitleSize) + 3, line, {kStatsSize, colors::muted, Anchor::Middle, VAlign::Top});
-    }
+  if (opts_.panel_stats && stats_form < 2) {
+    std::string line = stats_line(p, stats_form == 0);
+    double half_line = tw(line, kStatsSize) / 2;
+    double x = std::clamp(mx + L.matrix / 2.0, px0 + half_line, px0 + L.col_w[p.col] - half_line);
+    cv.text(x, py0 + lh(kPanelTitleSize) + 3, line, {kStatsSize, colors::muted, Anchor::Middle, VAlign::Top});
   }
 
   // Displayed block (bi, bj) covers rows/keys begin + [b*ds, min(b*ds + ds, n)).
@@ -433,7 +435,13 @@ Canvas HeatmapRenderer::draw() const {
   cv.text(kMargin, kMargin, spec_.title, title_style);
   if (!opts_.subtitle.empty())
     cv.text(kMargin, kMargin + lh(kFigTitleSize) + 4, opts_.subtitle, {kSubtitleSize, colors::muted, Anchor::Start, VAlign::Top});
-  for (const PanelSpec& p : spec_.panels) draw_panel(cv, p);
+  int title_variant = 0, stats_form = 0;
+  for (const PanelSpec& p : spec_.panels) {
+    while (title_variant < 2 && tw(panel_title(p, title_variant), kPanelTitleSize) > panel_content_w(p)) ++title_variant;
+    if (opts_.panel_stats)
+      while (stats_form < 2 && tw(stats_line(p, stats_form == 0), kStatsSize) > L.col_w[p.col]) ++stats_form;
+  }
+  for (const PanelSpec& p : spec_.panels) draw_panel(cv, p, title_variant, stats_form);
   draw_colorbar(cv);
   double y = L.H - kMargin - (lh(kSmallSize) + 3) * static_cast<double>(L.footnotes.size());
   for (const std::string& f : L.footnotes) {
@@ -495,8 +503,9 @@ Canvas heatmap_compare(const AttentionMaps& left, const AttentionMaps& right, co
   std::vector<std::int64_t> heads = pick(opts.heads, std::min(left.n_head, right.n_head), "head");
   FigureSpec spec;
   const int pairs = static_cast<int>(layers.size() * heads.size());
-  // Up to four pairs stack vertically; more wrap into several pair-columns.
-  const int pair_cols = pairs <= 4 ? 1 : static_cast<int>(std::ceil(std::sqrt(pairs / 2.0)));
+  // One layer: its heads stack vertically, one pair per row. Several layers: rows are layers and each head
+  // is a (left, right) pair of columns, so the figure reads like the layers x heads grid.
+  const int pair_cols = layers.size() > 1 ? static_cast<int>(heads.size()) : 1;
   spec.cols = 2 * pair_cols;
   spec.rows = (pairs + pair_cols - 1) / pair_cols;
   int k = 0;
