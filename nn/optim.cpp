@@ -1,9 +1,11 @@
 #include "nn/optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <set>
 
+#include "tensor/cpu.h"
 #include "tensor/error.h"
 
 namespace gradlab {
@@ -64,19 +66,11 @@ namespace {
 
 // The update of one contiguous tensor. p, m, v have n elements; g may be null (no gradient: treated as 0).
 // Constants are prepared in double and rounded once to the working type, so the loop is plain arithmetic.
+// The portable update of one contiguous tensor (float or double): the loop the AVX2 kernel must match.
 template <typename F>
-bool adamw_update(F* p, F* m, F* v, const F* g, std::int64_t n, double lr, double decay_factor, double beta1,
-                  double beta2, double bias1, double bias2, double eps) {
-  const F keep = static_cast<F>(decay_factor);       // 1 - lr*wd, or 1
-  const F b1 = static_cast<F>(beta1), one_b1 = static_cast<F>(1.0 - beta1);
-  const F b2 = static_cast<F>(beta2), one_b2 = static_cast<F>(1.0 - beta2);
-  const F step_size = static_cast<F>(lr / bias1);
-  const F inv_sqrt_bias2 = static_cast<F>(1.0 / std::sqrt(bias2));
-  const F e = static_cast<F>(eps);
-  int bad = 0;  // becomes 1 when a result is NaN or infinite (x - x is NaN exactly then); an OR, so it vectorizes
-#ifdef GRADLAB_HAVE_OPENMP
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n > (1 << 16))
-#endif
+bool adamw_update(F* p, F* m, F* v, const F* g, std::int64_t n, F keep, F b1, F one_b1, F b2, F one_b2, F step_size,
+                  F inv_sqrt_bias2, F e) {
+  int bad = 0;  // becomes 1 when a result is NaN or infinite (x - x is NaN exactly then)
   for (std::int64_t i = 0; i < n; ++i) {
     const F gi = g[i];
     const F mi = b1 * m[i] + one_b1 * gi;
@@ -87,6 +81,29 @@ bool adamw_update(F* p, F* m, F* v, const F* g, std::int64_t n, double lr, doubl
     const F pi = p[i] * keep - step_size * mi / denom;
     p[i] = pi;
     bad |= static_cast<int>(!(pi - pi == F(0)));
+  }
+  return bad == 0;
+}
+
+#ifdef GRADLAB_HAVE_AVX2_KERNELS
+}  // namespace
+bool adamw_update_f32_avx2(float* p, float* m, float* v, const float* g, std::int64_t n, const AdamWConstants& c);
+namespace {
+#endif
+
+// Runs `kernel(begin, end)` over [0, n) in chunks, in parallel for large tensors (elementwise: the split does not
+// change any result). Returns false when any chunk saw a non-finite value.
+template <typename K>
+bool for_chunks(std::int64_t n, K kernel) {
+  constexpr std::int64_t kChunk = 1 << 14;
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  int bad = 0;
+#ifdef GRADLAB_HAVE_OPENMP
+#pragma omp parallel for schedule(static) reduction(| : bad) if (chunks > 4)
+#endif
+  for (std::int64_t k = 0; k < chunks; ++k) {
+    const std::int64_t begin = k * kChunk, end = std::min(n, begin + kChunk);
+    bad |= static_cast<int>(!kernel(begin, end));
   }
   return bad == 0;
 }
@@ -115,14 +132,24 @@ bool AdamW::step(double lr) {
       throw_error("AdamW::step: gradient of '", params_[i].first, "' is ", dtype_name(g.dtype()),
                   ", parameter is ", dtype_name(data.dtype()));
     const double decay_factor = decay_[i] ? 1.0 - lr * config_.weight_decay : 1.0;
+    const double step_size = lr / bias1, inv_sqrt_bias2 = 1.0 / std::sqrt(bias2);
     const std::int64_t n = data.numel();
     if (data.dtype() == DType::F32) {
-      finite &= adamw_update<float>(data.data<float>(), m_[i].data<float>(), v_[i].data<float>(), g.data<float>(), n,
-                                    lr, decay_factor, config_.beta1, config_.beta2, bias1, bias2, config_.eps);
+      const AdamWConstants c{static_cast<float>(decay_factor),         static_cast<float>(config_.beta1),
+                             static_cast<float>(1.0 - config_.beta1),  static_cast<float>(config_.beta2),
+                             static_cast<float>(1.0 - config_.beta2),  static_cast<float>(step_size),
+                             static_cast<float>(inv_sqrt_bias2),       static_cast<float>(config_.eps)};
+      float *pp = data.data<float>(), *mp = m_[i].data<float>(), *vp = v_[i].data<float>();
+      const float* gp = g.data<float>();
+      const bool simd = use_avx2();
+      finite &= for_chunks(n, [&](std::int64_t b, std::int64_t e) {
+        return adamw_update_f32(pp + b, mp + b, vp + b, gp + b, e - b, c, simd);
+      });
     } else {
-      finite &= adamw_update<double>(data.data<double>(), m_[i].data<double>(), v_[i].data<double>(),
-                                     g.data<double>(), n, lr, decay_factor, config_.beta1, config_.beta2, bias1,
-                                     bias2, config_.eps);
+      double *pp = data.data<double>(), *mp = m_[i].data<double>(), *vp = v_[i].data<double>();
+      const double* gp = g.data<double>();
+      finite &= adamw_update<double>(pp, mp, vp, gp, n, decay_factor, config_.beta1, 1.0 - config_.beta1,
+                                     config_.beta2, 1.0 - config_.beta2, step_size, inv_sqrt_bias2, config_.eps);
     }
   }
   return finite;
@@ -130,6 +157,15 @@ bool AdamW::step(double lr) {
 
 void AdamW::zero_grad() {
   for (auto& [name, p] : params_) p.zero_grad();
+}
+
+bool adamw_update_f32(float* p, float* m, float* v, const float* g, std::int64_t n, const AdamWConstants& c,
+                      bool simd) {
+#ifdef GRADLAB_HAVE_AVX2_KERNELS
+  if (simd && use_avx2()) return adamw_update_f32_avx2(p, m, v, g, n, c);
+#endif
+  return adamw_update<float>(p, m, v, g, n, c.keep, c.beta1, c.one_minus_beta1, c.beta2, c.one_minus_beta2,
+                             c.step_size, c.inv_sqrt_bias2, c.eps);
 }
 
 std::map<std::string, Tensor> AdamW::state_tensors() const {

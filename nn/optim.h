@@ -87,6 +87,19 @@ std::string first_nonfinite_grad(const std::vector<std::pair<std::string, Var>>&
 // Name of the first parameter whose value holds a NaN or infinity, or "".
 std::string first_nonfinite_value(const std::vector<std::pair<std::string, Var>>& params);
 
+// The float32 update loop over n contiguous elements, with its constants prepared once per tensor. `simd` picks
+// the AVX2 kernel (nn/optim_avx2.cpp; used only when use_avx2() says the CPU has it) or the portable loop; both
+// use the same operations in the same order without FMA contraction, so they agree bit for bit (a test).
+// g may not be null. Returns false when some updated value is NaN or infinite.
+struct AdamWConstants {
+  float keep;            // 1 - lr * weight_decay (decayed tensors) or 1
+  float beta1, one_minus_beta1, beta2, one_minus_beta2;
+  float step_size;       // lr / (1 - beta1^t)
+  float inv_sqrt_bias2;  // 1 / sqrt(1 - beta2^t)
+  float eps;
+};
+bool adamw_update_f32(float* p, float* m, float* v, const float* g, std::int64_t n, const AdamWConstants& c, bool simd);
+
 // The reference update, written as plainly as possible (one element, doubles); the fast loop in AdamW::step is
 // tested against it.
 struct AdamWElement {

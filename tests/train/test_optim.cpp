@@ -2,6 +2,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
+
+#include "tensor/cpu.h"
+#include "tensor/rng.h"
 
 #include "nn/optim.h"
 
@@ -97,6 +101,34 @@ TEST_CASE("adamw: state export and import restore the exact update") {
   st = o1.state_tensors();
   st["m.zzz"] = Tensor::zeros({1});
   CHECK_THROWS_WITH_AS(o2.load_state(st, 1, "f"), doctest::Contains("m.zzz"), Error);
+}
+
+TEST_CASE("adamw: the AVX2 update loop equals the portable loop bit for bit") {
+  if (!use_avx2()) return;  // nothing to compare on this CPU
+  const std::int64_t n = 1000 + 5;  // a tail that is not a multiple of 8
+  Rng rng(3);
+  std::vector<float> p(n), m(n), v(n), g(n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    p[i] = static_cast<float>(rng.normal());
+    m[i] = static_cast<float>(rng.normal() * 0.1);
+    v[i] = static_cast<float>(std::abs(rng.normal()) * 0.01);
+    g[i] = static_cast<float>(rng.normal() * (i % 7 == 0 ? 1e-6 : 1.0));
+  }
+  const AdamWConstants c{0.999f, 0.9f, 0.1f, 0.99f, 0.01f, 1.3e-3f, 1.7f, 1e-8f};
+  auto p2 = p, m2 = m, v2 = v;
+  CHECK(adamw_update_f32(p.data(), m.data(), v.data(), g.data(), n, c, false));
+  CHECK(adamw_update_f32(p2.data(), m2.data(), v2.data(), g.data(), n, c, true));
+  CHECK(std::memcmp(p.data(), p2.data(), n * sizeof(float)) == 0);
+  CHECK(std::memcmp(m.data(), m2.data(), n * sizeof(float)) == 0);
+  CHECK(std::memcmp(v.data(), v2.data(), n * sizeof(float)) == 0);
+  // a non-finite result is reported by both, in the vector body and in the tail
+  for (std::int64_t where : {std::int64_t(17), n - 1}) {
+    auto gp = g;
+    gp[where] = NAN;
+    auto pa = p, ma = m, va = v, pb = p, mb = m, vb = v;
+    CHECK_FALSE(adamw_update_f32(pa.data(), ma.data(), va.data(), gp.data(), n, c, false));
+    CHECK_FALSE(adamw_update_f32(pb.data(), mb.data(), vb.data(), gp.data(), n, c, true));
+  }
 }
 
 TEST_CASE("schedule: warmup / peak / cosine midpoint / floor") {
