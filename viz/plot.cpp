@@ -154,6 +154,7 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
   FontPtr font = opts.font ? opts.font : default_font();
   auto xs_of = [](const Series& s, std::size_t k) { return s.x.empty() ? static_cast<double>(k) : s.x[k]; };
   auto usable = [&](double y) { return finite(y) && (!opts.log_y || y > 0); };
+  auto usable_x = [&](double x) { return finite(x) && (!opts.log_x || x > 0); };
 
   // Data ranges.
   double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
@@ -162,16 +163,25 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
     max_points = std::max(max_points, s.y.size());
     for (std::size_t k = 0; k < s.y.size(); ++k) {
       double x = xs_of(s, k);
-      if (!finite(x) || !usable(s.y[k])) continue;
+      if (!usable_x(x) || !usable(s.y[k])) continue;
       xlo = std::min(xlo, x); xhi = std::max(xhi, x);
       ylo = std::min(ylo, s.y[k]); yhi = std::max(yhi, s.y[k]);
     }
   }
-  if (!(xlo <= xhi)) { xlo = 0; xhi = 1; }
+  for (const RefLine& r : opts.ref_lines)
+    if (usable(r.y)) {
+      ylo = std::min(ylo, r.y);
+      yhi = std::max(yhi, r.y);
+    }
+  if (!(xlo <= xhi)) { xlo = opts.log_x ? 1 : 0; xhi = opts.log_x ? 10 : 1; }
   if (!(ylo <= yhi)) { ylo = opts.log_y ? 1 : 0; yhi = opts.log_y ? 10 : 1; }
   if (opts.x_min) xlo = *opts.x_min;
   if (opts.x_max) xhi = *opts.x_max;
-  if (xhi <= xlo) { xlo -= 0.5; xhi += 0.5; }
+  if (xhi <= xlo) {
+    if (opts.log_x) { xlo /= 2; xhi *= 2; }
+    else { xlo -= 0.5; xhi += 0.5; }
+  }
+  if (opts.log_x && !(xlo > 0)) throw_error("line_plot: log x axis needs 0 < x_min < x_max, got ", xlo, " and ", xhi);
   if (opts.log_y) {
     if (yhi <= ylo) { ylo /= 2; yhi *= 2; }
     if (!opts.y_min) ylo = std::log10(yhi / ylo) >= 1 ? std::pow(10.0, std::floor(std::log10(ylo))) : ylo / 1.15;
@@ -193,7 +203,7 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
   }
   double ystep = 0, xstep = 0;
   std::vector<double> yt = opts.log_y ? log_ticks(ylo, yhi) : nice_ticks(ylo, yhi, 6, &ystep);
-  std::vector<double> xt = nice_ticks(xlo, xhi, 7, &xstep);
+  std::vector<double> xt = opts.log_x ? log_ticks(xlo, xhi) : nice_ticks(xlo, xhi, 7, &xstep);
 
   // Layout.
   std::vector<std::string> ylabels;
@@ -213,6 +223,11 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
       legend = true;
       legend_w = std::max(legend_w, ceil_int(font->measure(s.name, kLegendSize)));
     }
+  for (const RefLine& r : opts.ref_lines)
+    if (!r.name.empty()) {
+      legend = true;
+      legend_w = std::max(legend_w, ceil_int(font->measure(r.name, kLegendSize)));
+    }
   if (legend) legend_w += 20 + 38 + 10;
   const int title_h = title_block_height(*font, opts.title, opts.subtitle);
   const int left = kMargin + (opts.y_label.empty() ? 0 : ceil_int(font->line_height(kLabelSize)) + 8) + ylab_w + 10;
@@ -224,7 +239,10 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
   const int px = left, py = top, pw = W - left - right, ph = H - top - bottom;
   if (pw < 60 || ph < 60) throw_error("line_plot: ", W, "x", H, " leaves no room for the plot; make it larger");
 
-  auto X = [&](double x) { return px + (x - xlo) / (xhi - xlo) * pw; };
+  auto X = [&](double x) {
+    double t = opts.log_x ? (std::log10(x) - std::log10(xlo)) / (std::log10(xhi) - std::log10(xlo)) : (x - xlo) / (xhi - xlo);
+    return px + t * pw;
+  };
   auto Y = [&](double y) {
     double t = opts.log_y ? (std::log10(y) - std::log10(ylo)) / (std::log10(yhi) - std::log10(ylo)) : (y - ylo) / (yhi - ylo);
     return py + ph - t * ph;
@@ -243,7 +261,9 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
     double x = std::round(X(v)) + 0.5;
     cv.line(x, py, x, py + ph, colors::grid, 1);
     cv.line(x, py + ph, x, py + ph + 4, colors::frame, 1);
-    cv.text(x, py + ph + 7, format_tick(v, xstep), {kTickSize, colors::text, Anchor::Middle, VAlign::Top});
+    double local = xstep;
+    if (opts.log_x) local = std::pow(10.0, std::floor(std::log10(v) + 1e-9));
+    cv.text(x, py + ph + 7, format_tick(v, local), {kTickSize, colors::text, Anchor::Middle, VAlign::Top});
   }
   cv.line(px + 0.5, py, px + 0.5, py + ph + 0.5, colors::frame, 1);        // left spine
   cv.line(px, py + ph + 0.5, px + pw, py + ph + 0.5, colors::frame, 1);    // bottom spine
@@ -253,21 +273,19 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
     cv.text(px + pw / 2.0, H - kMargin, opts.x_label, {kLabelSize, colors::text, Anchor::Middle, VAlign::Bottom});
   cv.end_group();
 
-  const bool markers = opts.markers == 1 || (opts.markers == -1 && max_points <= 40);
-  for (std::size_t si = 0; si < series.size(); ++si) {
-    const Series& s = series[si];
-    const Color color = series_color(si);
-    const double dash = opts.dashes ? dash_for(si) : 0.0;
-    cv.begin_group("series-" + std::to_string(si));
+  const bool markers = opts.markers == 1 || (opts.markers == -1 && max_points <= 40 && opts.smooth <= 1);
+  // One curve: polylines split at gaps and clipped to the plot area, markers (or lone points) on top.
+  auto draw_curve = [&](const Series& s, const std::vector<double>& ys, Color color, double width, double dash,
+                        bool with_markers) {
     std::vector<double> lx, ly;
     auto flush = [&] {
-      if (lx.size() >= 2) cv.polyline(lx, ly, color, 2.0, dash);
+      if (lx.size() >= 2) cv.polyline(lx, ly, color, width, dash);
       lx.clear();
       ly.clear();
     };
-    for (std::size_t k = 0; k + 1 < s.y.size(); ++k) {
-      double x0 = xs_of(s, k), x1 = xs_of(s, k + 1), y0 = s.y[k], y1 = s.y[k + 1];
-      if (!finite(x0) || !finite(x1) || !usable(y0) || !usable(y1)) {
+    for (std::size_t k = 0; k + 1 < ys.size(); ++k) {
+      double x0 = xs_of(s, k), x1 = xs_of(s, k + 1), y0 = ys[k], y1 = ys[k + 1];
+      if (!usable_x(x0) || !usable_x(x1) || !usable(y0) || !usable(y1)) {
         flush();
         continue;
       }
@@ -288,13 +306,44 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
       if (bx != X(x1) || by != Y(y1)) flush();  // left the plot area
     }
     flush();
-    for (std::size_t k = 0; k < s.y.size(); ++k) {
-      double x = xs_of(s, k), y = s.y[k];
-      if (!finite(x) || !usable(y)) continue;
+    for (std::size_t k = 0; k < ys.size(); ++k) {
+      double x = xs_of(s, k), y = ys[k];
+      if (!usable_x(x) || !usable(y)) continue;
       double mx = X(x), my = Y(y);
-      bool isolated = (k == 0 || !usable(s.y[k - 1])) && (k + 1 >= s.y.size() || !usable(s.y[k + 1]));
-      if ((markers || isolated) && mx >= px - 0.5 && mx <= px + pw + 0.5 && my >= py - 0.5 && my <= py + ph + 0.5)
-        cv.circle(mx, my, 3.2, color);
+      bool isolated = (k == 0 || !usable(ys[k - 1])) && (k + 1 >= ys.size() || !usable(ys[k + 1]));
+      if ((with_markers || isolated) && mx >= px - 0.5 && mx <= px + pw + 0.5 && my >= py - 0.5 && my <= py + ph + 0.5)
+        cv.circle(mx, my, with_markers ? 3.2 : width, color);
+    }
+  };
+  for (const RefLine& r : opts.ref_lines) {
+    if (!usable(r.y) || Y(r.y) < py - 0.5 || Y(r.y) > py + ph + 0.5) continue;
+    cv.line(px, Y(r.y), px + pw, Y(r.y), colors::muted, 1.5, 6);
+  }
+  for (std::size_t si = 0; si < series.size(); ++si) {
+    const Series& s = series[si];
+    const Color color = series_color(si);
+    const double dash = opts.dashes ? dash_for(si) : 0.0;
+    cv.begin_group("series-" + std::to_string(si));
+    if (opts.smooth > 1) {
+      // Raw values faint and thin, then a centred running mean (no lag) over the usable points nearby;
+      // the window shrinks at the ends.
+      draw_curve(s, s.y, mix(color, colors::white, 0.7), 1.0, 0.0, false);
+      std::vector<double> smooth(s.y.size(), NAN);
+      const std::size_t half = opts.smooth / 2;
+      for (std::size_t k = 0; k < s.y.size(); ++k) {
+        if (!usable(s.y[k])) continue;
+        double sum = 0;
+        std::size_t count = 0;
+        for (std::size_t j = k >= half ? k - half : 0; j <= std::min(s.y.size() - 1, k + half); ++j)
+          if (usable(s.y[j])) {
+            sum += s.y[j];
+            ++count;
+          }
+        smooth[k] = sum / static_cast<double>(count);
+      }
+      draw_curve(s, smooth, color, 2.0, dash, false);
+    } else {
+      draw_curve(s, s.y, color, 2.0, dash, markers);
     }
     cv.end_group();
   }
@@ -310,6 +359,13 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
       cv.line(lx, yc, lx + 30, yc, series_color(si), 2.0, opts.dashes ? dash_for(si) : 0.0);
       if (markers) cv.circle(lx + 15, yc, 3.2, series_color(si));
       cv.text(lx + 38, yc, series[si].name, {kLegendSize, colors::text, Anchor::Start, VAlign::Middle});
+      ly += row;
+    }
+    for (const RefLine& r : opts.ref_lines) {
+      if (r.name.empty()) continue;
+      double yc = ly + row / 2;
+      cv.line(lx, yc, lx + 30, yc, colors::muted, 1.5, 6);
+      cv.text(lx + 38, yc, r.name, {kLegendSize, colors::text, Anchor::Start, VAlign::Middle});
       ly += row;
     }
     cv.end_group();

@@ -20,9 +20,19 @@ struct Series {
   std::vector<double> y;  // NaN or infinite values (and values <= 0 on a log axis) leave gaps
 };
 
+// A horizontal reference line (an entropy floor, a baseline accuracy), dashed grey, named in the legend.
+struct RefLine {
+  std::string name;
+  double y = 0;
+};
+
 struct LinePlotOptions {
   std::string title, subtitle, x_label, y_label;
   bool log_y = false;
+  bool log_x = false;
+  std::size_t smooth = 1;  // > 1: draw each series as its centred running mean over about this many points,
+                           // with the raw values faint behind it
+  std::vector<RefLine> ref_lines;
   int markers = -1;  // -1 = automatic (when a series has at most 40 points), 0 = never, 1 = always
   bool dashes = true;
   std::optional<double> x_min, x_max, y_min, y_max;  // axis limits; default from the data

@@ -112,6 +112,29 @@ TEST_CASE("line plot: several series with legend are deterministic and well-form
   for (int k = 0; k < 6; ++k) CHECK(count_color(a.image(), series_color(k)) > 50);
 }
 
+TEST_CASE("line plot: smoothing and reference lines and log x axis") {
+  Series noisy{"noisy", {}, {}};
+  for (int k = 0; k < 200; ++k) noisy.y.push_back(1.0 + (k % 2 ? 0.4 : -0.4));
+  LinePlotOptions o;
+  o.smooth = 20;
+  o.ref_lines = {RefLine{"floor", 0.5}};
+  o.y_min = 0;
+  o.y_max = 2;
+  Canvas fig = line_plot({noisy}, o);
+  CHECK(count_color(fig.image(), mix(series_color(0), colors::white, 0.7)) > 100);  // raw values, faint
+  CHECK(count_color(fig.image(), series_color(0)) > 100);                           // running mean
+  std::string svg = fig.svg();
+  CHECK(svg.find(">floor</text>") != std::string::npos);
+  CHECK(gradlab_test::xml_problem(svg) == "");
+  LinePlotOptions lx;
+  lx.log_x = true;
+  Series pw{"power law", {1, 10, 100, 1000, 0, -5}, {1, 0.5, 0.25, 0.125, 9, 9}};  // x <= 0: gaps
+  Canvas lf = line_plot({pw}, lx);
+  CHECK(lf.svg().find(">1000</text>") != std::string::npos);
+  lx.x_min = 0;
+  CHECK_THROWS_AS(line_plot({pw}, lx), gradlab::Error);
+}
+
 TEST_CASE("bar chart: bar areas follow the values and labels and errors behave") {
   BarChartOptions o;
   o.value_labels = false;
