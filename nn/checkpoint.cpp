@@ -58,6 +58,51 @@ auto with_source(const std::string& source, const char* what, F&& f) -> decltype
   }
 }
 
+// JSON metadata nested deeper than this is refused before any parser sees it: the JSON readers recurse once per
+// level (a 100,000-deep value overflowed the stack, fuzz/known-bugs), and no valid config or tokenizer nests
+// deeper than 2.
+constexpr int kMaxMetadataJsonDepth = 16;
+
+void check_json_depth(const std::string& text, const std::string& key, const std::string& source) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char ch : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (ch == '\\')
+        escaped = true;
+      else if (ch == '"')
+        in_string = false;
+      continue;
+    }
+    if (ch == '"') {
+      in_string = true;
+    } else if (ch == '[' || ch == '{') {
+      if (++depth > kMaxMetadataJsonDepth)
+        throw_error(source, ": metadata '", key, "' nests JSON deeper than ", kMaxMetadataJsonDepth, " levels");
+    } else if (ch == ']' || ch == '}') {
+      --depth;
+    }
+  }
+}
+
+// Refuses a file whose config describes a model far larger than the weights the file holds, before that model
+// is built: otherwise a few bytes claiming n_embd = 65536 would make the loader allocate terabytes. The bound
+// counts only tensors every config has (token embedding, learned positions, attention weights), so it never
+// exceeds a valid file's weight count, and the model it admits is at most a few times the file's size.
+void check_size_against_config(const std::string& path, const SafetensorsFile& file, const GPTConfig& c) {
+  const double C = static_cast<double>(c.n_embd);
+  double needed = static_cast<double>(c.vocab_size) * C + 4.0 * static_cast<double>(c.n_layer) * C * C;
+  if (c.pos == PosKind::Learned) needed += static_cast<double>(c.block_size) * C;
+  double held = 0.0;
+  for (const auto& [name, t] : file.tensors) held += static_cast<double>(t.numel());
+  if (held < needed)
+    throw_error(path, ": holds ", static_cast<std::int64_t>(held), " weights, but its config (vocab ", c.vocab_size,
+                ", n_layer ", c.n_layer, ", n_embd ", c.n_embd, ", block ", c.block_size, ") needs at least ",
+                static_cast<std::int64_t>(needed));
+}
+
 std::unique_ptr<GPT> build_model(const std::string& path, SafetensorsFile& file, const GPTConfig& config,
                                  ModelInfo* info) {
   ModelInfo local;
@@ -68,6 +113,7 @@ std::unique_ptr<GPT> build_model(const std::string& path, SafetensorsFile& file,
   mi.task.clear();
   mi.step = -1;
   if (auto it = file.metadata.find("tokenizer"); it != file.metadata.end()) {
+    check_json_depth(it->second, "tokenizer", path);
     mi.tokenizer = with_source(path, "tokenizer", [&] { return Tokenizer::from_json(it->second); });
     if (mi.tokenizer->vocab_size() != config.vocab_size)
       throw_error(path, ": the tokenizer has ", mi.tokenizer->vocab_size(), " tokens but the config's vocab_size is ",
@@ -85,6 +131,7 @@ std::unique_ptr<GPT> build_model(const std::string& path, SafetensorsFile& file,
     if (mi.step < 0) throw_error(path, ": metadata 'step' is ", mi.step, ", expected >= 0");
   }
   check_finite(file.tensors, path);
+  check_size_against_config(path, file, config);
   std::vector<std::pair<std::string, Tensor>> tensors;
   tensors.reserve(file.tensors.size());
   for (auto& [name, t] : file.tensors)
@@ -120,6 +167,7 @@ std::unique_ptr<GPT> load_model(const std::string& path, ModelInfo* info) {
   if (it == file.metadata.end())
     throw_error(path, ": __metadata__ has no 'config' (a gradlab model stores its GPTConfig there; for a file "
                       "saved elsewhere, give the config explicitly)");
+  check_json_depth(it->second, "config", path);
   GPTConfig config = with_source(path, "config", [&] { return GPTConfig::from_json(it->second); });
   return build_model(path, file, config, info);
 }
@@ -128,6 +176,7 @@ std::unique_ptr<GPT> load_model_with_config(const std::string& path, const GPTCo
   config.validate();
   SafetensorsFile file = read_safetensors(path);
   if (auto it = file.metadata.find("config"); it != file.metadata.end()) {
+    check_json_depth(it->second, "config", path);
     GPTConfig stored = with_source(path, "config", [&] { return GPTConfig::from_json(it->second); });
     if (stored.to_json() != config.to_json())
       throw_error(path, ": its config ", stored.to_json(), " differs from the one given, ", config.to_json());

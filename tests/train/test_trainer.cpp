@@ -113,6 +113,39 @@ TEST_CASE("checkpoint: a nanoGPT-style file (lm_head.weight / no metadata) loads
                        doctest::Contains("transformer.ln_f.weight"), Error);
 }
 
+TEST_CASE("checkpoint: hostile model files are refused before anything big is built") {
+  TempDir dir;
+  GPT model(tiny_config(), 5);
+  std::map<std::string, Tensor> tensors;
+  for (auto& [name, t] : model.state_dict()) tensors[name] = t;
+  // 1) a config that claims a huge model (n_embd 65536, 64 layers) over the tiny model's few weights
+  GPTConfig huge = tiny_config();
+  huge.n_embd = 65536;
+  huge.n_head = 1;
+  huge.n_layer = 64;
+  write_safetensors(dir.file("huge.safetensors"), tensors, {{"config", huge.to_json()}});
+  CHECK_THROWS_WITH_AS(load_model(dir.file("huge.safetensors")), doctest::Contains("needs at least"), Error);
+  // 2) config and tokenizer JSON nested 100,000 deep (the JSON readers recurse once per level)
+  std::string deep = "{\"n_layer\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  write_safetensors(dir.file("deep.safetensors"), tensors, {{"config", deep}});
+  CHECK_THROWS_WITH_AS(load_model(dir.file("deep.safetensors")), doctest::Contains("deeper than"), Error);
+  std::string deep_tok = "{\"kind\":\"char\",\"vocab\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  write_safetensors(dir.file("deep_tok.safetensors"), tensors,
+                    {{"config", tiny_config().to_json()}, {"tokenizer", deep_tok}});
+  CHECK_THROWS_WITH_AS(load_model(dir.file("deep_tok.safetensors")), doctest::Contains("'tokenizer'"), Error);
+  // brackets inside JSON strings do not count as nesting (this config fails later, on its 'norm' value)
+  std::string cfg = tiny_config().to_json();
+  cfg.replace(cfg.find("\"layernorm\""), 11, "\"" + std::string(40, '[') + "\"");
+  write_safetensors(dir.file("str.safetensors"), tensors, {{"config", cfg}});
+  try {
+    load_model(dir.file("str.safetensors"));
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("deeper than") == std::string::npos);
+    CHECK(std::string(e.what()).find("norm") != std::string::npos);
+  }
+}
+
 TEST_CASE("resume: the loss curve continues bit for bit") {
   const auto& data = small_grammar();
   // uninterrupted: 10 steps
