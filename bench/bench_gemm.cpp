@@ -200,6 +200,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("gradlab_micro_kernel", gemm::micro_kernel_name());
 #ifdef GRADLAB_HAVE_OPENBLAS
   benchmark::AddCustomContext("openblas", openblas_get_config());
+  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
 #endif
   register_all();
   benchmark::Initialize(&argc, argv);

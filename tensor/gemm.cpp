@@ -20,20 +20,19 @@
 namespace gradlab::gemm {
 
 // ---------------------------------------------------------------------------------------------------------
-// Micro-kernels. One call computes a (kMR, kNR) tile of C from a packed A micro-panel and a packed B micro-panel:
-//   Ap is (kc, kMR): Ap[k*kMR + r] = op(A)[i0 + r][p0 + k]
-//   Bp is (kc, kNR): Bp[k*kNR + c] = op(B)[p0 + k][j0 + c]
-//   C (mr, kNR) with row stride ldc  =  alpha * Ap^T * Bp + beta * C     (beta == 0: C is not read)
-// Only the first mr <= kMR rows are computed and written (the bottom edge of C); a row's arithmetic does not
-// depend on mr.
+// Micro-kernels. One call computes a (mr, kNR) tile of C, mr <= kMR, over kc steps of k:
+//   C (mr, kNR) with row stride ldc  =  alpha * op(A)-panel * op(B)-panel + beta * C   (beta == 0: C not read)
+// A element (r, k) is at A[r*a_rs + k*a_ks]; row k of the B panel (kNR floats) starts at B + k*b_ks.
+// Packed panels: a_rs = 1, a_ks = kMR, b_ks = kNR. Small problems pass A and B where they lie (no packing).
+// A row's arithmetic depends neither on mr nor on the strides: every path gives the same bits.
 // ---------------------------------------------------------------------------------------------------------
 namespace detail {
-using MicroKernel = void (*)(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
-                             int64_t ldc, int64_t mr);
+using MicroKernel = void (*)(int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* B, int64_t b_ks,
+                             float alpha, float beta, float* C, int64_t ldc, int64_t mr);
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
 // Defined in gemm_avx2.cpp (compiled with -mavx2 -mfma); call only when use_avx2().
-void micro_kernel_avx2(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C, int64_t ldc,
-                       int64_t mr);
+void micro_kernel_avx2(int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* B, int64_t b_ks,
+                       float alpha, float beta, float* C, int64_t ldc, int64_t mr);
 void pack_b_trans_avx2(const float* B, int64_t ldb, int64_t j0, int64_t nr, int64_t p0, int64_t kc, float* Bp);
 void pack_a_notrans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
 void pack_a_trans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
@@ -45,14 +44,14 @@ namespace {
 using detail::MicroKernel;
 
 // The portable micro-kernel: plain C++ that any compiler can vectorise with what the target has.
-void micro_kernel_portable(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
-                           int64_t ldc, int64_t mr) {
+void micro_kernel_portable(int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* B, int64_t b_ks,
+                           float alpha, float beta, float* C, int64_t ldc, int64_t mr) {
   float acc[kMR][kNR] = {};
   for (int64_t k = 0; k < kc; ++k) {
-    const float* a = Ap + k * kMR;
-    const float* b = Bp + k * kNR;
-    for (int64_t r = 0; r < kMR; ++r)
-      for (int64_t c = 0; c < kNR; ++c) acc[r][c] += a[r] * b[c];
+    const float* a = A + k * a_ks;
+    const float* b = B + k * b_ks;
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t c = 0; c < kNR; ++c) acc[r][c] += a[r * a_rs] * b[c];
   }
   for (int64_t r = 0; r < mr; ++r) {
     float* crow = C + r * ldc;
@@ -306,12 +305,12 @@ void pack_b_panel(const Problem& p, int64_t j0, int64_t nr, int64_t p0, int64_t 
 
 // A tile at the right edge (nr < kNR columns): run the kernel on a zero-padded copy, then copy the valid part
 // back. The kernel does exactly the same arithmetic per element as for a full tile, so edges change no result.
-void edge_tile(MicroKernel kernel, int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
-               int64_t ldc, int64_t mr, int64_t nr) {
+void edge_tile(MicroKernel kernel, int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* Bp,
+               float alpha, float beta, float* C, int64_t ldc, int64_t mr, int64_t nr) {
   alignas(64) float tile[kMR * kNR] = {};
   if (beta != 0.0f)
     for (int64_t r = 0; r < mr; ++r) std::memcpy(tile + r * kNR, C + r * ldc, nr * sizeof(float));
-  kernel(kc, Ap, Bp, alpha, beta, tile, kNR, mr);
+  kernel(kc, A, a_rs, a_ks, Bp, kNR, alpha, beta, tile, kNR, mr);
   for (int64_t r = 0; r < mr; ++r) std::memcpy(C + r * ldc, tile + r * kNR, nr * sizeof(float));
 }
 
@@ -482,29 +481,38 @@ struct PackedB {
 // The first K block applies beta, later ones accumulate (beta = 1): every element of C sees the same
 // operations in the same order whichever thread runs the unit and however the units are cut.
 void run_unit(const Problem& p, const PackedB& Bp, MicroKernel kernel, int64_t k_blocks, int64_t r0, int64_t r1,
-              int64_t q0, int64_t q1, int64_t q_start, float* Ap) {
+              int64_t q0, int64_t q1, int64_t q_start, float* Ap, bool direct) {
   const int64_t rows = r1 - r0;
+  // Direct (small problems): A is read in place; so is B when stored (K,N) (a panel row is kNR contiguous
+  // floats of a B row), except the zero-padded right-edge panel.
+  const int64_t a_rs = direct ? (p.trans_a ? 1 : p.lda) : 1, a_ks = direct ? (p.trans_a ? p.lda : 1) : kMR;
   for (int64_t kb = 0; kb < k_blocks; ++kb) {
     const int64_t pc = kb * Bp.kc_max, kc = std::min(Bp.kc_max, p.K - pc);
-    for (int64_t ir = 0; ir < rows; ir += kMR)
-      pack_a_panel(p, r0 + ir, std::min(kMR, rows - ir), pc, kc, Ap + ir * kc, Bp.avx2);
+    if (!direct)
+      for (int64_t ir = 0; ir < rows; ir += kMR)
+        pack_a_panel(p, r0 + ir, std::min(kMR, rows - ir), pc, kc, Ap + ir * kc, Bp.avx2);
     const float beta = kb == 0 ? p.beta : 1.0f;
     for (int64_t n = 0; n < q1 - q0; ++n) {
       const int64_t q = q0 + (q_start + n) % (q1 - q0);  // threads start at different panels: less waiting
       const int64_t nr = std::min(kNR, Bp.nc - q * kNR);
-      const float* Bpanel = Bp.get(kb, q);
+      const bool b_in_place = direct && !p.trans_b && nr == kNR;
+      const float* Bpanel = b_in_place ? p.B + pc * p.ldb + Bp.jc + q * kNR : Bp.get(kb, q);
+      const int64_t b_ks = b_in_place ? p.ldb : kNR;
       for (int64_t ir = 0; ir < rows; ir += kMR) {
         const int64_t mr = std::min(kMR, rows - ir);
         float* Ctile = p.C + (r0 + ir) * p.ldc + Bp.jc + q * kNR;
-        const float* Apanel = Ap + ir * kc;
+        const float* Apanel = direct ? p.A + (r0 + ir) * a_rs + pc * a_ks : Ap + ir * kc;
         if (nr == kNR)
-          kernel(kc, Apanel, Bpanel, p.alpha, beta, Ctile, p.ldc, mr);
+          kernel(kc, Apanel, a_rs, a_ks, Bpanel, b_ks, p.alpha, beta, Ctile, p.ldc, mr);
         else
-          edge_tile(kernel, kc, Apanel, Bpanel, p.alpha, beta, Ctile, p.ldc, mr, nr);
+          edge_tile(kernel, kc, Apanel, a_rs, a_ks, Bpanel, p.alpha, beta, Ctile, p.ldc, mr, nr);
       }
     }
   }
 }
+
+// Problems whose operands fit in L2 together skip packing: it would cost more than it saves.
+constexpr int64_t kDirectMaxFloats = 32 * 1024;
 
 // Per-thread scratch for the panel states (reused; grows as needed).
 thread_local std::unique_ptr<std::atomic<int>[]> tl_states;
@@ -520,6 +528,7 @@ void packed_impl(const Problem& p, int nthreads) {
   // K in equal blocks of at most kKC (a function of K alone: determinism).
   const int64_t k_blocks = ceil_div(p.K, kKC), kc_max = ceil_div(p.K, k_blocks);
   const int64_t k_padded = k_blocks * kc_max;
+  const bool direct = p.M * p.K + p.K * p.N <= kDirectMaxFloats;
   const int64_t nc_max = std::min(ceil_div(p.N, kNR), std::max<int64_t>(1, kPackedBFloats / (k_padded * kNR))) * kNR;
   const int64_t panels_max = nc_max / kNR;
   float* Bdata = tl_pack_b.get(size_t(k_padded * nc_max));
@@ -558,7 +567,7 @@ void packed_impl(const Problem& p, int nthreads) {
         const int64_t ru = u / col_units, cu = u % col_units;
         const int64_t r0 = ru * unit_rows, r1 = std::min(p.M, r0 + unit_rows);
         const int64_t q0 = panels * cu / col_units, q1 = panels * (cu + 1) / col_units;
-        run_unit(p, Bp, kernel, k_blocks, r0, r1, q0, q1, (q1 - q0) * tid / nt, Ap);
+        run_unit(p, Bp, kernel, k_blocks, r0, r1, q0, q1, (q1 - q0) * tid / nt, Ap, direct);
       }
     });
   }

@@ -10,11 +10,18 @@ namespace gradlab::gemm::detail {
 
 static_assert(kMR == 6 && kNR == 16, "the AVX2 micro-kernel is written for 6x16 tiles");
 
-// C (6,16) with row stride ldc = alpha * Ap^T * Bp + beta * C; Ap is (kc,6), Bp is (kc,16), 32-byte aligned.
+namespace {
+
+// C (6,16) with row stride ldc = alpha * op(A) op(B) + beta * C, over kc steps of k.
+// A element (r, k) is at A[r*a_rs + k*a_ks]; B row k (16 floats) starts at B + k*b_ks.
+// Packed operands have a_rs = 1, a_ks = 6, b_ks = 16 (kPacked: the strides are constants); small problems
+// read A and B where they are (no packing), with their own strides.
 // The 6x16 tile lives in 12 ymm registers for the whole k loop; each k step loads two vectors of B,
 // broadcasts six scalars of A and issues 12 independent FMAs (enough to hide the FMA latency on 2 ports).
-static void micro_kernel_6x16(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
-                              int64_t ldc) {
+template <bool kPacked>
+void micro_kernel_6x16(int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* B, int64_t b_ks,
+                       float alpha, float beta, float* C, int64_t ldc) {
+  if constexpr (kPacked) a_rs = 1, a_ks = 6, b_ks = 16;
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -26,32 +33,35 @@ static void micro_kernel_6x16(int64_t kc, const float* Ap, const float* Bp, floa
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 15), _MM_HINT_T0);
   }
+  const float* A0 = A;             // rows 0..2
+  const float* A3 = A + 3 * a_rs;  // rows 3..5
 
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(Bp);
-    const __m256 b1 = _mm256_load_ps(Bp + 8);
+    const __m256 b0 = _mm256_loadu_ps(B);
+    const __m256 b1 = _mm256_loadu_ps(B + 8);
     __m256 a;
-    a = _mm256_broadcast_ss(Ap + 0);
+    a = _mm256_broadcast_ss(A0);
     c00 = _mm256_fmadd_ps(a, b0, c00);
     c01 = _mm256_fmadd_ps(a, b1, c01);
-    a = _mm256_broadcast_ss(Ap + 1);
+    a = _mm256_broadcast_ss(A0 + a_rs);
     c10 = _mm256_fmadd_ps(a, b0, c10);
     c11 = _mm256_fmadd_ps(a, b1, c11);
-    a = _mm256_broadcast_ss(Ap + 2);
+    a = _mm256_broadcast_ss(A0 + 2 * a_rs);
     c20 = _mm256_fmadd_ps(a, b0, c20);
     c21 = _mm256_fmadd_ps(a, b1, c21);
-    a = _mm256_broadcast_ss(Ap + 3);
+    a = _mm256_broadcast_ss(A3);
     c30 = _mm256_fmadd_ps(a, b0, c30);
     c31 = _mm256_fmadd_ps(a, b1, c31);
-    a = _mm256_broadcast_ss(Ap + 4);
+    a = _mm256_broadcast_ss(A3 + a_rs);
     c40 = _mm256_fmadd_ps(a, b0, c40);
     c41 = _mm256_fmadd_ps(a, b1, c41);
-    a = _mm256_broadcast_ss(Ap + 5);
+    a = _mm256_broadcast_ss(A3 + 2 * a_rs);
     c50 = _mm256_fmadd_ps(a, b0, c50);
     c51 = _mm256_fmadd_ps(a, b1, c51);
-    Ap += 6;
-    Bp += 16;
+    A0 += a_ks;
+    A3 += a_ks;
+    B += b_ks;
   }
 
   // C = alpha*acc (beta == 0: old C unread), or fma(alpha, acc, beta*C). beta == 1 gives the same bits
@@ -75,25 +85,24 @@ static void micro_kernel_6x16(int64_t kc, const float* Ap, const float* Bp, floa
   store_row(C + 5 * ldc, c50, c51);
 }
 
-namespace {
-// The same computation for the bottom edge: only the first R < 6 rows (the packed A rows past R are zero
-// padding). Each element sees exactly the operations of the full kernel, so edges change no result bits.
+// The same computation for the bottom edge: only the first R < 6 rows (nothing past them is read).
+// Each element sees exactly the operations of the full kernel, so edges change no result bits.
 template <int R>
-void micro_kernel_rows(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C,
-                       int64_t ldc) {
+void micro_kernel_rows(int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* B, int64_t b_ks,
+                       float alpha, float beta, float* C, int64_t ldc) {
   __m256 lo[R], hi[R];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
+    const __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
-      const __m256 a = _mm256_broadcast_ss(Ap + r);
+      const __m256 a = _mm256_broadcast_ss(A + r * a_rs);
       lo[r] = _mm256_fmadd_ps(a, b0, lo[r]);
       hi[r] = _mm256_fmadd_ps(a, b1, hi[r]);
     }
-    Ap += 6;
-    Bp += 16;
+    A += a_ks;
+    B += b_ks;
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 6
@@ -190,15 +199,21 @@ void pack_a_notrans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, in
 }
 
 // The entry point: mr (1..6) rows of the tile are computed and written.
-void micro_kernel_avx2(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta, float* C, int64_t ldc,
-                       int64_t mr) {
+void micro_kernel_avx2(int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* B, int64_t b_ks,
+                       float alpha, float beta, float* C, int64_t ldc, int64_t mr) {
+  if (mr == 6) {
+    if (a_rs == 1 && a_ks == 6 && b_ks == 16)
+      micro_kernel_6x16<true>(kc, A, a_rs, a_ks, B, b_ks, alpha, beta, C, ldc);
+    else
+      micro_kernel_6x16<false>(kc, A, a_rs, a_ks, B, b_ks, alpha, beta, C, ldc);
+    return;
+  }
   switch (mr) {
-    case 6: micro_kernel_6x16(kc, Ap, Bp, alpha, beta, C, ldc); break;
-    case 5: micro_kernel_rows<5>(kc, Ap, Bp, alpha, beta, C, ldc); break;
-    case 4: micro_kernel_rows<4>(kc, Ap, Bp, alpha, beta, C, ldc); break;
-    case 3: micro_kernel_rows<3>(kc, Ap, Bp, alpha, beta, C, ldc); break;
-    case 2: micro_kernel_rows<2>(kc, Ap, Bp, alpha, beta, C, ldc); break;
-    default: micro_kernel_rows<1>(kc, Ap, Bp, alpha, beta, C, ldc); break;
+    case 5: micro_kernel_rows<5>(kc, A, a_rs, a_ks, B, b_ks, alpha, beta, C, ldc); break;
+    case 4: micro_kernel_rows<4>(kc, A, a_rs, a_ks, B, b_ks, alpha, beta, C, ldc); break;
+    case 3: micro_kernel_rows<3>(kc, A, a_rs, a_ks, B, b_ks, alpha, beta, C, ldc); break;
+    case 2: micro_kernel_rows<2>(kc, A, a_rs, a_ks, B, b_ks, alpha, beta, C, ldc); break;
+    default: micro_kernel_rows<1>(kc, A, a_rs, a_ks, B, b_ks, alpha, beta, C, ldc); break;
   }
 }
 
