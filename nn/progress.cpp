@@ -63,6 +63,8 @@ std::string Progress::format(const ProgressStats& s) const {
 void Progress::update(const ProgressStats& s) {
   if (mode_ == Mode::Quiet) return;
   if (mode_ == Mode::Live) {
+    if (last_draw_ >= 0.0 && s.seconds - last_draw_ < 0.1 && s.step != total_) return;
+    last_draw_ = s.seconds;
     std::string line = format(s);
     const std::size_t width = line.size();
     if (width < last_width_) line.append(last_width_ - width, ' ');  // erase the longer previous line

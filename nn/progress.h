@@ -1,7 +1,7 @@
 #pragma once
 // Progress of a training run on stderr.
 //
-// On a terminal: one live line, rewritten in place with '\r':
+// On a terminal: one live line, rewritten in place with '\r' (at most 10 times a second, and at the last step):
 //   step   120/2000 [#####.........................]  6% | loss 2.1432 | lr 1.00e-03 | 9.8k tok/s | ETA 3m12s
 // Otherwise (a pipe, a log file, CI): one plain line every `interval` steps and at the last step, no '\r'.
 // message() prints a full line (an evaluation result, a checkpoint) without breaking the live bar.
@@ -40,6 +40,7 @@ class Progress {
   std::FILE* out_;
   bool line_open_ = false;
   std::size_t last_width_ = 0;
+  double last_draw_ = -1.0;  // seconds (ProgressStats::seconds) of the last live redraw
 };
 
 // "3m12s", "1h04m", "12s"
