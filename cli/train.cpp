@@ -314,7 +314,14 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
         << to_string(c.pos) << "\n";
     err << "seed " << tc.seed << (resume_state ? " (from the checkpoint)" : "") << "\n";
     Trainer trainer(*model, *data.dataset, tc, data.source);
-    if (resume_state) trainer.resume(*resume_state);
+    if (resume_state) {
+      // Resuming into another directory: start its log from the old one, so the loss curve stays whole.
+      const std::string old_log = join_path(a.get_string("resume"), "log.csv"), new_log = join_path(tc.out_dir, "log.csv");
+      std::error_code ec;
+      if (!std::filesystem::equivalent(a.get_string("resume"), tc.out_dir, ec) && std::filesystem::exists(old_log, ec))
+        std::filesystem::copy_file(old_log, new_log, std::filesystem::copy_options::overwrite_existing, ec);
+      trainer.resume(*resume_state);
+    }
     TrainResult r = trainer.run();
     nlohmann::ordered_json j;
     j["iters"] = r.steps - r.start_step;
