@@ -54,6 +54,8 @@ struct Layout {
   int grid_x = 0, grid_y = 0, grid_w = 0, grid_h = 0;
   int right_w = 0, bar_h = 0, top_h = 0;
   std::vector<std::string> footnotes;
+  int title_variant = 0;  // panel title form, one for the whole figure (see panel_title)
+  int stats_form = 0;     // statistics line: 0 long, 1 short, 2 none
   int W = 0, H = 0;
 };
 
@@ -73,6 +75,17 @@ std::string fmt_cell(double v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%.2f", v);
   return buf + 1;  // drop the leading 0
+}
+
+// "StableMask" -> "SM", "causal" -> "C": the first character and every later capital, upper-cased.
+std::string mask_abbrev(const std::string& mask) {
+  std::string out;
+  for (std::size_t k = 0; k < mask.size(); ++k) {
+    char ch = mask[k];
+    if (k == 0 && ch >= 'a' && ch <= 'z') out += static_cast<char>(ch - 'a' + 'A');
+    else if (k == 0 || (ch >= 'A' && ch <= 'Z')) out += ch;
+  }
+  return out;
 }
 
 // Smallest "nice" step (1, 2, 5 x 10^k) that is >= min_step.
@@ -134,7 +147,7 @@ class HeatmapRenderer {
   Layout compute(int cell, int ds) const;
   Layout choose_layout() const;
   std::string panel_title(const PanelSpec& p, int variant) const;  // 0 = longest ... 2 = shortest
-  int panel_content_w(const PanelSpec& p) const;
+  int panel_content_w(const Layout& L, const PanelSpec& p) const;
   std::string stats_line(const PanelSpec& p, bool long_form) const;
   // title_variant and stats_form (0 long, 1 short, 2 none) are chosen once per figure so panels agree.
   void draw_panel(Canvas& cv, const PanelSpec& p, int title_variant, int stats_form) const;
@@ -184,6 +197,13 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
       L.col_w[p.col] = std::max(L.col_w[p.col], need);
     }
   }
+  // Panel titles and statistics lines: the longest form every panel has room for.
+  for (const PanelSpec& p : spec_.panels) {
+    while (L.title_variant < 2 && tw(panel_title(p, L.title_variant), kPanelTitleSize) > panel_content_w(L, p)) ++L.title_variant;
+    if (opts_.panel_stats)
+      while (L.stats_form < 2 && tw(stats_line(p, L.stats_form == 0), kStatsSize) > L.col_w[p.col]) ++L.stats_form;
+  }
+  if (L.stats_form == 2) L.title_h = ceil_int(lh(kPanelTitleSize)) + 8;  // no statistics line after all
   for (int r = 0; r < spec_.rows; ++r)
     L.row_h[r] = L.title_h + L.header_h + L.matrix + (key_labels(r) ? L.kl_h + L.cap_h : 6);
   // Figure: title block on top, grid, colour bar on the right, footnotes below.
@@ -209,8 +229,18 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
   int legend_block = 28 + 16 + 6 + ceil_int(tw("masked (j > i)", kSmallSize));
   L.right_w = std::max(bar_block, legend_block);
   L.bar_h = std::clamp(L.matrix, 150, 400);
+  if (L.title_variant == 2) {  // abbreviated masks in the titles: spell them out once
+    std::vector<std::string> seen;
+    std::string legend;
+    for (const PanelSpec& p : spec_.panels)
+      if (std::find(seen.begin(), seen.end(), p.maps->mask) == seen.end()) {
+        seen.push_back(p.maps->mask);
+        legend += (legend.empty() ? "" : ", ") + mask_abbrev(p.maps->mask) + " = " + p.maps->mask;
+      }
+    L.footnotes.push_back("panel titles: L = layer, H = head, " + legend);
+  }
   if (has_sink_) L.footnotes.push_back("sink = 1 \u2212 \u03a3_j Attn_ij: the share of row i taken by StableMask's pseudo keys (same colour scale)");
-  if (opts_.panel_stats)
+  if (opts_.panel_stats && L.stats_form < 2)
     L.footnotes.push_back("first token: mean of Attn_i0 over rows i \u2265 " + std::to_string(stats_.begin()->second.first_row) +
                           "; \u00f7R: the same normalised by the row's real mass R_i = \u03a3_j Attn_ij");
   if (ds > 1)
@@ -262,11 +292,10 @@ std::string HeatmapRenderer::panel_title(const PanelSpec& p, int variant) const 
   const std::string sep = " \u00b7 ";
   if (variant <= 0) return "layer " + l + sep + "head " + h + sep + p.maps->mask;
   if (variant == 1) return "L" + l + " H" + h + sep + p.maps->mask;
-  return "L" + l + " H" + h;
+  return "L" + l + " H" + h + " " + mask_abbrev(p.maps->mask);
 }
 
-int HeatmapRenderer::panel_content_w(const PanelSpec& p) const {
-  const Layout& L = layout_;
+int HeatmapRenderer::panel_content_w(const Layout& L, const PanelSpec& p) const {
   return std::max(L.col_w[p.col] - (row_labels(p.col) ? L.cap_w + L.rl_w : 0), L.matrix);
 }
 
@@ -435,13 +464,8 @@ Canvas HeatmapRenderer::draw() const {
   cv.text(kMargin, kMargin, spec_.title, title_style);
   if (!opts_.subtitle.empty())
     cv.text(kMargin, kMargin + lh(kFigTitleSize) + 4, opts_.subtitle, {kSubtitleSize, colors::muted, Anchor::Start, VAlign::Top});
-  int title_variant = 0, stats_form = 0;
-  for (const PanelSpec& p : spec_.panels) {
-    while (title_variant < 2 && tw(panel_title(p, title_variant), kPanelTitleSize) > panel_content_w(p)) ++title_variant;
-    if (opts_.panel_stats)
-      while (stats_form < 2 && tw(stats_line(p, stats_form == 0), kStatsSize) > L.col_w[p.col]) ++stats_form;
-  }
-  for (const PanelSpec& p : spec_.panels) draw_panel(cv, p, title_variant, stats_form);
+  for (const PanelSpec& p : spec_.panels) draw_panel(cv, p, L.title_variant, L.stats_form);
+
   draw_colorbar(cv);
   double y = L.H - kMargin - (lh(kSmallSize) + 3) * static_cast<double>(L.footnotes.size());
   for (const std::string& f : L.footnotes) {
