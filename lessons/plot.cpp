@@ -304,9 +304,15 @@ std::vector<std::string> save_matrix_figure(const MatrixFigure& m, const std::st
   const viz::Colormap& cmap = viz::Colormap::by_name(m.colormap);
   const int cell = m.cell;
   const int left = 90, top = m.subtitle.empty() ? 50 : 70, bar_w = 16;
-  const int W = left + cell * static_cast<int>(m.cols) + 110;
+  int W = left + cell * static_cast<int>(m.cols) + 110;
   const int H = top + cell * static_cast<int>(m.rows) + 60;
-  Canvas c(std::max(W, 360), H);
+  {
+    // wide enough for the title lines
+    Canvas probe(8, 8);
+    W = std::max({W, 360, static_cast<int>(probe.text_width(m.title, 16)) + 40,
+                  static_cast<int>(probe.text_width(m.subtitle, 12)) + 40});
+  }
+  Canvas c(W, H);
   draw_title(c, m.title);
   if (!m.subtitle.empty()) {
     TextStyle st;
@@ -343,6 +349,14 @@ std::vector<std::string> save_matrix_figure(const MatrixFigure& m, const std::st
   }
   c.stroke_rect(left - 1, top - 1, cell * static_cast<int>(m.cols) + 2, cell * static_cast<int>(m.rows) + 2,
                 viz::colors::frame);
+  if (m.staircase) {
+    std::vector<double> xs, ys;
+    for (std::int64_t i = 0; i < std::min(m.rows, m.cols); ++i) {
+      xs.push_back(left + (i + 1.0) * cell), ys.push_back(top + i * 1.0 * cell);
+      xs.push_back(left + (i + 1.0) * cell), ys.push_back(top + (i + 1.0) * cell);
+    }
+    c.polyline(xs, ys, Color{230, 60, 60}, 2.5);
+  }
   TextStyle rl;
   rl.size = 11;
   rl.anchor = Anchor::End;
