@@ -70,7 +70,7 @@ std::vector<double> recorded(const std::string& dir, MaskKind mask, const std::s
 
 TEST_SUITE("eval") {
 
-TEST_CASE("gradlab attn --mask both writes png, svg, one npy per mask (n_layer, n_head, T, T) and json") {
+TEST_CASE("gradlab attn --mask both writes png + svg + json and one npy per mask shaped n_layer x n_head x T x T") {
   TempDir dir("attn");
   const std::string model = save_text_model(dir, "m", MaskKind::StableMask, 50);
   const std::string text = "the cat sat on the mat.";
@@ -126,7 +126,7 @@ TEST_CASE("gradlab attn --mask both writes png, svg, one npy per mask (n_layer, 
   CHECK(tokens_json["tokens"].size() == static_cast<std::size_t>(T));
 }
 
-TEST_CASE("gradlab attn: two models side by side, a single model grid, a single panel") {
+TEST_CASE("gradlab attn draws two models side by side and one model as a grid or as one panel") {
   TempDir dir("attn2");
   const std::string a = save_text_model(dir, "causal_run", MaskKind::Causal, 60);
   const std::string b = save_text_model(dir, "stable_run", MaskKind::StableMask, 70);

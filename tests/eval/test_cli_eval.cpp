@@ -73,7 +73,7 @@ int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), 
 
 TEST_SUITE("eval") {
 
-TEST_CASE("gradlab eval prints one JSON line with loss, tokens, windows and per_position") {
+TEST_CASE("gradlab eval prints one JSON line with loss + tokens + windows + per_position") {
   TextModel m;
   Run r = eval({"--model", m.model_dir, "--data", m.data, "--ctx", "6"});
   INFO(r.err);
@@ -201,7 +201,7 @@ TEST_CASE("gradlab eval and sample: bad input is one line and exit code 2") {
   }
 }
 
-TEST_CASE("gradlab sample continues the prompt, seeded") {
+TEST_CASE("gradlab sample continues the prompt and is seeded") {
   TextModel m;
   Run a = sample({"--model", m.model_dir, "--prompt", "the ", "--tokens", "20", "--seed", "3"});
   INFO(a.err);

@@ -28,7 +28,7 @@ std::vector<double> window_losses(GPT& model, const std::vector<std::int32_t>& i
 
 TEST_SUITE("eval") {
 
-TEST_CASE("eval rule: consecutive non-overlapping windows of T+1 tokens from token 0, partial window dropped") {
+TEST_CASE("eval rule - consecutive non-overlapping windows of T+1 tokens from token 0 and the partial window dropped") {
   std::vector<std::int32_t> stream;
   for (int i = 0; i < 23; ++i) stream.push_back(i % 11);
   // T = 4: windows [0,5) [5,10) [10,15) [15,20); tokens 20..22 (3 < 5) are dropped
@@ -106,7 +106,7 @@ TEST_CASE("eval past the training length works for rope/alibi/none and errors fo
   CHECK_THROWS_AS(check_eval_length(learned.config(), 0, 0), Error);
 }
 
-TEST_CASE("sliding window evaluation: W = T equals no window, W < T differs and stays finite past L") {
+TEST_CASE("sliding window evaluation - W = T equals no window and W < T differs and stays finite past L") {
   GPTConfig c = tiny_config(PosKind::Alibi, MaskKind::StableMask);
   GPT model(c, 6);
   perturb(model, 0.3, 7);

@@ -97,7 +97,7 @@ std::vector<double> naive_stablemask_head(const std::vector<double>& q, const st
   return out;
 }
 
-TEST_CASE("naive StableMask with the current length changes earlier rows, SM-I does not") {
+TEST_CASE("naive StableMask with the current length changes earlier rows and SM-I does not") {
   const std::int64_t L = 16, D = 4;
   const double gamma = 0.25;
   Rng rng(7);
@@ -166,7 +166,7 @@ TEST_CASE("naive StableMask in the whole model: re-deriving Z from the current l
   }
 }
 
-TEST_CASE("sliding KV window: equals full attention when W >= T, and a re-read of the window otherwise") {
+TEST_CASE("sliding KV window equals full attention when W >= T and a re-read of the window otherwise") {
   for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask})
     for (PosKind pos : {PosKind::Rope, PosKind::Alibi, PosKind::None}) {
       INFO("mask " << std::string(to_string(mask)) << ", pos " << std::string(to_string(pos)));
@@ -239,7 +239,7 @@ TEST_CASE("greedy KV-cached generation equals a plain loop that re-reads the seq
     }
 }
 
-TEST_CASE("sampling is seeded, respects top_k, and rejects bad options") {
+TEST_CASE("sampling is seeded and respects top_k and rejects bad options") {
   GPTConfig c = tiny_config(PosKind::Alibi, MaskKind::StableMask);
   GPT model(c, 31);
   perturb(model, 0.3, 32);
