@@ -540,18 +540,26 @@ void packed_impl(const Problem& p, int nthreads) {
     tl_epoch = 0;
   }
 
-  // Units: row blocks of whole micro-tiles (at most kMC rows, so the packed A stays in L2), several per
-  // thread for balance; with very few rows, the columns are cut too.
-  const int64_t tiles_m = ceil_div(p.M, kMR);
-  const int64_t want_units = nthreads == 1 ? 1 : 16 * int64_t(nthreads);
-  const int64_t unit_tiles = std::clamp<int64_t>(ceil_div(tiles_m, want_units), 1, kMC / kMR);
+  // Units: row blocks of whole micro-tiles, as tall as possible (up to kMC rows: each B micro-panel brought
+  // into L1 then serves more tiles) while the threads still get equal shares: among counts of units that
+  // are multiples of the thread count, take the one whose busiest thread has the fewest tiles.
+  const int64_t tiles_m = ceil_div(p.M, kMR), nt = nthreads;
+  const int64_t min_units = ceil_div(ceil_div(tiles_m, kMC / kMR), nt) * nt;
+  int64_t unit_tiles = 0, busiest = 0;
+  for (int64_t units = min_units; units <= min_units + 3 * nt; units += nt) {
+    const int64_t tiles = ceil_div(tiles_m, units), actual_units = ceil_div(tiles_m, tiles);
+    const int64_t load = ceil_div(actual_units, nt) * tiles;
+    if (unit_tiles == 0 || load < busiest) unit_tiles = tiles, busiest = load;
+  }
   const int64_t row_units = ceil_div(tiles_m, unit_tiles);
   const int64_t unit_rows = unit_tiles * kMR;
+  // When rows alone cannot be shared fairly (few rows), each row block is also cut in nt column blocks.
+  const bool split_columns = nt > 1 && double(busiest) > 1.15 * double(tiles_m) / double(nt);
 
   for (int64_t jc = 0; jc < p.N; jc += nc_max) {
     const int64_t nc = std::min(nc_max, p.N - jc);
     const int64_t panels = ceil_div(nc, kNR);
-    const int64_t col_units = row_units >= 2 * nthreads ? 1 : std::min(panels, 2 * int64_t(nthreads));
+    const int64_t col_units = split_columns ? std::min(panels, nt) : 1;
     const int64_t units = row_units * col_units;
     if (++tl_epoch >= (1 << 28)) {  // epochs wrap: clear the states
       for (size_t i = 0; i < tl_states_capacity; ++i) tl_states[i].store(0);
