@@ -118,7 +118,7 @@ struct Tally {
       : loss_sum(static_cast<std::size_t>(T), 0.0), correct(static_cast<std::size_t>(T), 0.0),
         count(static_cast<std::size_t>(T), 0) {}
 
-  // logits is (rows, V) row-major; row r sits at position t0 + r within its window (positions wrap at T)
+  // logits is (rows, V) row-major, whole windows of T rows back to back: row r sits at position r % T
   void add(const std::vector<double>& logits, std::int64_t V, const std::int32_t* targets, std::int64_t rows,
            std::int64_t T) {
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -217,7 +217,7 @@ EvalResult evaluate(GPT& model, const Batch& windows, const EvalOptions& opt) {
 
   EvalResult r;
   r.T = T;
-  r.window = sliding ? opt.window : 0;
+  r.window = opt.window;  // W >= T gives the same numbers as no window
   r.windows = B;
   r.tokens = tally.total;
   r.loss = tally.total_loss / static_cast<double>(tally.total);

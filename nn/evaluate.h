@@ -50,7 +50,7 @@ struct EvalResult {
   std::int64_t tokens = 0;     // targets counted
   std::int64_t windows = 0;    // windows evaluated
   std::int64_t T = 0;          // positions per window
-  std::int64_t window = 0;     // the sliding window used (0: none)
+  std::int64_t window = 0;     // the sliding window asked for (0: none; W >= T is the same as none)
   std::vector<double> per_position;             // (T) mean loss at each position; NaN where no target
   std::vector<std::int64_t> per_position_count; // (T) targets at each position
   double accuracy = 0.0;                        // when EvalOptions::accuracy
