@@ -1,7 +1,6 @@
 #pragma once
-// Two small figures the lessons need: a line plot (loss curves) and a grouped bar chart (GFLOP/s, attention
-// shares). Drawn with viz::Canvas, so each is written as stem.png + stem.svg with one layout.
-// (A stop-gap kept deliberately small; the heatmaps and everything else come from viz/.)
+// The figures the lessons write, each as stem.png + stem.svg: line plots and bar charts (thin wrappers over
+// viz/plot.h) and a small annotated matrix (scores, masks, the P matrix), drawn here on a viz::Canvas.
 #include <cmath>
 #include <cstdint>
 #include <string>
