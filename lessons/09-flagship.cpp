@@ -411,11 +411,23 @@ int main(int argc, char** argv) {
       L.sayf("The effect appeared: the normalised first-token share is lower under StableMask in %d of %lld layers "
              "(mean %.4f vs %.4f, %.0f%% lower).",
              norm_lower, (long long)cfg.n_layer, mean_s, mean_c, 100.0 * (1 - mean_s / std::max(mean_c, 1e-12)));
-    else
+    else {
       L.sayf("The effect did NOT appear at this scale: the normalised first-token share is lower under StableMask in "
-             "only %d of %lld layers (mean %.4f vs %.4f). The raw share alone would have suggested otherwise only "
-             "because StableMask rows hold less than 1 of real mass.",
+             "only %d of %lld layers (mean %.4f vs %.4f).",
              norm_lower, (long long)cfg.n_layer, mean_s, mean_c);
+      if (mean_sr < mean_cr)
+        L.sayf("The raw share is lower under StableMask (%.4f vs %.4f), but only because its rows hold less than 1 "
+               "of real mass: reading the raw share alone would have claimed an effect that is not there.",
+               mean_sr, mean_cr);
+    }
+    L.sayf("Where StableMask's heads put the mass instead: on average %.0f%% of each row (rows i >= %lld) went to the "
+           "pseudo slots (the sink column of the heatmaps).",
+           100 * (1 - [&] {
+             double m = 0;
+             for (const auto& s : share[1]) m += s.mass / static_cast<double>(share[1].size());
+             return m;
+           }()),
+           (long long)min_row);
     if (quick) L.say("(--quick: the models are barely trained; this verdict means nothing, the full run is the lesson.)");
     L.say("Try other seeds (--seed), longer training (--iters) or your own text (--data FILE): a claim that does not");
     L.say("reproduce at this scale is a finding, not a bug to hide.");
