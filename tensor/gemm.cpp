@@ -329,13 +329,15 @@ class WorkerPool {
       task(ctx, 0, 1);
       return 1;
     }
+    wanted = std::min(wanted, 255);  // the thread count travels in 8 bits of job_
     grow(wanted - 1);
     const int n = std::min<int>(wanted, int(workers_.size()) + 1);
     task_ = task;
     ctx_ = ctx;
-    nthreads_ = n;
     remaining_.store(n - 1);
-    generation_.fetch_add(1);  // seq_cst, paired with the sleepers' check (no lost wake-up)
+    // Publish (generation, thread count) in one word: a worker reads both consistently. seq_cst, paired with
+    // the sleepers' check (no lost wake-up).
+    job_.store(((job_.load() >> 8) + 1) << 8 | uint64_t(n));
     if (sleepers_.load() > 0) {
       std::lock_guard<std::mutex> lock(sleep_mutex_);
       wake_.notify_all();
@@ -362,7 +364,7 @@ class WorkerPool {
       const int index = int(workers_.size()) + 1;
       // The worker starts from the generation before the task that is about to be published, which it may
       // only see after it has been published (reading it inside the thread would skip that task).
-      const uint64_t seen = generation_.load();
+      const uint64_t seen = job_.load();
       workers_.emplace_back([this, index, seen] { loop(index, seen); });
       workers_.back().detach();  // lives as long as the process (the pool is never destroyed)
     }
@@ -374,18 +376,21 @@ class WorkerPool {
       // then sleep until woken.
       const auto yield_until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
       int spins = 0;
-      while (generation_.load(std::memory_order_acquire) == seen) {
+      while (job_.load(std::memory_order_acquire) == seen) {
         pause(spins);
         if (spins > 256 && (spins & 63) == 0 && std::chrono::steady_clock::now() > yield_until) {
           std::unique_lock<std::mutex> lock(sleep_mutex_);
           sleepers_.fetch_add(1);
-          wake_.wait(lock, [&] { return generation_.load() != seen; });
+          wake_.wait(lock, [&] { return job_.load() != seen; });
           sleepers_.fetch_sub(1);
         }
       }
-      seen = generation_.load(std::memory_order_acquire);
-      if (index < nthreads_) {
-        task_(ctx_, index, nthreads_);
+      // Only a worker the job counts on touches task_ and ctx_; the caller does not publish another job before
+      // all of them are done. A worker left out (index >= n) may skip jobs, and simply waits for the next.
+      seen = job_.load(std::memory_order_acquire);
+      const int n = int(seen & 0xff);
+      if (index < n) {
+        task_(ctx_, index, n);
         remaining_.fetch_sub(1, std::memory_order_release);
       }
     }
@@ -395,8 +400,7 @@ class WorkerPool {
   std::vector<std::thread> workers_;
   Task task_ = nullptr;
   void* ctx_ = nullptr;
-  int nthreads_ = 1;
-  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> job_{0};  // (generation << 8) | threads of the current job
   std::atomic<int> remaining_{0};
   std::atomic<int> sleepers_{0};
   std::mutex sleep_mutex_;

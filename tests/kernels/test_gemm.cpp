@@ -221,7 +221,7 @@ TEST_CASE("gemm: zero sizes, K = 0 and alpha = 0 leave beta * C and do not read 
   }
 }
 
-TEST_CASE("gemm: 1 and 2 threads, packed and parallel, give bit-identical results") {
+TEST_CASE("gemm: 1, 2 and 3 threads, packed and parallel, give bit-identical results") {
   if (!built_with_openmp()) MESSAGE("built without OpenMP: the 2-thread runs use 1 thread");
   ThreadCountGuard guard;
   // Tall (units of rows), few rows (units cut in columns too), an edge-heavy prime shape, and a packed B too big for
@@ -242,7 +242,13 @@ TEST_CASE("gemm: 1 and 2 threads, packed and parallel, give bit-identical result
       const std::vector<float> two_threads = run(gemm_packed_parallel, c, o);
       const std::vector<float> sgemm_two = run(sgemm, c, o);
       const std::vector<float> serial = run(gemm_packed, c, o);
+      set_num_threads(3);  // more threads than cores, and a pool worker left out when we go back to 2
+      const std::vector<float> three_threads = run(gemm_packed_parallel, c, o);
+      set_num_threads(2);
+      const std::vector<float> two_again = run(gemm_packed_parallel, c, o);
       CHECK(same_bits(one_thread, two_threads));
+      CHECK(same_bits(one_thread, three_threads));
+      CHECK(same_bits(one_thread, two_again));
       CHECK(same_bits(one_thread, serial));
       CHECK(same_bits(one_thread, sgemm_one));
       CHECK(same_bits(one_thread, sgemm_two));
