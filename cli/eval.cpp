@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/eval.h"
 #include "nn/evaluate.h"
+#include "nn/grammar.h"
 #include "nn/safetensors.h"
 #include "nn/tasks.h"
 #include "nn/textfile.h"
@@ -69,10 +70,12 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
   try {
     a.add_string("model", "", "checkpoint directory (from gradlab train --out) or a model.safetensors", "DIR")
         .required();
-    a.add_string("data", "", "text file to evaluate (encoded with the model's tokenizer)", "FILE").no_default();
+    a.add_string("data", "", "text file to evaluate (encoded with the model's tokenizer); default: the data the "
+                 "checkpoint was trained on (its train_state names it)", "FILE").no_default();
     a.add_choice("task", task_names(), task_names().front(), "evaluate on a position task (default for task models)").no_default();
     a.add_choice("split", {"all", "train", "val"}, "all",
-                 "part of --data: the whole file, or the training split's first 90% / validation's last 10%");
+                 "part of the text: all, or the training split's first 90% / validation's last 10% (default: all for --data, "
+                 "val for the model's own data)");
     a.add_int("ctx", 1, 1, 1 << 20, "window length T (default: the model's training length L)").no_default();
     a.add_int("window", 1, 1, 1 << 20, "sliding KV window W <= T: attend to the W most recent tokens").no_default();
     a.add_string("grads", "", "write d(loss)/d(parameter) for every parameter to this safetensors file", "FILE")
@@ -112,10 +115,34 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
 
     Batch windows;
     std::string task_name = a.given("task") ? a.get_choice("task") : "";
+    // Without --data/--task: the model's own data, as its checkpoint recorded it (train_state.safetensors).
+    std::string text;
+    bool own_text = false;
     if (!a.given("data") && task_name.empty()) {
-      if (info.task.empty())
-        throw_error("give --data FILE (a text) or --task NAME; the model ", model_path, " was trained on text");
-      task_name = info.task;
+      if (!info.task.empty()) {
+        task_name = info.task;
+      } else {
+        const std::string state = join_path(model_path, kTrainStateFileName);
+        struct stat st {};
+        if (::stat(state.c_str(), &st) != 0)
+          throw_error("give --data FILE (a text) or --task NAME; the model ", model_path,
+                      " was trained on text and its directory has no ", kTrainStateFileName, " naming the data");
+        const nlohmann::json src = nlohmann::json::parse(load_train_state(state).data, nullptr, false);
+        const std::string kind = src.is_object() ? src.value("kind", "") : "";
+        if (kind == "grammar" && src.contains("seed") && src.contains("target_chars")) {
+          GrammarOptions g;
+          g.seed = src.at("seed").get<std::uint64_t>();
+          g.target_chars = src.at("target_chars").get<std::int64_t>();
+          text = generate_grammar(g).text;
+          data_name = "grammar corpus (seed " + std::to_string(g.seed) + ")";
+        } else if (kind == "file" && src.contains("path")) {
+          data_name = src.at("path").get<std::string>();
+          text = read_text_file(data_name);
+        } else {
+          throw_error("give --data FILE (a text) or --task NAME; ", state, " does not name a text source");
+        }
+        own_text = true;
+      }
     }
     if (!task_name.empty()) {
       // the task as the model saw it: its classes follow the training length L
@@ -134,15 +161,18 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
       if (!info.tokenizer)
         throw_error("--data: the model ", model_path, " was trained on task ", info.task,
                     " and has no text tokenizer; use --task");
-      data_name = a.get_string("data");
-      const std::string text = read_text_file(data_name);
+      if (!own_text) {
+        data_name = a.get_string("data");
+        text = read_text_file(data_name);
+      }
       std::vector<std::int32_t> tokens;
       try {
         tokens = info.tokenizer->encode(text);
       } catch (const Error& e) {
         throw_error("--data ", data_name, ": ", e.what());
       }
-      const std::string split = a.get_choice("split");
+      // a given --data is evaluated whole by default; the model's own data on its validation split
+      const std::string split = a.given("split") || !own_text ? a.get_choice("split") : "val";
       if (split != "all") {
         // the same split as training (nn/dataset.h): the first floor(0.9 n) tokens, then the rest
         const std::size_t n_train = tokens.size() * 9 / 10;

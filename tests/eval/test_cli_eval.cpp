@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/eval.h"
+#include "cli/train.h"
 #include "eval_util.h"
 #include "nn/checkpoint.h"
 #include "nn/evaluate.h"
@@ -101,6 +102,32 @@ TEST_CASE("gradlab eval prints one JSON line with loss + tokens + windows + per_
   CHECK(h.code == 0);
   CHECK(h.out.find("non-overlapping windows of T+1 tokens") != std::string::npos);
   CHECK(h.out.find("partial window is dropped") != std::string::npos);
+}
+
+TEST_CASE("gradlab eval without --data reads the checkpoint's own data on its validation split") {
+  TempDir dir("own");
+  std::string text;
+  for (int i = 0; i < 30; ++i) text += kText;
+  const std::string data = dir.file("corpus.txt");
+  write_text(data, text);
+  std::ostringstream tout, terr;
+  const int trained = cli::run_train({"--data", data, "--n_layer", "1", "--n_head", "2", "--n_embd", "16",
+                                      "--block_size", "8", "--batch_size", "2", "--max_iters", "2", "--pos", "rope",
+                                      "--progress", "none", "--out", dir.file("run")},
+                                     tout, terr);
+  INFO(terr.str());
+  REQUIRE(trained == 0);
+  Run r = eval({"--model", dir.file("run")});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto j = last_json_line(r.out);
+  Tokenizer tok = Tokenizer::char_level(text);
+  const std::int64_t n = static_cast<std::int64_t>(tok.encode(text).size());
+  CHECK(j["windows"] == (n - n * 9 / 10) / 9);  // the last 10% of the tokens, windows of T+1 = 9
+  CHECK(j["data"] == data);
+  Run all = eval({"--model", dir.file("run"), "--split", "all"});
+  REQUIRE(all.code == 0);
+  CHECK(last_json_line(all.out)["windows"] == n / 9);
 }
 
 TEST_CASE("gradlab eval --grads writes every parameter's gradient under its name") {
