@@ -222,6 +222,7 @@ void save_train_state(const std::string& path, const TrainState& state) {
   metadata["step"] = std::to_string(state.step);
   metadata["adam_steps"] = std::to_string(state.adam_steps);
   metadata["rng"] = rng_state_to_string(state.rng);
+  if (state.has_dropout_rng) metadata["dropout_rng"] = rng_state_to_string(state.dropout_rng);
   metadata["train_config"] = state.train_config;
   metadata["data"] = state.data;
   write_safetensors(path, state.optimizer, metadata);
@@ -238,6 +239,10 @@ TrainState load_train_state(const std::string& path) {
   s.adam_steps = parse_int(require_key(md, "adam_steps", path), "adam_steps", path);
   if (s.step < 0 || s.adam_steps < 0) throw_error(path, ": negative step count");
   s.rng = rng_state_from_string(require_key(md, "rng", path), path);
+  if (auto it = md.find("dropout_rng"); it != md.end()) {
+    s.dropout_rng = rng_state_from_string(it->second, path);
+    s.has_dropout_rng = true;
+  }
   s.train_config = require_key(md, "train_config", path);
   s.data = require_key(md, "data", path);
   for (const auto& [name, t] : file.tensors)

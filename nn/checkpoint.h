@@ -65,6 +65,8 @@ struct TrainState {
   std::int64_t step = 0;        // optimizer steps completed (= the next iteration to run)
   std::int64_t adam_steps = 0;  // AdamW's own counter (equal to step unless steps were skipped)
   Rng::State rng{};             // the data sampler's Rng
+  bool has_dropout_rng = false; // files written before it was saved lack it
+  Rng::State dropout_rng{};     // the model's dropout Rng
   std::map<std::string, Tensor> optimizer;  // "m.<param>", "v.<param>"
   std::string train_config;     // JSON (nn/trainer.h TrainConfig::to_json)
   std::string data;             // JSON describing the data source

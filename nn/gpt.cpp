@@ -479,6 +479,9 @@ void GPT::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& ten
   for (auto& [name, p] : named_parameters()) p.data() = incoming.at(name).to(dtype_).contiguous().clone();
 }
 
+Rng::State GPT::dropout_rng_state() const { return impl_->dropout_rng.get_state(); }
+void GPT::set_dropout_rng_state(const Rng::State& state) { impl_->dropout_rng.set_state(state); }
+
 void GPT::to_double() {
   for (auto& [name, p] : named_parameters()) p.data() = p.data().to(DType::F64);
   dtype_ = DType::F64;

@@ -12,6 +12,7 @@
 #include "autograd/ops.h"
 #include "nn/module.h"
 #include "nn/stablemask.h"
+#include "tensor/rng.h"
 
 namespace gradlab {
 
@@ -108,6 +109,10 @@ class GPT : public Module {
   // The checks of load_state_dict, without a model: names (with the lm_head.weight alias) and shapes.
   static void check_state_dict(const GPTConfig& config, const std::vector<std::pair<std::string, Tensor>>& tensors,
                                const std::string& source);
+
+  // The dropout stream, so a resumed run draws the same masks as an uninterrupted one.
+  Rng::State dropout_rng_state() const;
+  void set_dropout_rng_state(const Rng::State& state);
 
   // The model in float64 (same values), for gradient checks and reference tests.
   void to_double();

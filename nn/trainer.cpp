@@ -173,6 +173,7 @@ void Trainer::resume(const TrainState& state) {
     throw_error("resume: the checkpoint is at step ", state.step, ", beyond max_iters = ", config_.max_iters);
   opt_->load_state(state.optimizer, state.adam_steps, "train_state");
   rng_.set_state(state.rng);
+  if (state.has_dropout_rng) model_.set_dropout_rng_state(state.dropout_rng);
   step_ = state.step;
   resumed_ = true;
 }
@@ -182,6 +183,8 @@ TrainState Trainer::state() const {
   s.step = step_;
   s.adam_steps = opt_->steps_taken();
   s.rng = rng_.get_state();
+  s.has_dropout_rng = true;
+  s.dropout_rng = model_.dropout_rng_state();
   for (auto& [name, t] : opt_->state_tensors()) s.optimizer[name] = t;
   s.train_config = config_.to_json();
   s.data = data_source_;

@@ -146,10 +146,14 @@ TEST_CASE("checkpoint: hostile model files are refused before anything big is bu
   }
 }
 
-TEST_CASE("resume: the loss curve continues bit for bit") {
+TEST_CASE("resume: the loss curve continues bit for bit (without and with dropout)") {
   const auto& data = small_grammar();
+  for (double dropout : {0.0, 0.1}) {
+  CAPTURE(dropout);
+  GPTConfig mc = tiny_config(MaskKind::StableMask);
+  mc.dropout = dropout;
   // uninterrupted: 10 steps
-  GPT ref_model(tiny_config(MaskKind::StableMask), 21);
+  GPT ref_model(mc, 21);
   TrainConfig tc = tiny_train_config(10);
   tc.eval_interval = 4;
   Trainer ref(ref_model, data, tc);
@@ -158,7 +162,7 @@ TEST_CASE("resume: the loss curve continues bit for bit") {
 
   // interrupted after step 5 (the stop flag, as Ctrl-C sets it), then resumed from the checkpoint
   TempDir dir;
-  GPT model(tiny_config(MaskKind::StableMask), 21);
+  GPT model(mc, 21);
   TrainConfig tc2 = tc;
   tc2.out_dir = dir.path;
   Trainer first(model, data, tc2);
@@ -183,6 +187,7 @@ TEST_CASE("resume: the loss curve continues bit for bit") {
   }
   CHECK(rest.val_loss == full.val_loss);
   CHECK(rest.train_loss == full.train_loss);
+  }
 }
 
 TEST_CASE("non-finite: training stops naming the step and parameter and keeps the last good checkpoint") {
