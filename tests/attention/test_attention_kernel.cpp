@@ -172,7 +172,7 @@ Outputs run_flash(const Problem& p) {
 
 TEST_SUITE("attention") {
 
-TEST_CASE("reference attention rows sum to 1 (causal) and to S/(S+Z) (StableMask), 0 above the diagonal") {
+TEST_CASE("reference attention rows sum to 1 (causal) and to S/(S+Z) (StableMask) / 0 above the diagonal") {
   for (Mask mask : {Mask::Causal, Mask::StableFinite, Mask::StableInfinite})
     for (Position pos : {Position::None, Position::Alibi}) {
       CAPTURE(mask_name(mask));
@@ -324,7 +324,7 @@ TEST_CASE("flash attention is bit-identical on 1 and 2 threads") {
   CHECK(same(ref_one.dk, ref_two.dk));
 }
 
-TEST_CASE("attention kernels reject bad geometry, null pointers and bad bias tables") {
+TEST_CASE("attention kernels reject bad geometry / null pointers and bad bias tables") {
   Problem p = make_problem({1, 2, 4, 8}, Mask::Causal, 0, Position::None, 3);
   std::vector<float> o(64), lse(8), probs(32), dq(64), dk(64), dv(64);
   for (Geometry bad : {Geometry{0, 2, 4, 8}, Geometry{1, 0, 4, 8}, Geometry{1, 2, 0, 8}, Geometry{1, 2, 4, -1}}) {

@@ -51,7 +51,7 @@ TEST_CASE("stablemask tau equals log of the explicit pseudo-column sum (finite t
     }
 }
 
-TEST_CASE("stablemask tau, infinite tail, equals the sum to infinity and decreases with position") {
+TEST_CASE("stablemask tau / infinite tail / equals the sum to infinity and decreases with position") {
   const double gammas[] = {2.0, 0.5, 0.0625, 1.0 / 256.0};
   for (double gamma : gammas) {
     double previous = std::numeric_limits<double>::infinity();
@@ -84,7 +84,7 @@ TEST_CASE("stablemask pseudo mass decreases along the rows (progressively decrea
   }
 }
 
-TEST_CASE("stablemask tau table is (H, T) from first_row") {
+TEST_CASE("stablemask tau table is (H / T) from first_row") {
   const std::vector<double> gammas = {0.5, 0.125, 2.0};
   const std::int64_t T = 9, L = 7, first = 3;
   for (StableMaskTail tail : {StableMaskTail::Finite, StableMaskTail::Infinite}) {
@@ -110,7 +110,7 @@ TEST_CASE("stablemask tau rejects bad input") {
   CHECK_THROWS_AS(stablemask_tau(0.5, 8, -1, StableMaskTail::Infinite), Error);
 }
 
-TEST_CASE("alibi slopes follow Press et al., including the interleaving rule") {
+TEST_CASE("alibi slopes follow Press et al. / including the interleaving rule") {
   // H a power of two: 2^(-8(h+1)/H)
   for (std::int64_t H : {1, 2, 4, 8, 16}) {
     const std::vector<double> s = alibi_slopes(H);

@@ -154,7 +154,7 @@ struct ThreadCountGuard {
 
 TEST_SUITE("kernels") {
 
-TEST_CASE("gemm: every rung matches the float64 reference on awkward shapes, all forms, alpha/beta, views") {
+TEST_CASE("gemm: every rung matches the float64 reference on awkward shapes / all forms / alpha/beta / views") {
   for (int r = 0; r < kNumRungs; ++r) {
     const RungInfo& rung = rungs()[r];
     int failures = 0;
@@ -177,7 +177,7 @@ TEST_CASE("gemm: the portable micro-kernel matches the reference too") {
   CHECK(failures == 0);
 }
 
-TEST_CASE("gemm: packed rungs on shapes that cross every cache block (MC, KC, NC)") {
+TEST_CASE("gemm: packed rungs on shapes that cross every cache block (MC / KC / NC)") {
   // M > kMC, K > 2*kKC, and a thin problem whose packed B (K x N) exceeds kPackedBFloats: two column blocks.
   std::vector<Case> cases;
   for (int form = 0; form < 4; ++form) {
@@ -198,7 +198,7 @@ TEST_CASE("gemm: packed rungs on shapes that cross every cache block (MC, KC, NC
   }
 }
 
-TEST_CASE("gemm: zero sizes, K = 0 and alpha = 0 leave beta * C and do not read A or B") {
+TEST_CASE("gemm: zero sizes / K = 0 and alpha = 0 leave beta * C and do not read A or B") {
   for (int r = 0; r < kNumRungs; ++r) {
     GemmFn fn = rungs()[r].fn;
     CAPTURE(rungs()[r].name);
@@ -221,7 +221,7 @@ TEST_CASE("gemm: zero sizes, K = 0 and alpha = 0 leave beta * C and do not read 
   }
 }
 
-TEST_CASE("gemm: 1, 2 and 3 threads, packed and parallel, give bit-identical results") {
+TEST_CASE("gemm: 1 / 2 and 3 threads / packed and parallel / give bit-identical results") {
   if (!built_with_openmp()) MESSAGE("built without OpenMP: the 2-thread runs use 1 thread");
   ThreadCountGuard guard;
   // Tall (units of rows), few rows (units cut in columns too), an edge-heavy prime shape, and a packed B too big for
@@ -256,7 +256,7 @@ TEST_CASE("gemm: 1, 2 and 3 threads, packed and parallel, give bit-identical res
   }
 }
 
-TEST_CASE("gemm: sgemm_batched equals one sgemm per matrix, with broadcast operands, at 1 and 2 threads") {
+TEST_CASE("gemm: sgemm_batched equals one sgemm per matrix / with broadcast operands / at 1 and 2 threads") {
   ThreadCountGuard guard;
   // Attention-like small products (parallel across the batch) and bigger ones (parallel inside).
   const int64_t shapes[][3] = {{17, 13, 8}, {64, 64, 32}, {130, 70, 90}};
@@ -336,7 +336,7 @@ TEST_CASE("gemm: bad arguments throw gradlab::Error with the values") {
                   Error);
 }
 
-TEST_CASE("gemm: the rung table names every rung once, in ladder order") {
+TEST_CASE("gemm: the rung table names every rung once / in ladder order") {
   std::vector<std::string> names;
   for (int r = 0; r < kNumRungs; ++r) {
     CHECK((rungs()[r].fn != nullptr));
