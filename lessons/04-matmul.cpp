@@ -37,7 +37,7 @@ double time_gemm(gemm::GemmFn fn, std::int64_t n, const float* A, const float* B
 int main(int argc, char** argv) {
   lesson::Info info{4, "matmul", "The matmul ladder: from three loops to packed AVX2 and threads", 4};
   auto declare = [](cli::ArgParser& a) {
-    a.add_int("n", 512, 16, 4096, "square matrix size for the timings (--quick: 128)").no_default();
+    a.add_int("n", 512, 16, 4096, "square matrix size for the timings (default 512; --quick: 128)").no_default();
   };
   return lesson::run(argc, argv, info, declare, [](Lesson& L) {
     const std::int64_t n = L.args().given("n") ? L.args().get_int64("n") : (L.quick() ? 128 : 512);

@@ -181,6 +181,9 @@ int run(int argc, char** argv, const Info& info, const std::function<void(cli::A
       return 0;
     }
     lesson = std::make_unique<Lesson>(info, args);
+  } catch (const cli::UsageError& e) {
+    std::cerr << e.what() << "\n";  // already names the command
+    return 2;
   } catch (const Error& e) {
     std::cerr << command << ": " << e.what() << "\n";
     return 2;
