@@ -1,12 +1,14 @@
 #include "tensor/attention_kernel.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "tensor/cpu.h"
 #include "tensor/error.h"
+#include "tensor/threads.h"
 
 namespace gradlab::attention {
 
@@ -240,6 +242,18 @@ std::int64_t n_tiles(std::int64_t T, std::int64_t tile) { return (T + tile - 1) 
 // waiting threads make it far worse), so small problems run on one thread. Results do not change.
 bool worth_threads(const Geometry& g) { return g.B * g.H * g.T * g.T * g.D / 2 >= (std::int64_t(1) << 20); }
 
+// Runs work(task, scratch) for tasks 0..n-1 on the shared worker pool (tensor/threads.h), handed out one at a
+// time (dynamic scheduling); every thread makes its own scratch with make(). Each task writes only what it
+// owns, so the result does not depend on the thread count.
+template <typename Make, typename Work>
+void run_tasks(std::int64_t n, int threads, Make make, Work work) {
+  std::atomic<std::int64_t> next{0};
+  parallel_run(threads, [&](int, int) {
+    auto scratch = make();
+    for (std::int64_t t = next.fetch_add(1); t < n; t = next.fetch_add(1)) work(t, scratch);
+  });
+}
+
 // One query tile of one head: online softmax over the key tiles 0..(diagonal), then the sink.
 // The score tile is kept transposed (keys x query rows), so the per-row max, sum and rescale run across
 // query rows, in vector lanes, and P @ V reads the transposed tile in place. The query tile is transposed
@@ -387,10 +401,10 @@ void reference_forward(const Geometry& g, const Bias& bias, const float* q, cons
   validate("attention reference_forward", g, bias, {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"o", o}});
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, TT = g.T * g.T;
-#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(g))
-  for (std::int64_t bh = 0; bh < BH; ++bh)
+  run_tasks(BH, worth_threads(g) ? max_threads() : 1, [] { return 0; }, [&](std::int64_t bh, int) {
     reference_forward_head(ops, g, bias, bh % g.H, q + bh * TD, k + bh * TD, v + bh * TD, probs + bh * TT,
                            o + bh * TD);
+  });
 }
 
 void reference_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
@@ -400,14 +414,11 @@ void reference_backward(const Geometry& g, const Bias& bias, const float* q, con
            {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"d_o", d_o}, {"dq", dq}, {"dk", dk}, {"dv", dv}});
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, TT = g.T * g.T;
-#pragma omp parallel if (worth_threads(g))
-  {
-    std::vector<float> dp(g.T);
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t bh = 0; bh < BH; ++bh)
-      reference_backward_head(ops, g, bias, q + bh * TD, k + bh * TD, v + bh * TD, probs + bh * TT,
-                              d_o + bh * TD, dq + bh * TD, dk + bh * TD, dv + bh * TD, dp);
-  }
+  run_tasks(BH, worth_threads(g) ? max_threads() : 1, [&] { return std::vector<float>(g.T); },
+            [&](std::int64_t bh, std::vector<float>& dp) {
+              reference_backward_head(ops, g, bias, q + bh * TD, k + bh * TD, v + bh * TD, probs + bh * TT,
+                                      d_o + bh * TD, dq + bh * TD, dk + bh * TD, dv + bh * TD, dp);
+            });
 }
 
 void flash_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v, float* o,
@@ -416,17 +427,13 @@ void flash_forward(const Geometry& g, const Bias& bias, const float* q, const fl
   validate("attention flash_forward", g, bias, {{"q", q}, {"k", k}, {"v", v}, {"o", o}, {"lse", lse}});
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, nq = n_tiles(g.T, TQ);
-#pragma omp parallel if (worth_threads(g))
-  {
-    TileScratch w(g.D);
-    // Tasks heaviest first (the last query tiles see the most keys), so dynamic scheduling balances well.
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t task = 0; task < BH * nq; ++task) {
-      const std::int64_t qt = nq - 1 - task / BH, bh = task % BH;
-      flash_forward_tile(ops, g, bias, bh % g.H, qt, q + bh * TD, k + bh * TD, v + bh * TD, o + bh * TD,
-                         lse + bh * g.T, w);
-    }
-  }
+  // Tasks heaviest first (the last query tiles see the most keys), so dynamic scheduling balances well.
+  run_tasks(BH * nq, worth_threads(g) ? max_threads() : 1, [&] { return TileScratch(g.D); },
+            [&](std::int64_t task, TileScratch& w) {
+              const std::int64_t qt = nq - 1 - task / BH, bh = task % BH;
+              flash_forward_tile(ops, g, bias, bh % g.H, qt, q + bh * TD, k + bh * TD, v + bh * TD, o + bh * TD,
+                                 lse + bh * g.T, w);
+            });
 }
 
 void flash_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
@@ -443,32 +450,28 @@ void flash_backward(const Geometry& g, const Bias& bias, const float* q, const f
   // passes over tiles (dK, dV by key tile, then dQ by query tile). Both give the same bits.
   const int threads = worth_threads(g) ? max_threads() : 1;
   const bool per_head = BH % threads == 0 || BH >= 4 * threads;
-#pragma omp parallel if (threads > 1)
-  {
-#pragma omp for schedule(static)
-    for (std::int64_t row = 0; row < BH * g.T; ++row) row_dot[row] = ops.dot(d_o + row * g.D, o + row * g.D, g.D);
-    TileScratch w(g.D);
-    if (per_head) {
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t bh = 0; bh < BH; ++bh)
-        flash_backward_head(ops, g, bias, bh % g.H, q + bh * TD, k + bh * TD, v + bh * TD, lse + bh * g.T,
-                            row_dot.data() + bh * g.T, d_o + bh * TD, dq + bh * TD, dk + bh * TD, dv + bh * TD, w);
-    } else {
-      // key tile 0 sees every query tile, the last query tile every key tile: heaviest first
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t task = 0; task < BH * nt; ++task) {
-        const std::int64_t kt = task / BH, bh = task % BH;
-        flash_backward_key_tile(ops, g, bias, bh % g.H, kt, q + bh * TD, k + bh * TD, v + bh * TD,
-                                lse + bh * g.T, row_dot.data() + bh * g.T, d_o + bh * TD, dk + bh * TD,
-                                dv + bh * TD, w);
-      }
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t task = 0; task < BH * nt; ++task) {
-        const std::int64_t qt = nt - 1 - task / BH, bh = task % BH;
-        flash_backward_query_tile(ops, g, bias, bh % g.H, qt, q + bh * TD, k + bh * TD, v + bh * TD,
-                                  lse + bh * g.T, row_dot.data() + bh * g.T, d_o + bh * TD, dq + bh * TD, w);
-      }
-    }
+  run_tasks(BH, threads, [] { return 0; }, [&](std::int64_t bh, int) {
+    for (std::int64_t row = bh * g.T; row < (bh + 1) * g.T; ++row)
+      row_dot[row] = ops.dot(d_o + row * g.D, o + row * g.D, g.D);
+  });
+  auto scratch = [&] { return TileScratch(g.D); };
+  if (per_head) {
+    run_tasks(BH, threads, scratch, [&](std::int64_t bh, TileScratch& w) {
+      flash_backward_head(ops, g, bias, bh % g.H, q + bh * TD, k + bh * TD, v + bh * TD, lse + bh * g.T,
+                          row_dot.data() + bh * g.T, d_o + bh * TD, dq + bh * TD, dk + bh * TD, dv + bh * TD, w);
+    });
+  } else {
+    // key tile 0 sees every query tile, the last query tile every key tile: heaviest first
+    run_tasks(BH * nt, threads, scratch, [&](std::int64_t task, TileScratch& w) {
+      const std::int64_t kt = task / BH, bh = task % BH;
+      flash_backward_key_tile(ops, g, bias, bh % g.H, kt, q + bh * TD, k + bh * TD, v + bh * TD, lse + bh * g.T,
+                              row_dot.data() + bh * g.T, d_o + bh * TD, dk + bh * TD, dv + bh * TD, w);
+    });
+    run_tasks(BH * nt, threads, scratch, [&](std::int64_t task, TileScratch& w) {
+      const std::int64_t qt = nt - 1 - task / BH, bh = task % BH;
+      flash_backward_query_tile(ops, g, bias, bh % g.H, qt, q + bh * TD, k + bh * TD, v + bh * TD,
+                                lse + bh * g.T, row_dot.data() + bh * g.T, d_o + bh * TD, dq + bh * TD, w);
+    });
   }
 }
 
