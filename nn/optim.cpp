@@ -1,5 +1,10 @@
 #include "nn/optim.h"
 
+#include <atomic>
+
+#include "tensor/cpu.h"
+#include "tensor/threads.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -97,15 +102,13 @@ template <typename K>
 bool for_chunks(std::int64_t n, K kernel) {
   constexpr std::int64_t kChunk = 1 << 14;
   const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-  int bad = 0;
-#ifdef GRADLAB_HAVE_OPENMP
-#pragma omp parallel for schedule(static) reduction(| : bad) if (chunks > 4)
-#endif
-  for (std::int64_t k = 0; k < chunks; ++k) {
+  std::atomic<int> bad{0};
+  // on the shared worker pool (tensor/threads.h), like every other parallel kernel
+  parallel_for_dynamic(chunks, chunks > 4 ? max_threads() : 1, [&](std::int64_t k, int) {
     const std::int64_t begin = k * kChunk, end = std::min(n, begin + kChunk);
-    bad |= static_cast<int>(!kernel(begin, end));
-  }
-  return bad == 0;
+    if (!kernel(begin, end)) bad.store(1);
+  });
+  return bad.load() == 0;
 }
 
 // Returns the gradient of p as a contiguous tensor (undefined when none arrived).
