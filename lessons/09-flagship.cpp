@@ -107,12 +107,12 @@ int main(int argc, char** argv) {
   lesson::Info info{9, "flagship", "Flagship: the causal mask against StableMask, trained side by side", 1337};
   auto declare = [](cli::ArgParser& a) {
     a.add_string("data", "", "train on this text file (default: the built-in grammar corpus)", "FILE").no_default();
-    a.add_int("iters", 250, 1, 1'000'000, "optimizer steps per model (default 250; --quick: 25)").no_default();
+    a.add_int("iters", 800, 1, 1'000'000, "optimizer steps per model (default 800; --quick: 25)").no_default();
     a.add_int("n_layer", 4, 1, 64, "transformer blocks");
     a.add_int("n_head", 4, 1, 64, "heads per block");
     a.add_int("n_embd", 64, 8, 4096, "model width");
-    a.add_int("block_size", 64, 16, 4096, "training context length L (default 64; --quick: 32)").no_default();
-    a.add_int("batch_size", 8, 1, 4096, "sequences per step (default 8; --quick: 4)").no_default();
+    a.add_int("block_size", 48, 16, 4096, "training context length L (default 48; --quick: 32)").no_default();
+    a.add_int("batch_size", 12, 1, 4096, "sequences per step (default 12; --quick: 4)").no_default();
     a.add_double("lr", 3e-3, 1e-6, 1.0, "peak learning rate (warmup, then cosine decay to lr/10)");
     a.add_int("windows", 64, 1, 100000, "validation windows averaged for the first-token share (default 64; --quick: 4)")
         .no_default();
@@ -121,9 +121,9 @@ int main(int argc, char** argv) {
   return lesson::run(argc, argv, info, declare, [](Lesson& L) {
     cli::ArgParser& a = L.args();
     const bool quick = L.quick();
-    const std::int64_t iters = a.given("iters") ? a.get_int64("iters") : (quick ? 25 : 250);
-    const std::int64_t block = a.given("block_size") ? a.get_int64("block_size") : (quick ? 32 : 64);
-    const std::int64_t batch = a.given("batch_size") ? a.get_int64("batch_size") : (quick ? 4 : 8);
+    const std::int64_t iters = a.given("iters") ? a.get_int64("iters") : (quick ? 25 : 800);
+    const std::int64_t block = a.given("block_size") ? a.get_int64("block_size") : (quick ? 32 : 48);
+    const std::int64_t batch = a.given("batch_size") ? a.get_int64("batch_size") : (quick ? 4 : 12);
     const std::int64_t windows = a.given("windows") ? a.get_int64("windows") : (quick ? 4 : 64);
     const std::int64_t min_row = std::min<std::int64_t>(a.get_int64("min_row"), block - 1);
 
@@ -408,9 +408,14 @@ int main(int argc, char** argv) {
       uniform /= static_cast<double>(block - min_row);
       L.sayf("For scale: a head attending uniformly to the past would give token 0 a share of %.4f on these rows.",
              uniform);
-      L.say(mean_c > 2 * uniform ? "The causal model's share is well above that: it has a first-token sink."
-                                 : "The causal model's share is not far above (or is below) that: at this scale it has "
-                                   "formed no strong first-token sink, so there is little for StableMask to remove.");
+      if (mean_c > 2 * uniform)
+        L.say("The causal model's share is well above that: it has a first-token sink.");
+      else if (mean_c < uniform)
+        L.say("The causal model's share is below that: at this scale it formed no first-token sink, so there is "
+              "nothing for StableMask to remove.");
+      else
+        L.say("The causal model's share is not far above that: at this scale it formed no strong first-token sink, "
+              "so there is little for StableMask to remove.");
     }
 
     // ------------------------------------------------------------------------------------------------------
