@@ -21,10 +21,11 @@ declare -A SHOWN=(
   [07-attention]="scores attention"
   [08-stablemask]="p_matrix softmax_with_pseudo real_mass untrained_compare"
   [09-flagship]="loss attention_layer1 first_token_share"
+  [11-extrapolation]="loss_per_position"
   [12-kvcache]="row_mass_vs_length"
   [13-fused-attention]="time_vs_T memory_vs_T"
 )
-ORDER="02-derivatives 04-matmul 06-modules 07-attention 08-stablemask 12-kvcache 13-fused-attention 09-flagship"
+ORDER="02-derivatives 04-matmul 06-modules 07-attention 08-stablemask 11-extrapolation 12-kvcache 13-fused-attention 09-flagship"
 
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGRADLAB_BUILD_LESSONS=ON >/dev/null
 targets=()
