@@ -111,8 +111,8 @@ int main(int argc, char** argv) {
     a.add_int("n_layer", 4, 1, 64, "transformer blocks");
     a.add_int("n_head", 4, 1, 64, "heads per block");
     a.add_int("n_embd", 64, 8, 4096, "model width");
-    a.add_int("block_size", 48, 16, 4096, "training context length L (default 48; --quick: 32)").no_default();
-    a.add_int("batch_size", 12, 1, 4096, "sequences per step (default 12; --quick: 4)").no_default();
+    a.add_int("block_size", 64, 16, 4096, "training context length L (default 64; --quick: 32)").no_default();
+    a.add_int("batch_size", 8, 1, 4096, "sequences per step (default 8; --quick: 4)").no_default();
     a.add_double("lr", 3e-3, 1e-6, 1.0, "peak learning rate (warmup, then cosine decay to lr/10)");
     a.add_int("windows", 64, 1, 100000, "validation windows averaged for the first-token share (default 64; --quick: 4)")
         .no_default();
@@ -122,8 +122,8 @@ int main(int argc, char** argv) {
     cli::ArgParser& a = L.args();
     const bool quick = L.quick();
     const std::int64_t iters = a.given("iters") ? a.get_int64("iters") : (quick ? 25 : 800);
-    const std::int64_t block = a.given("block_size") ? a.get_int64("block_size") : (quick ? 32 : 48);
-    const std::int64_t batch = a.given("batch_size") ? a.get_int64("batch_size") : (quick ? 4 : 12);
+    const std::int64_t block = a.given("block_size") ? a.get_int64("block_size") : (quick ? 32 : 64);
+    const std::int64_t batch = a.given("batch_size") ? a.get_int64("batch_size") : (quick ? 4 : 8);
     const std::int64_t windows = a.given("windows") ? a.get_int64("windows") : (quick ? 4 : 64);
     const std::int64_t min_row = std::min<std::int64_t>(a.get_int64("min_row"), block - 1);
 
