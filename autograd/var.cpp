@@ -128,11 +128,13 @@ void Var::backward(const Tensor& grad_output, bool retain_graph) {
       for (auto& in : n->inputs) inputs.emplace_back(in);
       n->backward(inputs, n->grad);
     }
+    // An intermediate gradient is used once: drop it, so a second backward over a retained graph starts
+    // from zero there (only leaves accumulate, as in PyTorch).
+    n->grad = Tensor();
     if (!retain_graph) {
-      // Free as we go: the intermediate gradient and the op's saved tensors are no longer needed.
+      // Free as we go: the op's inputs and saved tensors are no longer needed.
       n->backward = nullptr;
       n->inputs.clear();
-      n->grad = Tensor();
     }
   }
 }
