@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/strided.h"
 #include "tensor/tensor.h"
 
 namespace gradlab::ops {
@@ -61,31 +62,7 @@ double max_abs_diff(const Tensor& a, const Tensor& b);
 // Template definitions.
 
 namespace detail {
-// Calls f(offset) for every element of a strided view in row-major order.
-template <typename F>
-void for_each_offset(const Shape& shape, const Strides& strides, std::int64_t offset, F&& f) {
-  std::int64_t n = shape_numel(shape);
-  if (n == 0) return;
-  std::size_t nd = shape.size();
-  if (nd == 0) {
-    f(offset);
-    return;
-  }
-  std::vector<std::int64_t> idx(nd, 0);
-  std::int64_t off = offset;
-  const std::int64_t inner = shape[nd - 1], inner_stride = strides[nd - 1];
-  for (std::int64_t done = 0; done < n; done += inner) {
-    for (std::int64_t i = 0; i < inner; ++i) f(off + i * inner_stride);
-    for (std::size_t d = nd - 1; d-- > 0;) {
-      if (++idx[d] < shape[d]) {
-        off += strides[d];
-        break;
-      }
-      off -= strides[d] * (shape[d] - 1);
-      idx[d] = 0;
-    }
-  }
-}
+using gradlab::for_each_offset;
 
 template <typename T>
 const T* base_ptr(const Tensor& t) {

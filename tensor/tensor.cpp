@@ -1,5 +1,7 @@
 #include "tensor/tensor.h"
 
+#include "tensor/strided.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -196,33 +198,6 @@ void Tensor::set(const std::vector<std::int64_t>& index, double value) {
 double Tensor::item() const {
   if (numel() != 1) throw_error("item: got shape ", shape_str(shape_), ", expected exactly one element");
   return contiguous().to_vector()[0];
-}
-
-// Visits every element offset of a strided tensor in row-major order.
-template <typename F>
-static void for_each_offset(const Shape& shape, const Strides& strides, std::int64_t offset, F&& f) {
-  std::int64_t n = shape_numel(shape);
-  if (n == 0) return;
-  std::size_t nd = shape.size();
-  if (nd == 0) {
-    f(offset);
-    return;
-  }
-  std::vector<std::int64_t> idx(nd, 0);
-  std::int64_t off = offset;
-  std::int64_t inner = shape[nd - 1], inner_stride = strides[nd - 1];
-  for (std::int64_t done = 0; done < n; done += inner) {
-    for (std::int64_t i = 0; i < inner; ++i) f(off + i * inner_stride);
-    // advance the outer index like an odometer
-    for (std::size_t d = nd - 1; d-- > 0;) {
-      if (++idx[d] < shape[d]) {
-        off += strides[d];
-        break;
-      }
-      off -= strides[d] * (shape[d] - 1);
-      idx[d] = 0;
-    }
-  }
 }
 
 std::vector<double> Tensor::to_vector() const {
