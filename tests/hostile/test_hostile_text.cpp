@@ -8,8 +8,10 @@
 
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "hostile_util.h"
@@ -65,17 +67,36 @@ TEST_CASE("hostile text: an unreadable file") {
   const std::string path = tmp.file("secret.txt");
   write_file(path, ascii_text(500));
   REQUIRE(::chmod(path.c_str(), 0) == 0);
-  Run r = train_on(path, tmp.file("out"));
   if (::geteuid() != 0) {
-    check_refused(r, "secret.txt");
+    check_refused(train_on(path, tmp.file("out")), "secret.txt");
+    Run r = train_on(path, tmp.file("out"));
     CHECK(r.err.find("ermission denied") != std::string::npos);
-  } else {
-    // root ignores permission bits: the same file reads. Say so rather than pretend the error path ran; the
-    // user path is covered when the suite runs as a normal user (and by tests/io on read_text_file).
-    MESSAGE("running as root: chmod 000 does not stop root, so the file is read (the refusal is tested as a user)");
-    INFO(r.err);
-    CHECK(r.code == 0);
+    return;
   }
+  // Root ignores permission bits: as root the same file simply reads. Check that, then run the refusal in a
+  // child process that drops to the unprivileged user 'nobody' (65534), so the error path is tested even here.
+  Run as_root = train_on(path, tmp.file("out-root"));
+  INFO(as_root.err);
+  CHECK(as_root.code == 0);
+  REQUIRE(::chmod(tmp.path.c_str(), 0777) == 0);  // nobody must reach the file and may create out/
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    Run r = train_on(path, tmp.file("out-nobody"));
+    const bool ok = r.code == 2 && r.err_lines() == 1 && r.err.find("secret.txt") != std::string::npos &&
+                    r.err.find("ermission denied") != std::string::npos;
+    if (!ok) std::fprintf(stderr, "as nobody: exit %d: %s", r.code, r.err.c_str());
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 3) {
+    MESSAGE("running as root and cannot switch to 'nobody': the refusal is tested only when run as a user");
+    return;
+  }
+  CHECK(WEXITSTATUS(status) == 0);  // as nobody: exit code 2, one line naming the file, "Permission denied"
 }
 
 TEST_CASE("hostile text: exactly long enough for one window in both splits and one character less") {
