@@ -105,7 +105,7 @@ std::string describe(const nlohmann::json& v) {
 
 GPTConfig GPTConfig::from_json(const std::string& text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) throw_error("config: the JSON is not an object: ", text.substr(0, 80));
+  if (j.is_discarded() || !j.is_object()) throw_error("config: the JSON is not an object: ", nlohmann::json(text.substr(0, 80)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   GPTConfig c;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
