@@ -1,6 +1,8 @@
 // gradlab eval: the evaluation rule of nn/evaluate.h on a text file or a position task, as one JSON line.
 #include <sys/stat.h>
 
+#include <cstdio>
+
 #include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -35,9 +37,19 @@ void print_error(std::ostream& err, const char* command, const std::exception& e
   std::string msg = e.what();
   if (msg.rfind(prefix + ":", 0) == 0) msg = msg.substr(prefix.size() + 1);
   while (!msg.empty() && msg.front() == ' ') msg.erase(msg.begin());
-  for (char& c : msg)
-    if (c == '\n') c = ' ';  // one line, always
-  err << prefix << ": " << msg << "\n";
+  // One line, always, and no terminal control sequences from user strings: newlines become spaces, other
+  // control bytes a visible \xNN.
+  std::string clean;
+  for (char c : msg) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n' || c == '\r' || c == '\t') clean += ' ';
+    else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      clean += buf;
+    } else clean += c;
+  }
+  err << prefix << ": " << clean << "\n";
 }
 
 std::unique_ptr<GPT> load_cli_model(const std::string& path, ModelInfo* info) {

@@ -1,5 +1,7 @@
 #include "cli/train.h"
 
+#include "cli/eval.h"
+
 #include <sys/stat.h>
 
 #include <cmath>
@@ -294,11 +296,8 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
                                         : Progress::Mode::Auto;
     tc.validate();
     prepare_out_dir(tc.out_dir);
-  } catch (const UsageError& e) {  // already says "gradlab train: ..."
-    err << e.what() << "\n";
-    return 2;
-  } catch (const Error& e) {
-    err << "gradlab train: " << e.what() << "\n";
+  } catch (const Error& e) {  // UsageError included; print_error keeps it to one safe line
+    print_error(err, "train", e);
     return 2;
   } catch (const nlohmann::json::exception& e) {  // a checkpoint's data description that is not as written
     err << "gradlab train: --resume: the checkpoint's data description is malformed: " << e.what() << "\n";
@@ -341,7 +340,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     if (r.status == TrainStatus::NonFinite) return 1;
     return 0;
   } catch (const std::exception& e) {
-    err << "gradlab train: " << e.what() << "\n";
+    print_error(err, "train", e);
     return 1;
   }
 }
