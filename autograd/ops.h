@@ -4,7 +4,7 @@
 //   elementwise.cpp  add sub mul div neg, scalar forms, exp log pow sqrt tanh sigmoid relu gelu
 //   reduce.cpp       sum mean max
 //   shape.cpp        reshape transpose permute slice concat split
-//   matmul.cpp       batched matmul
+//   matmul.cpp       batched matmul, linear (fused x W^T + b)
 //   nn.cpp           embedding, softmax, log_softmax, cross_entropy (fused), layernorm, rmsnorm, dropout
 // Every op validates its inputs and names itself, the shapes it got and what it expected.
 #include <cstdint>
@@ -61,6 +61,8 @@ Var contiguous(const Var& a);
 // ---- matmul ----------------------------------------------------------------------------------------------
 // a (..., M, K) @ b (..., K, N) -> (..., M, N), batch dimensions broadcast.
 Var matmul(const Var& a, const Var& b);
+// x (..., in), weight (out, in), bias (out) or undefined -> x W^T + b (..., out): one node, as in PyTorch.
+Var linear(const Var& x, const Var& weight, const Var& bias = Var());
 
 // ---- nn ops (fused: one node each, tested against their composite versions) --------------------------------
 // weight (V, C), ids (B*T values in [0, V)) -> (B, T, C)
