@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "nn/safetensors.h"
 #include "nn/tasks.h"
 #include "tensor/error.h"
@@ -23,12 +25,19 @@ std::string join_path(const std::string& dir, const std::string& name) {
 
 namespace {
 
+// Up to max_chars of a metadata value, in double quotes and JSON-escaped: an error message stays one line
+// whatever bytes a hostile file puts there.
+std::string quoted(std::string_view text, std::size_t max_chars) {
+  return nlohmann::json(std::string(text.substr(0, max_chars)))
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::int64_t parse_int(const std::string& text, const std::string& what, const std::string& source) {
   std::int64_t value = 0;
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, value);
   if (text.empty() || ec != std::errc() || ptr != end)
-    throw_error(source, ": metadata '", what, "' is \"", text.substr(0, 40), "\", expected an integer");
+    throw_error(source, ": metadata '", what, "' is ", quoted(text, 40), ", expected an integer");
   return value;
 }
 
@@ -37,7 +46,7 @@ std::uint64_t parse_u64(std::string_view text, const std::string& what, const st
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, value, base);
   if (text.empty() || ec != std::errc() || ptr != end)
-    throw_error(source, ": ", what, " is \"", std::string(text.substr(0, 40)), "\", expected an unsigned integer");
+    throw_error(source, ": ", what, " is ", quoted(text, 40), ", expected an unsigned integer");
   return value;
 }
 
@@ -204,8 +213,8 @@ Rng::State rng_state_from_string(const std::string& text, const std::string& sou
     rest.remove_prefix(sp + 1);
   }
   if (parts.size() != 4 || parts[3].size() != 16 || (parts[2] != "0" && parts[2] != "1"))
-    throw_error(source, ": metadata 'rng' is \"", text.substr(0, 60),
-                "\", expected \"<state> <inc> <0|1> <16 hex digits>\"");
+    throw_error(source, ": metadata 'rng' is ", quoted(text, 60),
+                ", expected \"<state> <inc> <0|1> <16 hex digits>\"");
   Rng::State s{};
   s.state = parse_u64(parts[0], "the rng state", source);
   s.inc = parse_u64(parts[1], "the rng increment", source);

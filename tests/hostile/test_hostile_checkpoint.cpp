@@ -132,7 +132,7 @@ TEST_CASE("hostile checkpoint: broken header JSON") {
     return b;
   }, {"not valid JSON"});
   expect_refused("NUL inside the header", [](std::string b) {
-    b[20] = '\0';
+    b.replace(20, 1, 1, '\0');  // replace(), not b[20]: GCC 12 cannot see that b is long enough and warns
     return b;
   }, {"not valid JSON"});
 }
@@ -321,6 +321,13 @@ TEST_CASE("hostile checkpoint: a damaged train_state.safetensors stops --resume 
   }), {"non-finite"}, kTrainStateFileName);
   expect_refused("train state bad rng", edit([](SafetensorsParts& p) { p.header["__metadata__"]["rng"] = "1 2 3"; }),
                  {"rng"}, kTrainStateFileName);
+  // A value with line breaks is quoted JSON-escaped, so the error stays on one line.
+  expect_refused("train state multi-line rng",
+                 edit([](SafetensorsParts& p) { p.header["__metadata__"]["rng"] = "1\n2\r\n3 4"; }),
+                 {"rng", "\\n"}, kTrainStateFileName);
+  expect_refused("train state multi-line rng number",
+                 edit([](SafetensorsParts& p) { p.header["__metadata__"]["rng"] = "1\n2 3 0 0123456789abcdef"; }),
+                 {"rng state"}, kTrainStateFileName);
   expect_refused("train state data not JSON", edit([](SafetensorsParts& p) { p.header["__metadata__"]["data"] = "[[["; }),
                  {"data"}, kTrainStateFileName);
 }
