@@ -26,4 +26,12 @@ Var attention_materialized(const Var& q, const Var& k, const Var& v, const Tenso
 Var attention_fused(const Var& q, const Var& k, const Var& v, const Tensor& tau, const std::vector<float>& alibi_slopes,
                     double scale);
 
+// The same fused attention read straight out of c_attn's output, with no split, permute or copy:
+// qkv (B,T,3C) float32 holds q, k, v side by side (head h of q at columns h*D.., of k at C + h*D.., of v at
+// 2C + h*D.., D = C / n_head); returns y (B,T,C) with head h at columns h*D.. (the heads already re-assembled,
+// ready for c_proj). tau (H,T) float32 or undefined; alibi_slopes (H) or empty. The backward writes d(qkv) as
+// one fresh (B,T,3C) tensor. Same values, bit for bit, as attention_fused on the split and permuted q, k, v.
+Var attention_fused_qkv(const Var& qkv, std::int64_t n_head, const Tensor& tau, const std::vector<float>& alibi_slopes,
+                        double scale);
+
 }  // namespace gradlab

@@ -271,8 +271,19 @@ class Attention : public Module {
   // x is (B,T,C) -> (B,T,C)
   Var forward(const Var& x, const ForwardOptions& opt, std::int64_t layer) const {
     const std::int64_t B = x.size(0), T = x.size(1), C = cfg_.n_embd, H = cfg_.n_head, D = C / H;
-    // qkv = c_attn(x): q, k, v in that order along the output dimension
-    auto qkv = split(c_attn->forward(x), {C, C, C}, -1);
+    const bool stable = cfg_.mask == MaskKind::StableMask;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    const bool fused = opt.fused_attention && !opt.recorder && !opt.cache && x.dtype() == DType::F32;
+    // qkv = c_attn(x): q, k, v in that order along the output dimension (B,T,3C)
+    Var qkv_all = c_attn->forward(x);
+    if (fused && cfg_.pos != PosKind::Rope) {
+      // The fused kernel reads the heads straight out of qkv and writes y (B,T,C) with the heads side by side:
+      // no split, permute or copy either way. (RoPE rotates q and k first, so it takes the path below.)
+      std::vector<float> slopes(slopes_.begin(), slopes_.end());
+      Tensor tau = stable ? tau_table(T, opt.first_position) : Tensor();
+      return c_proj->forward(attention_fused_qkv(qkv_all, H, tau, slopes, scale));
+    }
+    auto qkv = split(qkv_all, {C, C, C}, -1);
     auto heads = [&](const Var& t) { return permute(reshape(t, {B, T, H, D}), {0, 2, 1, 3}); };  // (B,H,T,D)
     Var q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
     const std::int64_t q0 = opt.first_position;
@@ -298,10 +309,7 @@ class Attention : public Module {
       cv[layer] = v.data().contiguous();
       k0 = q0 - (k.size(2) - T);
     }
-    const bool stable = cfg_.mask == MaskKind::StableMask;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
     Var y;
-    const bool fused = opt.fused_attention && !opt.recorder && !opt.cache && x.dtype() == DType::F32;
     if (fused) {
       std::vector<float> slopes(slopes_.begin(), slopes_.end());
       y = attention_fused(q, k, v, stable ? tau_table(T, q0) : Tensor(), slopes, scale);

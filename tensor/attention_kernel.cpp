@@ -177,19 +177,49 @@ void reference_backward_head(const Ops& ops, const Geometry& g, const Bias& bias
 
 // ---------------------------------------------------------------------------------------------------------
 // The fused kernel's tile helpers. A tile is at most TQ query rows x TK keys; S and P tiles have row stride TK.
+// The fused kernel sees one head of an operand as rows of D floats, row t at p + t * ld (ld >= D): the same
+// code serves contiguous (B,H,T,D) (ld = D) and the packed (B,T,3C) output of c_attn (ld = 3C).
 
-// dst (D, n) with row stride TK (= TQ) = transpose of src (n, D): a key, value or query tile
-void transpose_tile(const float* src, std::int64_t n, std::int64_t D, float* dst) {
-  for (std::int64_t c = 0; c < n; ++c)
-    for (std::int64_t d = 0; d < D; ++d) dst[d * TK + c] = src[c * D + d];
+template <typename F>
+struct HeadRows {
+  F* p;             // row 0
+  std::int64_t ld;  // floats from row t to row t + 1
+  F* row(std::int64_t t) const { return p + t * ld; }
+};
+using InRows = HeadRows<const float>;
+using OutRows = HeadRows<float>;
+
+InRows head_of(const ConstView& x, std::int64_t b, std::int64_t h) {
+  return {x.data + b * x.strides.batch + h * x.strides.head, x.strides.row};
+}
+OutRows head_of(const View& x, std::int64_t b, std::int64_t h) {
+  return {x.data + b * x.strides.batch + h * x.strides.head, x.strides.row};
+}
+
+// Sets rows t0..t0+n-1 of a head (D floats each) to value.
+void fill_rows(OutRows x, std::int64_t t0, std::int64_t n, std::int64_t D, float value) {
+  for (std::int64_t t = t0; t < t0 + n; ++t) std::fill(x.row(t), x.row(t) + D, value);
+}
+void scale_rows(OutRows x, std::int64_t t0, std::int64_t n, std::int64_t D, float factor) {
+  for (std::int64_t t = t0; t < t0 + n; ++t)
+    for (std::int64_t d = 0; d < D; ++d) x.row(t)[d] *= factor;
+}
+
+// dst (D, n) with row stride TK (= TQ) = transpose of the n rows of src starting at row t0: a key, value or
+// query tile
+void transpose_tile(InRows src, std::int64_t t0, std::int64_t n, std::int64_t D, float* dst) {
+  for (std::int64_t c = 0; c < n; ++c) {
+    const float* s = src.row(t0 + c);
+    for (std::int64_t d = 0; d < D; ++d) dst[d * TK + c] = s[d];
+  }
 }
 
 // S (rows, cols) = scale * Q_tile @ K_tile^T - slope * (i - j), and -inf where j > i.
-// q_tile is (rows, D) starting at row i0; kt is the transposed key tile (D, cols) starting at key j0.
-void tile_logits(const Ops& ops, std::int64_t D, float scale, float slope, const float* q_tile, std::int64_t i0,
+// Q_tile is rows i0.. of q; kt is the transposed key tile (D, cols) starting at key j0.
+void tile_logits(const Ops& ops, std::int64_t D, float scale, float slope, InRows q, std::int64_t i0,
                  std::int64_t rows, const float* kt, std::int64_t j0, std::int64_t cols, float* S) {
   for (std::int64_t r = 0; r < rows; ++r) std::fill(S + r * TK, S + r * TK + cols, 0.0f);
-  ops.gemm_acc(rows, cols, D, q_tile, D, kt, TK, S, TK);
+  ops.gemm_acc(rows, cols, D, q.row(i0), q.ld, kt, TK, S, TK);
   for (std::int64_t r = 0; r < rows; ++r) {
     float* s = S + r * TK;
     const int n_visible = int(std::clamp<std::int64_t>(i0 + r - j0 + 1, 0, cols));  // keys j <= i
@@ -199,13 +229,12 @@ void tile_logits(const Ops& ops, std::int64_t D, float scale, float slope, const
   }
 }
 
-// The same logits transposed: St (cols, rows), row stride TQ, from K_tile (cols, D) and the transposed
+// The same logits transposed: St (cols, rows), row stride TQ, from K_tile (keys j0.. of k) and the transposed
 // query tile qt (D, rows). Bit for bit the values of tile_logits (one fma per d, in d order, either way).
-void tile_logits_transposed(const Ops& ops, std::int64_t D, float scale, float slope, const float* k_tile,
-                            std::int64_t j0, std::int64_t cols, const float* qt, std::int64_t i0, std::int64_t rows,
-                            float* St) {
+void tile_logits_transposed(const Ops& ops, std::int64_t D, float scale, float slope, InRows k, std::int64_t j0,
+                            std::int64_t cols, const float* qt, std::int64_t i0, std::int64_t rows, float* St) {
   for (std::int64_t c = 0; c < cols; ++c) std::fill(St + c * TQ, St + c * TQ + rows, 0.0f);
-  ops.gemm_acc(cols, rows, D, k_tile, D, qt, TQ, St, TQ);
+  ops.gemm_acc(cols, rows, D, k.row(j0), k.ld, qt, TQ, St, TQ);
   for (std::int64_t c = 0; c < cols; ++c) {
     float* s = St + c * TQ;
     const int first_visible = int(std::clamp<std::int64_t>(j0 + c - i0, 0, rows));  // rows i >= j
@@ -259,8 +288,8 @@ void run_tasks(std::int64_t n, int threads, Make make, Work work) {
 // query rows, in vector lanes, and P @ V reads the transposed tile in place. The query tile is transposed
 // once; key and value tiles are used as they lie in memory.
 void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, std::int64_t qt,
-                        const float* q, const float* k, const float* v, float* o, float* lse, TileScratch& w) {
-  // q, k, v, o are this head's (T, D); lse is this head's (T)
+                        InRows q, InRows k, InRows v, OutRows o, float* lse, TileScratch& w) {
+  // q, k, v, o are this head's T rows of D; lse is this head's (T)
   const std::int64_t T = g.T, D = g.D;
   const std::int64_t i0 = qt * TQ, rows = std::min(TQ, T - i0);
   const float slope = slope_of(bias, h);
@@ -270,11 +299,11 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
   std::fill(acc, acc + rows * D, 0.0f);
   std::fill(m, m + rows, kNegInf);  // running max of the real logits
   std::fill(l, l + rows, 0.0f);     // running sum of e^(logit - running max)
-  transpose_tile(q + i0 * D, rows, D, w.kt.data());
+  transpose_tile(q, i0, rows, D, w.kt.data());
   for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
     const std::int64_t cols = std::min(TK, T - j0);
     float* St = w.s.data();
-    tile_logits_transposed(ops, D, bias.scale, slope, k + j0 * D, j0, cols, w.kt.data(), i0, rows, St);
+    tile_logits_transposed(ops, D, bias.scale, slope, k, j0, cols, w.kt.data(), i0, rows, St);
     std::copy(m, m + rows, m_new);
     for (std::int64_t c = 0; c < cols; ++c)
       for (std::int64_t r = 0; r < rows; ++r) m_new[r] = std::max(m_new[r], St[c * TQ + r]);
@@ -291,7 +320,7 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t d = 0; d < D; ++d) acc[r * D + d] *= rescale[r];
     std::copy(m_new, m_new + rows, m);
-    ops.gemm_tn_acc(rows, D, cols, St, TQ, v + j0 * D, D, acc, D);  // acc += P_tile @ V_tile
+    ops.gemm_tn_acc(rows, D, cols, St, TQ, v.row(j0), v.ld, acc, D);  // acc += P_tile @ V_tile
   }
   // The sink: one more logit tau_i with a zero value vector. It joins the max and the sum, not the output.
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -301,7 +330,7 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
     const float l_final = l[r] * real_part + std::exp(tau_i - m_final);
     const float out_scale = real_part / l_final;
     const float* a = acc + r * D;
-    float* oi = o + (i0 + r) * D;
+    float* oi = o.row(i0 + r);
     for (std::int64_t d = 0; d < D; ++d) oi[d] = a[d] * out_scale;
     lse[i0 + r] = m_final + std::log(l_final);
   }
@@ -311,89 +340,114 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
 //   dV_tile += P^T dO_tile,  dS = P * (dO_tile V_tile^T - D_i),  dK_tile += dS^T Q_tile   (dk, dv may be null)
 // and leave dS in w.dp for the caller's dQ_tile += dS K_tile. kt and vt are the transposed K and V tiles.
 // Every path through the backward computes a pair's dS with exactly this code, so it is the same bits.
-void backward_pair(const Ops& ops, std::int64_t D, float scale, float slope, const float* q, const float* d_o,
-                   const float* lse, const float* row_dot, std::int64_t i0, std::int64_t rows, std::int64_t j0,
-                   std::int64_t cols, float* dk_tile, float* dv_tile, TileScratch& w) {
-  // q, d_o are this head's (T, D); lse, row_dot this head's (T); dk_tile, dv_tile (cols, D)
+void backward_pair(const Ops& ops, std::int64_t D, float scale, float slope, InRows q, InRows d_o, const float* lse,
+                   const float* row_dot, std::int64_t i0, std::int64_t rows, std::int64_t j0, std::int64_t cols,
+                   OutRows dk, OutRows dv, TileScratch& w) {
+  // q, d_o, dk, dv are this head's T rows of D; lse, row_dot this head's (T); rows j0.. of dk and dv collect
   float* P = w.s.data();
-  tile_logits(ops, D, scale, slope, q + i0 * D, i0, rows, w.kt.data(), j0, cols, P);
+  tile_logits(ops, D, scale, slope, q, i0, rows, w.kt.data(), j0, cols, P);
   tile_probs(ops, lse + i0, rows, cols, P);
-  if (dv_tile) ops.gemm_tn_acc(cols, D, rows, P, TK, d_o + i0 * D, D, dv_tile, D);
+  if (dv.p) ops.gemm_tn_acc(cols, D, rows, P, TK, d_o.row(i0), d_o.ld, dv.row(j0), dv.ld);
   float* dS = w.dp.data();
   for (std::int64_t r = 0; r < rows; ++r) std::fill(dS + r * TK, dS + r * TK + cols, 0.0f);
-  ops.gemm_acc(rows, cols, D, d_o + i0 * D, D, w.vt.data(), TK, dS, TK);
+  ops.gemm_acc(rows, cols, D, d_o.row(i0), d_o.ld, w.vt.data(), TK, dS, TK);
   tile_dscores(P, row_dot + i0, rows, cols, dS);
-  if (dk_tile) ops.gemm_tn_acc(cols, D, rows, dS, TK, q + i0 * D, D, dk_tile, D);
+  if (dk.p) ops.gemm_tn_acc(cols, D, rows, dS, TK, q.row(i0), q.ld, dk.row(j0), dk.ld);
 }
+
+// The operands of one head's backward.
+struct HeadGrads {
+  InRows q, k, v, d_o;
+  const float *lse, *row_dot;  // (T) each
+  OutRows dq, dk, dv;
+};
 
 // Backward of one whole head in one pass: key tiles in increasing order; for each, the query tiles at or
 // below the diagonal in increasing order. dK and dV of the key tile are complete when its loop ends;
 // dQ of a query tile collects one term per key tile, in increasing key order.
-void flash_backward_head(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, const float* q,
-                         const float* k, const float* v, const float* lse, const float* row_dot, const float* d_o,
-                         float* dq, float* dk, float* dv, TileScratch& w) {
-  // q, k, v, d_o, dq, dk, dv are this head's (T, D); lse and row_dot are this head's (T)
+void flash_backward_head(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, const HeadGrads& x,
+                         TileScratch& w) {
   const std::int64_t T = g.T, D = g.D;
   const float slope = slope_of(bias, h);
-  std::fill(dq, dq + T * D, 0.0f);
-  std::fill(dk, dk + T * D, 0.0f);
-  std::fill(dv, dv + T * D, 0.0f);
+  fill_rows(x.dq, 0, T, D, 0.0f);
+  fill_rows(x.dk, 0, T, D, 0.0f);
+  fill_rows(x.dv, 0, T, D, 0.0f);
   for (std::int64_t j0 = 0; j0 < T; j0 += TK) {
     const std::int64_t cols = std::min(TK, T - j0);
-    transpose_tile(k + j0 * D, cols, D, w.kt.data());
-    transpose_tile(v + j0 * D, cols, D, w.vt.data());
+    transpose_tile(x.k, j0, cols, D, w.kt.data());
+    transpose_tile(x.v, j0, cols, D, w.vt.data());
     for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ) {
       const std::int64_t rows = std::min(TQ, T - i0);
-      backward_pair(ops, D, bias.scale, slope, q, d_o, lse, row_dot, i0, rows, j0, cols, dk + j0 * D, dv + j0 * D, w);
-      ops.gemm_acc(rows, D, cols, w.dp.data(), TK, k + j0 * D, D, dq + i0 * D, D);  // dQ_tile += dS @ K_tile
+      backward_pair(ops, D, bias.scale, slope, x.q, x.d_o, x.lse, x.row_dot, i0, rows, j0, cols, x.dk, x.dv, w);
+      ops.gemm_acc(rows, D, cols, w.dp.data(), TK, x.k.row(j0), x.k.ld, x.dq.row(i0), x.dq.ld);  // dQ += dS K
     }
   }
-  for (std::int64_t x = 0; x < T * D; ++x) dq[x] *= bias.scale, dk[x] *= bias.scale;
+  scale_rows(x.dq, 0, T, D, bias.scale);
+  scale_rows(x.dk, 0, T, D, bias.scale);
 }
 
 // The same backward split in two passes, for when there are too few heads to keep the threads busy.
 // Pass 1: one key tile owns its rows of dK and dV and walks the query tiles, in increasing order.
 void flash_backward_key_tile(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, std::int64_t kt,
-                             const float* q, const float* k, const float* v, const float* lse, const float* row_dot,
-                             const float* d_o, float* dk, float* dv, TileScratch& w) {
-  // q, k, v, d_o, dk, dv are this head's (T, D); lse and row_dot are this head's (T)
+                             const HeadGrads& x, TileScratch& w) {
   const std::int64_t T = g.T, D = g.D;
   const std::int64_t j0 = kt * TK, cols = std::min(TK, T - j0);
-  float* dk_tile = dk + j0 * D;
-  float* dv_tile = dv + j0 * D;
-  std::fill(dk_tile, dk_tile + cols * D, 0.0f);
-  std::fill(dv_tile, dv_tile + cols * D, 0.0f);
-  transpose_tile(k + j0 * D, cols, D, w.kt.data());
-  transpose_tile(v + j0 * D, cols, D, w.vt.data());
+  fill_rows(x.dk, j0, cols, D, 0.0f);
+  fill_rows(x.dv, j0, cols, D, 0.0f);
+  transpose_tile(x.k, j0, cols, D, w.kt.data());
+  transpose_tile(x.v, j0, cols, D, w.vt.data());
   for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ)
-    backward_pair(ops, D, bias.scale, slope_of(bias, h), q, d_o, lse, row_dot, i0, std::min(TQ, T - i0), j0, cols,
-                  dk_tile, dv_tile, w);
-  for (std::int64_t x = 0; x < cols * D; ++x) dk_tile[x] *= bias.scale;
+    backward_pair(ops, D, bias.scale, slope_of(bias, h), x.q, x.d_o, x.lse, x.row_dot, i0, std::min(TQ, T - i0), j0,
+                  cols, x.dk, x.dv, w);
+  scale_rows(x.dk, j0, cols, D, bias.scale);
 }
 
 // Pass 2: one query tile owns its rows of dQ and walks the key tiles up to the diagonal, in increasing
 // order, recomputing dS (the price of not sharing dQ between threads).
 void flash_backward_query_tile(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h,
-                               std::int64_t qt, const float* q, const float* k, const float* v, const float* lse,
-                               const float* row_dot, const float* d_o, float* dq, TileScratch& w) {
-  // q, k, v, d_o, dq are this head's (T, D); lse and row_dot are this head's (T)
+                               std::int64_t qt, const HeadGrads& x, TileScratch& w) {
   const std::int64_t T = g.T, D = g.D;
   const std::int64_t i0 = qt * TQ, rows = std::min(TQ, T - i0);
-  float* dq_tile = dq + i0 * D;
-  std::fill(dq_tile, dq_tile + rows * D, 0.0f);
+  fill_rows(x.dq, i0, rows, D, 0.0f);
+  const OutRows none{nullptr, 0};
   for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
     const std::int64_t cols = std::min(TK, T - j0);
-    transpose_tile(k + j0 * D, cols, D, w.kt.data());
-    transpose_tile(v + j0 * D, cols, D, w.vt.data());
-    backward_pair(ops, D, bias.scale, slope_of(bias, h), q, d_o, lse, row_dot, i0, rows, j0, cols, nullptr, nullptr, w);
-    ops.gemm_acc(rows, D, cols, w.dp.data(), TK, k + j0 * D, D, dq_tile, D);  // dQ_tile += dS @ K_tile
+    transpose_tile(x.k, j0, cols, D, w.kt.data());
+    transpose_tile(x.v, j0, cols, D, w.vt.data());
+    backward_pair(ops, D, bias.scale, slope_of(bias, h), x.q, x.d_o, x.lse, x.row_dot, i0, rows, j0, cols, none,
+                  none, w);
+    ops.gemm_acc(rows, D, cols, w.dp.data(), TK, x.k.row(j0), x.k.ld, x.dq.row(i0), x.dq.ld);  // dQ += dS K
   }
-  for (std::int64_t x = 0; x < rows * D; ++x) dq_tile[x] *= bias.scale;
+  scale_rows(x.dq, i0, rows, D, bias.scale);
+}
+
+// A view must hold every (b, h, t) row once, D floats each, with no two rows overlapping (outputs are written
+// by several threads; inputs are checked too, since a wrong stride is a bug either way).
+void validate_view(const char* op, const char* name, const Geometry& g, const void* data, const Strides& s) {
+  if (data == nullptr) throw_error(op, ": got a null pointer for ", name);
+  if (s.batch < 0 || s.head < 0 || s.row < 0)
+    throw_error(op, ": got strides (batch, head, row) = (", s.batch, ", ", s.head, ", ", s.row, ") for ", name,
+                ", expected non-negative strides");
+  // Sorted by stride, each dimension must step past everything the smaller ones span.
+  std::pair<std::int64_t, std::int64_t> dims[3] = {{s.batch, g.B}, {s.head, g.H}, {s.row, g.T}};
+  std::sort(std::begin(dims), std::end(dims));
+  std::int64_t span = g.D;  // floats covered by one row
+  for (const auto& [stride, size] : dims) {
+    if (size == 1) continue;
+    if (stride < span)
+      throw_error(op, ": got strides (batch, head, row) = (", s.batch, ", ", s.head, ", ", s.row, ") for ", name,
+                  " with (B, H, T, D) = (", g.B, ", ", g.H, ", ", g.T, ", ", g.D,
+                  "), expected rows of D floats that do not overlap");
+    span = stride * (size - 1) + span;
+  }
 }
 
 }  // namespace
 
 // -----------------------------------------------------------------------------------------------------------
+
+Strides contiguous_strides(const Geometry& g) { return {g.H * g.T * g.D, g.T * g.D, g.D}; }
+Strides packed_strides(const Geometry& g, std::int64_t row_width) { return {g.T * row_width, g.D, row_width}; }
 
 void reference_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
                        float* probs, float* o) {
@@ -421,28 +475,36 @@ void reference_backward(const Geometry& g, const Bias& bias, const float* q, con
             });
 }
 
-void flash_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v, float* o,
-                   float* lse) {
-  // q, k, v, o are (B,H,T,D); lse is (B,H,T)
-  validate("attention flash_forward", g, bias, {{"q", q}, {"k", k}, {"v", v}, {"o", o}, {"lse", lse}});
+void flash_forward(const Geometry& g, const Bias& bias, ConstView q, ConstView k, ConstView v, View o, float* lse) {
+  // q, k, v, o are (B,H,T,D) views; lse is contiguous (B,H,T)
+  const char* op = "attention flash_forward";
+  validate(op, g, bias, {{"lse", lse}});
+  validate_view(op, "q", g, q.data, q.strides);
+  validate_view(op, "k", g, k.data, k.strides);
+  validate_view(op, "v", g, v.data, v.strides);
+  validate_view(op, "o", g, o.data, o.strides);
   const Ops ops = select_ops();
-  const std::int64_t BH = g.B * g.H, TD = g.T * g.D, nq = n_tiles(g.T, TQ);
+  const std::int64_t BH = g.B * g.H, nq = n_tiles(g.T, TQ);
   // Tasks heaviest first (the last query tiles see the most keys), so dynamic scheduling balances well.
   run_tasks(BH * nq, worth_threads(g) ? max_threads() : 1, [&] { return TileScratch(g.D); },
             [&](std::int64_t task, TileScratch& w) {
-              const std::int64_t qt = nq - 1 - task / BH, bh = task % BH;
-              flash_forward_tile(ops, g, bias, bh % g.H, qt, q + bh * TD, k + bh * TD, v + bh * TD, o + bh * TD,
-                                 lse + bh * g.T, w);
+              const std::int64_t qt = nq - 1 - task / BH, bh = task % BH, b = bh / g.H, h = bh % g.H;
+              flash_forward_tile(ops, g, bias, h, qt, head_of(q, b, h), head_of(k, b, h), head_of(v, b, h),
+                                 head_of(o, b, h), lse + bh * g.T, w);
             });
 }
 
-void flash_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
-                    const float* o, const float* lse, const float* d_o, float* dq, float* dk, float* dv) {
-  // q, k, v, o, d_o, dq, dk, dv are (B,H,T,D); lse is (B,H,T)
-  validate("attention flash_backward", g, bias,
-           {{"q", q}, {"k", k}, {"v", v}, {"o", o}, {"lse", lse}, {"d_o", d_o}, {"dq", dq}, {"dk", dk}, {"dv", dv}});
+void flash_backward(const Geometry& g, const Bias& bias, ConstView q, ConstView k, ConstView v, ConstView o,
+                    const float* lse, ConstView d_o, View dq, View dk, View dv) {
+  // q, k, v, o, d_o, dq, dk, dv are (B,H,T,D) views; lse is contiguous (B,H,T)
+  const char* op = "attention flash_backward";
+  validate(op, g, bias, {{"lse", lse}});
+  const std::pair<const char*, const ConstView*> inputs[] = {{"q", &q}, {"k", &k}, {"v", &v}, {"o", &o}, {"d_o", &d_o}};
+  for (const auto& [name, x] : inputs) validate_view(op, name, g, x->data, x->strides);
+  const std::pair<const char*, const View*> outputs[] = {{"dq", &dq}, {"dk", &dk}, {"dv", &dv}};
+  for (const auto& [name, x] : outputs) validate_view(op, name, g, x->data, x->strides);
   const Ops ops = select_ops();
-  const std::int64_t BH = g.B * g.H, TD = g.T * g.D, nt = n_tiles(g.T, TQ);
+  const std::int64_t BH = g.B * g.H, nt = n_tiles(g.T, TQ);
   // D_i = dO_i . O_i, one float per row: the only extra memory besides the per-thread tiles.
   std::vector<float> row_dot(BH * g.T);
   // Every task writes only rows it owns and sums its terms in a fixed order, so the result does not depend
@@ -450,29 +512,44 @@ void flash_backward(const Geometry& g, const Bias& bias, const float* q, const f
   // passes over tiles (dK, dV by key tile, then dQ by query tile). Both give the same bits.
   const int threads = worth_threads(g) ? max_threads() : 1;
   const bool per_head = BH % threads == 0 || BH >= 4 * threads;
+  auto head = [&](std::int64_t bh) {
+    const std::int64_t b = bh / g.H, h = bh % g.H;
+    return HeadGrads{head_of(q, b, h),  head_of(k, b, h),  head_of(v, b, h),  head_of(d_o, b, h),
+                     lse + bh * g.T,    row_dot.data() + bh * g.T,
+                     head_of(dq, b, h), head_of(dk, b, h), head_of(dv, b, h)};
+  };
   run_tasks(BH, threads, [] { return 0; }, [&](std::int64_t bh, int) {
-    for (std::int64_t row = bh * g.T; row < (bh + 1) * g.T; ++row)
-      row_dot[row] = ops.dot(d_o + row * g.D, o + row * g.D, g.D);
+    const InRows d_oh = head_of(d_o, bh / g.H, bh % g.H), oh = head_of(o, bh / g.H, bh % g.H);
+    for (std::int64_t t = 0; t < g.T; ++t) row_dot[bh * g.T + t] = ops.dot(d_oh.row(t), oh.row(t), g.D);
   });
   auto scratch = [&] { return TileScratch(g.D); };
   if (per_head) {
-    run_tasks(BH, threads, scratch, [&](std::int64_t bh, TileScratch& w) {
-      flash_backward_head(ops, g, bias, bh % g.H, q + bh * TD, k + bh * TD, v + bh * TD, lse + bh * g.T,
-                          row_dot.data() + bh * g.T, d_o + bh * TD, dq + bh * TD, dk + bh * TD, dv + bh * TD, w);
-    });
+    run_tasks(BH, threads, scratch,
+              [&](std::int64_t bh, TileScratch& w) { flash_backward_head(ops, g, bias, bh % g.H, head(bh), w); });
   } else {
     // key tile 0 sees every query tile, the last query tile every key tile: heaviest first
     run_tasks(BH * nt, threads, scratch, [&](std::int64_t task, TileScratch& w) {
       const std::int64_t kt = task / BH, bh = task % BH;
-      flash_backward_key_tile(ops, g, bias, bh % g.H, kt, q + bh * TD, k + bh * TD, v + bh * TD, lse + bh * g.T,
-                              row_dot.data() + bh * g.T, d_o + bh * TD, dk + bh * TD, dv + bh * TD, w);
+      flash_backward_key_tile(ops, g, bias, bh % g.H, kt, head(bh), w);
     });
     run_tasks(BH * nt, threads, scratch, [&](std::int64_t task, TileScratch& w) {
       const std::int64_t qt = nt - 1 - task / BH, bh = task % BH;
-      flash_backward_query_tile(ops, g, bias, bh % g.H, qt, q + bh * TD, k + bh * TD, v + bh * TD,
-                                lse + bh * g.T, row_dot.data() + bh * g.T, d_o + bh * TD, dq + bh * TD, w);
+      flash_backward_query_tile(ops, g, bias, bh % g.H, qt, head(bh), w);
     });
   }
+}
+
+// The contiguous (B,H,T,D) forms.
+void flash_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v, float* o,
+                   float* lse) {
+  const Strides s = contiguous_strides(g);
+  flash_forward(g, bias, {q, s}, {k, s}, {v, s}, {o, s}, lse);
+}
+
+void flash_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+                    const float* o, const float* lse, const float* d_o, float* dq, float* dk, float* dv) {
+  const Strides s = contiguous_strides(g);
+  flash_backward(g, bias, {q, s}, {k, s}, {v, s}, {o, s}, lse, {d_o, s}, {dq, s}, {dk, s}, {dv, s});
 }
 
 }  // namespace gradlab::attention

@@ -17,8 +17,12 @@
 // - flash_*: fused and tiled (FlashAttention-2 style). Query tiles x key tiles with an online softmax; stores
 //   only O and LSE (B, H, T). The backward recomputes the probabilities tile by tile from Q, K and LSE.
 //   Scratch memory is a few tiles per thread plus one float per row: linear in T.
-// All are parallel over (batch, head[, tile]) with OpenMP and give bit-identical results for any thread
+// All are parallel over (batch, head[, tile]) on the shared pool and give bit-identical results for any thread
 // count. Gradients are written, not accumulated (dq, dk, dv are overwritten).
+//
+// The reference kernels take contiguous (B, H, T, D) arrays. The fused kernel also takes strided views, so it
+// can read q, k, v straight out of c_attn's (B, T, 3C) output and write into (B, T, C) and (B, T, 3C) buffers
+// without copies; the results are the same bits as with contiguous arrays.
 #include <cstdint>
 
 namespace gradlab::attention {
@@ -33,6 +37,25 @@ struct Bias {
   const float* alibi_slopes = nullptr;  // (H): a_ij += -slope_h * (i - j); nullptr = no ALiBi
 };
 
+// Where a (B, H, T, D) operand lies in memory: element (b, h, t, d) is at data[b*batch + h*head + t*row + d].
+// The D floats of one (b, h, t) row are contiguous; rows must not overlap.
+struct Strides {
+  std::int64_t batch, head, row;
+};
+struct ConstView {
+  const float* data;
+  Strides strides;
+};
+struct View {
+  float* data;
+  Strides strides;
+};
+// Contiguous (B, H, T, D): {H*T*D, T*D, D}.
+Strides contiguous_strides(const Geometry& g);
+// Heads side by side along the rows of a (B, T, row_width) array, head h at column h*D (plus the view's own
+// offset): {T*row_width, D, row_width}. c_attn's output (B, T, 3C) holds q at column 0, k at C, v at 2C.
+Strides packed_strides(const Geometry& g, std::int64_t row_width);
+
 // probs is (B, H, T, T), written in full (0 above the diagonal); o = probs @ v is (B, H, T, D).
 void reference_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
                        float* probs, float* o);
@@ -46,6 +69,13 @@ void flash_forward(const Geometry& g, const Bias& bias, const float* q, const fl
 // o and lse from flash_forward; dq, dk, dv are overwritten.
 void flash_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
                     const float* o, const float* lse, const float* d_o, float* dq, float* dk, float* dv);
+
+// The same two kernels on strided views (lse stays contiguous (B, H, T)). Outputs must not overlap the inputs
+// or each other; with packed_strides, dq, dk, dv fill one (B, T, 3C) gradient completely (every element written
+// exactly once).
+void flash_forward(const Geometry& g, const Bias& bias, ConstView q, ConstView k, ConstView v, View o, float* lse);
+void flash_backward(const Geometry& g, const Bias& bias, ConstView q, ConstView k, ConstView v, ConstView o,
+                    const float* lse, ConstView d_o, View dq, View dk, View dv);
 
 // Tile sizes of the fused kernel (query rows x keys per tile), exposed so that tests can aim at the edges.
 inline constexpr std::int64_t kFlashTileQ = 64;

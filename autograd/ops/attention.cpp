@@ -69,4 +69,57 @@ Var attention_fused(const Var& q_in, const Var& k_in, const Var& v_in, const Ten
                      });
 }
 
+Var attention_fused_qkv(const Var& qkv_in, std::int64_t n_head, const Tensor& tau,
+                        const std::vector<float>& alibi_slopes, double scale) {
+  // qkv is (B,T,3C) -> y (B,T,C)
+  if (qkv_in.dim() != 3 || qkv_in.size(2) % 3 != 0 || qkv_in.size(0) < 1 || qkv_in.size(1) < 1 ||
+      qkv_in.size(2) < 3)
+    throw_error("attention_fused_qkv: got qkv ", shape_str(qkv_in.shape()),
+                ", expected (B,T,3C) with B, T, C >= 1 (q, k, v side by side)");
+  if (qkv_in.dtype() != DType::F32)
+    throw_error("attention_fused_qkv: got ", dtype_name(qkv_in.dtype()), ", expected float32");
+  const std::int64_t B = qkv_in.size(0), T = qkv_in.size(1), C = qkv_in.size(2) / 3;
+  if (n_head < 1 || C % n_head != 0)
+    throw_error("attention_fused_qkv: got n_head = ", n_head, " for qkv ", shape_str(qkv_in.shape()),
+                " (C = ", C, "), expected n_head >= 1 dividing C");
+  const attention::Geometry geo{B, n_head, T, C / n_head};
+  if (tau.defined() && tau.shape() != Shape{geo.H, geo.T})
+    throw_error("attention_fused_qkv: got tau ", shape_str(tau.shape()), ", expected (H, T) = ",
+                shape_str({geo.H, geo.T}));
+  if (!alibi_slopes.empty() && static_cast<std::int64_t>(alibi_slopes.size()) != geo.H)
+    throw_error("attention_fused_qkv: got ", alibi_slopes.size(), " ALiBi slopes, expected H = ", geo.H);
+  // c_attn's output is contiguous already; anything else is copied once
+  Tensor qkv = qkv_in.data().contiguous();
+  Tensor tau_f = tau.defined() ? tau.to(DType::F32).contiguous() : Tensor();
+  auto slopes = std::make_shared<std::vector<float>>(alibi_slopes);
+  auto make_bias = [scale](const Tensor& t, const std::vector<float>& s) {
+    return attention::Bias{static_cast<float>(scale), t.defined() ? t.data<float>() : nullptr,
+                           s.empty() ? nullptr : s.data()};
+  };
+  // q, k, v are (B,H,T,D) views into the rows of qkv; y's heads sit side by side in its rows
+  const attention::Strides in_strides = attention::packed_strides(geo, 3 * C);
+  const attention::Strides out_strides = attention::packed_strides(geo, C);
+  Tensor y = Tensor::empty({B, T, C}), lse = Tensor::empty({B, geo.H, T});
+  const float* base = qkv.data<float>();
+  attention::flash_forward(geo, make_bias(tau_f, *slopes), {base, in_strides}, {base + C, in_strides},
+                           {base + 2 * C, in_strides}, {y.data<float>(), out_strides}, lse.data<float>());
+  return make_result(
+      y, "attention_fused_qkv", {qkv_in},
+      [geo, C, qkv, y, lse, tau_f, slopes, make_bias, in_strides, out_strides](std::vector<Var>& in,
+                                                                              const Tensor& g_in) {
+        if (!in[0].requires_grad()) return;
+        // recompute the probabilities tile by tile; dq, dk, dv land side by side in one (B,T,3C) gradient,
+        // every element written once (q, k and v cover all 3C columns), so it needs no zero-fill
+        Tensor g = g_in.contiguous();
+        Tensor d_qkv = Tensor::empty(qkv.shape());
+        const float* base = qkv.data<float>();
+        float* d_base = d_qkv.data<float>();
+        attention::flash_backward(geo, make_bias(tau_f, *slopes), {base, in_strides}, {base + C, in_strides},
+                                  {base + 2 * C, in_strides}, {y.data<float>(), out_strides}, lse.data<float>(),
+                                  {g.data<float>(), out_strides}, {d_base, in_strides}, {d_base + C, in_strides},
+                                  {d_base + 2 * C, in_strides});
+        in[0].add_grad(d_qkv);
+      });
+}
+
 }  // namespace gradlab
