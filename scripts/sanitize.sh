@@ -15,5 +15,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN
 # OpenMP's runtime keeps its thread pool alive at exit, which LeakSanitizer does not count as a leak; a fixed
 # thread count keeps the runs comparable with the Release suite.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# The caching allocator (tensor/tensor.cpp) would keep freed blocks from ASan and hide a use after free.
+export GRADLAB_NO_CACHING_ALLOCATOR=1
 ctest --test-dir build-asan -LE lessons -j"$jobs" --output-on-failure "$@"
 echo "sanitize: ASan+UBSan build in $(pwd)/build-asan, unit tests clean"
