@@ -5,6 +5,7 @@
 
 #include "autograd/ops.h"
 #include "tensor/fastmath.h"
+#include "tensor/norm.h"
 #include "tensor/ops.h"
 
 namespace gradlab {
@@ -165,78 +166,8 @@ Var cross_entropy(const Var& logits, const std::vector<std::int32_t>& targets, s
 }
 
 // ---- layernorm and rmsnorm ----------------------------------------------------------------------------------
-
-template <typename T>
-static void norm_forward(const Tensor& x, const Tensor& w, const Tensor* b, double eps, bool rms, Tensor& out,
-                         Tensor& xhat, Tensor& rstd) {
-  // per row: mean mu (0 for rms), rstd = 1/sqrt(var + eps), xhat = (x - mu) * rstd, out = xhat * w + b
-  const std::int64_t C = x.size(-1), N = C ? x.numel() / C : 0;
-  const T* px = x.data<T>();
-  const T* pw = w.data<T>();
-  const T* pb = b ? b->data<T>() : nullptr;
-  T* po = out.data<T>();
-  T* ph = xhat.data<T>();
-  T* pr = rstd.data<T>();
-  for (std::int64_t r = 0; r < N; ++r) {
-    const T* xr = px + r * C;
-    double mu = 0, var = 0;
-    if (!rms) {
-      for (std::int64_t c = 0; c < C; ++c) mu += xr[c];
-      mu /= static_cast<double>(C);
-    }
-    for (std::int64_t c = 0; c < C; ++c) var += (xr[c] - mu) * (xr[c] - mu);
-    var /= static_cast<double>(C);
-    const double rs = 1.0 / std::sqrt(var + eps);
-    pr[r] = static_cast<T>(rs);
-    for (std::int64_t c = 0; c < C; ++c) {
-      T h = static_cast<T>((xr[c] - mu) * rs);
-      ph[r * C + c] = h;
-      po[r * C + c] = h * pw[c] + (pb ? pb[c] : T(0));
-    }
-  }
-}
-
-template <typename T>
-static void norm_backward(const Tensor& g_in, const Tensor& xhat, const Tensor& rstd, const Tensor& w, bool rms,
-                          Tensor& dx, Tensor& dw, Tensor& db) {
-  // dxhat = g * w
-  // layernorm: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-  // rmsnorm:   dx = rstd * (dxhat - xhat * mean(dxhat * xhat))
-  // dw = sum_rows g * xhat, db = sum_rows g
-  Tensor g = g_in.contiguous();
-  const std::int64_t C = xhat.size(-1), N = C ? xhat.numel() / C : 0;
-  const T* pg = g.data<T>();
-  const T* ph = xhat.data<T>();
-  const T* pr = rstd.data<T>();
-  const T* pw = w.data<T>();
-  T* pdx = dx.data<T>();
-  std::vector<double> acc_w(static_cast<std::size_t>(C), 0.0), acc_b(static_cast<std::size_t>(C), 0.0);
-  for (std::int64_t r = 0; r < N; ++r) {
-    const T* gr = pg + r * C;
-    const T* hr = ph + r * C;
-    double mean_d = 0, mean_dh = 0;
-    for (std::int64_t c = 0; c < C; ++c) {
-      double d = static_cast<double>(gr[c]) * pw[c];
-      mean_d += d;
-      mean_dh += d * hr[c];
-      acc_w[c] += static_cast<double>(gr[c]) * hr[c];
-      acc_b[c] += gr[c];
-    }
-    mean_d /= static_cast<double>(C);
-    mean_dh /= static_cast<double>(C);
-    if (rms) mean_d = 0;
-    for (std::int64_t c = 0; c < C; ++c) {
-      double d = static_cast<double>(gr[c]) * pw[c];
-      pdx[r * C + c] = static_cast<T>(pr[r] * (d - mean_d - hr[c] * mean_dh));
-    }
-  }
-  T* pdw = dw.data<T>();
-  T* pdb = db.data<T>();
-  for (std::int64_t c = 0; c < C; ++c) {
-    pdw[c] = static_cast<T>(acc_w[c]);
-    pdb[c] = static_cast<T>(acc_b[c]);
-  }
-}
+// The row kernels live in tensor/norm.{h,cpp} (portable reference, AVX2, rows over the worker pool). The
+// forward keeps x and the per-row mean and rstd; the backward recomputes xhat from them.
 
 static Var norm_op(const char* name, const Var& x, const Var& weight, const Var* bias, double eps, bool rms) {
   if (x.dim() < 1 || weight.dim() != 1 || weight.size(0) != x.size(-1) ||
@@ -246,29 +177,43 @@ static Var norm_op(const char* name, const Var& x, const Var& weight, const Var*
                 bias ? " and bias (C)" : "");
   if (!(eps > 0)) throw_error(name, ": got eps = ", eps, ", expected eps > 0");
   if (x.size(-1) == 0) throw_error(name, ": got x of shape ", shape_str(x.shape()), ", expected C > 0");
+  if (weight.dtype() != x.dtype() || (bias && bias->dtype() != x.dtype()))
+    throw_error(name, ": got x ", dtype_name(x.dtype()), ", weight ", dtype_name(weight.dtype()),
+                bias ? std::string(", bias ") + dtype_name(bias->dtype()) : std::string(), ", expected one dtype");
+  // x is (..., C), seen as (N, C); out is (..., C), mean and rstd are (...)
   Tensor xc = x.data().contiguous();
+  const std::int64_t C = x.size(-1), N = xc.numel() / C;
   Shape rows_shape(x.shape().begin(), x.shape().end() - 1);
-  Tensor out = Tensor::empty(x.shape(), x.dtype()), xhat = Tensor::empty(x.shape(), x.dtype());
-  Tensor rstd = Tensor::empty(rows_shape, x.dtype());
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  Tensor mean = Tensor::empty(rows_shape, x.dtype()), rstd = Tensor::empty(rows_shape, x.dtype());
   Tensor w = weight.data().contiguous();
   Tensor b = bias ? bias->data().contiguous() : Tensor();
   if (x.dtype() == DType::F32)
-    norm_forward<float>(xc, w, bias ? &b : nullptr, eps, rms, out, xhat, rstd);
+    kernels::norm_forward(xc.data<float>(), w.data<float>(), bias ? b.data<float>() : nullptr, out.data<float>(),
+                          mean.data<float>(), rstd.data<float>(), N, C, static_cast<float>(eps), rms);
   else
-    norm_forward<double>(xc, w, bias ? &b : nullptr, eps, rms, out, xhat, rstd);
+    kernels::norm_forward_portable<double>(xc.data<double>(), w.data<double>(), bias ? b.data<double>() : nullptr,
+                                           out.data<double>(), mean.data<double>(), rstd.data<double>(), N, C, eps,
+                                           rms);
   std::vector<Var> inputs{x, weight};
   if (bias) inputs.push_back(*bias);
-  return make_result(out, name, inputs, [xhat, rstd, rms](std::vector<Var>& in, const Tensor& g) {
-    Tensor dx = Tensor::empty(xhat.shape(), xhat.dtype());
-    Tensor dw = Tensor::empty(in[1].shape(), xhat.dtype()), db = Tensor::empty(in[1].shape(), xhat.dtype());
+  return make_result(out, name, inputs, [xc, mean, rstd, rms, N, C](std::vector<Var>& in, const Tensor& g_in) {
+    Tensor g = g_in.contiguous();
     Tensor w = in[1].data().contiguous();
-    if (xhat.dtype() == DType::F32)
-      norm_backward<float>(g, xhat, rstd, w, rms, dx, dw, db);
+    const bool with_bias = in.size() > 2;
+    Tensor dx = Tensor::empty(xc.shape(), xc.dtype()), dw = Tensor::empty(w.shape(), xc.dtype());
+    Tensor db = with_bias ? Tensor::empty(w.shape(), xc.dtype()) : Tensor();
+    if (xc.dtype() == DType::F32)
+      kernels::norm_backward(g.data<float>(), xc.data<float>(), w.data<float>(), mean.data<float>(),
+                             rstd.data<float>(), dx.data<float>(), dw.data<float>(),
+                             with_bias ? db.data<float>() : nullptr, N, C, rms);
     else
-      norm_backward<double>(g, xhat, rstd, w, rms, dx, dw, db);
+      kernels::norm_backward_portable<double>(g.data<double>(), xc.data<double>(), w.data<double>(),
+                                              mean.data<double>(), rstd.data<double>(), dx.data<double>(),
+                                              dw.data<double>(), with_bias ? db.data<double>() : nullptr, N, C, rms);
     if (in[0].requires_grad()) in[0].add_grad(dx);
     if (in[1].requires_grad()) in[1].add_grad(dw);
-    if (in.size() > 2 && in[2].requires_grad()) in[2].add_grad(db);
+    if (with_bias && in[2].requires_grad()) in[2].add_grad(db);
   });
 }
 
