@@ -1,7 +1,10 @@
 #include "tensor/activations.h"
 
+#include <algorithm>
+
 #include "tensor/cpu.h"
 #include "tensor/fastmath.h"
+#include "tensor/threads.h"
 
 namespace gradlab::kernels {
 
@@ -27,18 +30,36 @@ void gelu_backward_portable(const float* x, const float* g, float* dx, std::int6
   }
 }
 
+void parallel_ranges(std::int64_t n, std::int64_t item_size,
+                     const std::function<void(std::int64_t begin, std::int64_t end)>& body) {
+  if (n <= 0) return;
+  const std::int64_t align = std::max<std::int64_t>(1, 16 / std::max<std::int64_t>(item_size, 1));
+  const std::int64_t blocks = (n + align - 1) / align;
+  const int wanted = n * item_size >= kParallelMinElements ? static_cast<int>(std::min<std::int64_t>(max_threads(), blocks)) : 1;
+  if (wanted <= 1) return body(0, n);
+  parallel_run(wanted, [&](int t, int nt) {
+    // thread t of nt takes blocks [blocks*t/nt, blocks*(t+1)/nt)
+    const std::int64_t begin = std::min(n, blocks * t / nt * align), end = std::min(n, blocks * (t + 1) / nt * align);
+    if (begin < end) body(begin, end);
+  });
+}
+
 void gelu_forward(const float* x, float* y, std::int64_t n) {
+  parallel_ranges(n, 1, [&](std::int64_t i0, std::int64_t i1) {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
-  if (use_avx2()) return gelu_forward_avx2(x, y, n);
+    if (use_avx2()) return gelu_forward_avx2(x + i0, y + i0, i1 - i0);
 #endif
-  gelu_forward_portable(x, y, n);
+    gelu_forward_portable(x + i0, y + i0, i1 - i0);
+  });
 }
 
 void gelu_backward(const float* x, const float* g, float* dx, std::int64_t n) {
+  parallel_ranges(n, 1, [&](std::int64_t i0, std::int64_t i1) {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
-  if (use_avx2()) return gelu_backward_avx2(x, g, dx, n);
+    if (use_avx2()) return gelu_backward_avx2(x + i0, g + i0, dx + i0, i1 - i0);
 #endif
-  gelu_backward_portable(x, g, dx, n);
+    gelu_backward_portable(x + i0, g + i0, dx + i0, i1 - i0);
+  });
 }
 
 }  // namespace gradlab::kernels

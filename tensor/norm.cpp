@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "tensor/activations.h"
 #include "tensor/cpu.h"
 #include "tensor/threads.h"
 
@@ -81,9 +82,7 @@ namespace {
 // Rows per chunk: a fixed number, so the dw/db partial sums (one per chunk) and the order in which they are
 // added are the same for every thread count.
 constexpr std::int64_t kChunkRows = 64;
-// Below this many elements the whole array runs on the calling thread (waking a worker costs more).
-constexpr std::int64_t kParallelMinElements = 32 * 1024;
-
+// Below kParallelMinElements the whole array runs on the calling thread (waking a worker costs more).
 int threads_for(std::int64_t elements, std::int64_t chunks) {
   if (elements < kParallelMinElements) return 1;
   return static_cast<int>(std::min<std::int64_t>(max_threads(), chunks));

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 
+#include "tensor/activations.h"
 #include "tensor/fastmath.h"
 #include "tensor/gemm.h"
 
@@ -37,9 +39,63 @@ Tensor sum_to_shape(const Tensor& t, const Shape& shape) {
 
 // ---- elementwise ------------------------------------------------------------------------------------------
 
-Tensor add(const Tensor& a, const Tensor& b) { return zip("add", a, b, [](auto x, auto y) { return x + y; }); }
-Tensor sub(const Tensor& a, const Tensor& b) { return zip("sub", a, b, [](auto x, auto y) { return x - y; }); }
-Tensor mul(const Tensor& a, const Tensor& b) { return zip("mul", a, b, [](auto x, auto y) { return x * y; }); }
+// float32 fast path for the hot binary ops of a training step: a contiguous `full` with `other` of the same
+// shape or broadcast along the leading dimensions (a bias row), large enough to split over the worker pool.
+// f(full_i, other_j) keeps the operand order of the op (swapped marks other as the left operand).
+// Returns an undefined Tensor when the case does not apply; ops.h's zip handles everything else.
+template <typename F>
+static Tensor zip_f32_rows(const Tensor& full, const Tensor& other, bool swapped, F f) {
+  if (full.dtype() != DType::F32 || other.dtype() != DType::F32 || !full.is_contiguous() || !other.is_contiguous() ||
+      full.numel() < kernels::kParallelMinElements || other.dim() > full.dim() ||
+      !std::equal(other.shape().begin(), other.shape().end(), full.shape().end() - other.dim()) || other.numel() == 0)
+    return Tensor();
+  // full is (rows, inner) with other (inner); same shapes give one row
+  const std::int64_t inner = other.numel(), rows = full.numel() / inner;
+  if (rows > 1 && inner < 16) return Tensor();  // short rows (a broadcast scalar): the generic loop
+  Tensor out = Tensor::empty(full.shape(), DType::F32);
+  const float* pf = full.data<float>();
+  const float* po = other.data<float>();
+  float* pr = out.data<float>();
+  auto run = [&](std::int64_t i0, std::int64_t i1, const float* row) {
+    if (swapped)
+      for (std::int64_t i = i0; i < i1; ++i) pr[i] = f(row[i - i0], pf[i]);
+    else
+      for (std::int64_t i = i0; i < i1; ++i) pr[i] = f(pf[i], row[i - i0]);
+  };
+  if (rows == 1) {  // same shapes: split the elements
+    kernels::parallel_ranges(inner, 1, [&](std::int64_t i0, std::int64_t i1) { run(i0, i1, po + i0); });
+  } else {  // a row broadcast: split the rows
+    kernels::parallel_ranges(rows, inner, [&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t r = r0; r < r1; ++r) run(r * inner, (r + 1) * inner, po);
+    });
+  }
+  return out;
+}
+
+// Tries (a, b) with b as the broadcast operand, then (b, a).
+template <typename F>
+static Tensor zip_f32_fast(const Tensor& a, const Tensor& b, F f) {
+  if (!a.defined() || !b.defined()) return Tensor();
+  Tensor out = zip_f32_rows(a, b, false, f);
+  if (!out.defined() && b.numel() > a.numel()) out = zip_f32_rows(b, a, true, f);
+  return out;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  auto f = [](auto x, auto y) { return x + y; };
+  Tensor fast = zip_f32_fast(a, b, f);
+  return fast.defined() ? fast : zip("add", a, b, f);
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  auto f = [](auto x, auto y) { return x - y; };
+  Tensor fast = zip_f32_fast(a, b, f);
+  return fast.defined() ? fast : zip("sub", a, b, f);
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  auto f = [](auto x, auto y) { return x * y; };
+  Tensor fast = zip_f32_fast(a, b, f);
+  return fast.defined() ? fast : zip("mul", a, b, f);
+}
 Tensor div(const Tensor& a, const Tensor& b) { return zip("div", a, b, [](auto x, auto y) { return x / y; }); }
 
 Tensor add_scalar(const Tensor& a, double s) {
@@ -55,7 +111,13 @@ static void add_inplace_typed(Tensor& acc, const Tensor& x) {
   const std::int64_t n = acc.numel();
   if (x.shape() == acc.shape() && x.is_contiguous()) {
     const T* p = x.data<T>();
-    for (std::int64_t i = 0; i < n; ++i) o[i] += p[i];
+    if constexpr (std::is_same_v<T, float>) {
+      kernels::parallel_ranges(n, 1, [&](std::int64_t i0, std::int64_t i1) {
+        for (std::int64_t i = i0; i < i1; ++i) o[i] += p[i];
+      });
+    } else {
+      for (std::int64_t i = 0; i < n; ++i) o[i] += p[i];
+    }
     return;
   }
   Tensor e = x.expand(acc.shape());
@@ -136,14 +198,22 @@ static Tensor reduce_typed(const ReducePlan& p, DType dtype, Init init, Step ste
 
 // Sum over the leading `lead` axes of a contiguous tensor, (outer, inner) -> (inner), without a transposed
 // copy: the shape of every bias gradient, (B*T, C) -> (C).
+// Large float32 inputs split the columns over the worker pool: each column is still summed by one thread,
+// row after row, so the result does not depend on the thread count.
 template <typename T>
 static void sum_leading_typed(const Tensor& x, std::int64_t outer, std::int64_t inner, Tensor& out) {
-  std::vector<double> acc(static_cast<std::size_t>(inner), 0.0);
   const T* p = x.data<T>();
-  for (std::int64_t i = 0; i < outer; ++i)
-    for (std::int64_t j = 0; j < inner; ++j) acc[j] += p[i * inner + j];
   T* o = out.data<T>();
-  for (std::int64_t j = 0; j < inner; ++j) o[j] = static_cast<T>(acc[j]);
+  auto columns = [&](std::int64_t j0, std::int64_t j1) {
+    std::vector<double> acc(static_cast<std::size_t>(j1 - j0), 0.0);
+    for (std::int64_t i = 0; i < outer; ++i)
+      for (std::int64_t j = j0; j < j1; ++j) acc[j - j0] += p[i * inner + j];
+    for (std::int64_t j = j0; j < j1; ++j) o[j] = static_cast<T>(acc[j - j0]);
+  };
+  if constexpr (std::is_same_v<T, float>)
+    kernels::parallel_ranges(inner, outer, columns);
+  else
+    columns(0, inner);
 }
 
 Tensor sum(const Tensor& x, std::vector<std::int64_t> axes, bool keepdim) {
