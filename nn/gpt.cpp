@@ -158,23 +158,15 @@ Tensor normal_tensor(const Shape& shape, double std, Rng& rng) {
 class Linear : public Module {
  public:
   // weight is (out, in) as in PyTorch; init normal(0, std), bias zero
-  Linear(std::int64_t in, std::int64_t out, bool bias, double std, Rng& rng) : in_(in), out_(out) {
+  Linear(std::int64_t in, std::int64_t out, bool bias, double std, Rng& rng) {
     weight = register_parameter("weight", normal_tensor({out, in}, std, rng));
     if (bias) this->bias = register_parameter("bias", Tensor::zeros({out}));
   }
   // x is (..., in) -> (..., out):  y = x @ W^T + b
   Var forward(const Var& x) const {
-    Shape out_shape = x.shape();
-    out_shape.back() = out_;
-    Var flat = reshape(x, {-1, in_});
-    Var y = matmul(flat, transpose(weight, 0, 1));
-    if (bias.defined()) y = add(y, bias);
-    return reshape(y, out_shape);
+    return linear(x, weight, bias);  // one fused op: gradients come out contiguous, no transpose copies
   }
   Var weight, bias;
-
- private:
-  std::int64_t in_, out_;
 };
 
 class Norm : public Module {
@@ -401,8 +393,7 @@ Var GPT::forward(const std::vector<std::int32_t>& idx, std::int64_t B, std::int6
   }
   x = tr.ln_f->forward(x);
   // logits = x @ wte^T        (B,T,V), lm_head tied to the token embedding
-  Var logits = matmul(reshape(x, {B * T, config_.n_embd}), transpose(tr.wte, 0, 1));
-  return reshape(logits, {B, T, config_.vocab_size});
+  return linear(x, tr.wte);
 }
 
 Var GPT::loss(const Var& logits, const std::vector<std::int32_t>& targets) const {
