@@ -214,49 +214,109 @@ void transpose_tile(InRows src, std::int64_t t0, std::int64_t n, std::int64_t D,
   }
 }
 
+// Which keys of a tile pair are visible: row r of the query tile (absolute i0 + r) sees the keys c with
+// j0 + c <= i0 + r. Only the diagonal pair (j0 == i0) is triangular; every other visited pair is full.
+struct TilePair {
+  std::int64_t i0, rows, j0, cols;
+  std::int64_t visible_keys(std::int64_t r) const { return std::clamp<std::int64_t>(i0 + r - j0 + 1, 0, cols); }
+  std::int64_t first_row(std::int64_t c) const { return std::clamp<std::int64_t>(j0 + c - i0, 0, rows); }
+};
+
+// The products of a tile pair skip its masked triangle: they run in strips of kStrip rows (the AVX2 gemm's
+// row block), each strip only as wide or as deep as its rows see. The skipped terms are exact zeros
+// (probabilities of masked keys), so every visible value keeps the bits of the full product; only the sign
+// of a zero can differ. On the diagonal this halves the work, and at T = 64 the diagonal is all there is.
+constexpr std::int64_t kStrip = 6;
+std::int64_t round_up8(std::int64_t n, std::int64_t cap) { return std::min(cap, (n + 7) / 8 * 8); }
+
+// C (rows, cols; ldc) += A (rows, K) @ B (K, cols), computed only for the keys each row strip sees (widths
+// rounded up to whole vectors of 8). A row-major (lda).
+void gemm_rows_visible_keys(const Ops& ops, const TilePair& t, std::int64_t K, const float* A, std::int64_t lda,
+                            const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
+  for (std::int64_t r0 = 0; r0 < t.rows; r0 += kStrip) {
+    const std::int64_t r1 = std::min(t.rows, r0 + kStrip), n = round_up8(t.visible_keys(r1 - 1), t.cols);
+    ops.gemm_acc(r1 - r0, n, K, A + r0 * lda, lda, B, ldb, C + r0 * ldc, ldc);
+  }
+}
+
+// Out (rows, N; ldo) += P (rows, cols) @ X (cols, N), each row strip summing only over the keys it sees.
+// P is row-major (ldp) or, when p_transposed, stored (cols, rows) with row stride ldp.
+void gemm_sum_visible_keys(const Ops& ops, const TilePair& t, bool p_transposed, std::int64_t N, const float* P,
+                           std::int64_t ldp, const float* X, std::int64_t ldx, float* out, std::int64_t ldo) {
+  for (std::int64_t r0 = 0; r0 < t.rows; r0 += kStrip) {
+    const std::int64_t r1 = std::min(t.rows, r0 + kStrip), keys = t.visible_keys(r1 - 1);
+    if (keys == 0) continue;
+    if (p_transposed)
+      ops.gemm_tn_acc(r1 - r0, N, keys, P + r0, ldp, X, ldx, out + r0 * ldo, ldo);
+    else
+      ops.gemm_acc(r1 - r0, N, keys, P + r0 * ldp, ldp, X, ldx, out + r0 * ldo, ldo);
+  }
+}
+
+// Out (cols, N; ldo) += P^T @ X with P (rows, cols) row-major (ldp) and X (rows, N): each key strip sums only
+// over the rows that see it.
+void gemm_sum_visible_rows(const Ops& ops, const TilePair& t, std::int64_t N, const float* P, std::int64_t ldp,
+                           const float* X, std::int64_t ldx, float* out, std::int64_t ldo) {
+  for (std::int64_t c0 = 0; c0 < t.cols; c0 += kStrip) {
+    const std::int64_t c1 = std::min(t.cols, c0 + kStrip), k0 = t.first_row(c0);
+    if (k0 == t.rows) continue;
+    ops.gemm_tn_acc(c1 - c0, N, t.rows - k0, P + k0 * ldp + c0, ldp, X + k0 * ldx, ldx, out + c0 * ldo, ldo);
+  }
+}
+
 // S (rows, cols) = scale * Q_tile @ K_tile^T - slope * (i - j), and -inf where j > i.
 // Q_tile is rows i0.. of q; kt is the transposed key tile (D, cols) starting at key j0.
-void tile_logits(const Ops& ops, std::int64_t D, float scale, float slope, InRows q, std::int64_t i0,
-                 std::int64_t rows, const float* kt, std::int64_t j0, std::int64_t cols, float* S) {
-  for (std::int64_t r = 0; r < rows; ++r) std::fill(S + r * TK, S + r * TK + cols, 0.0f);
-  ops.gemm_acc(rows, cols, D, q.row(i0), q.ld, kt, TK, S, TK);
-  for (std::int64_t r = 0; r < rows; ++r) {
+void tile_logits(const Ops& ops, std::int64_t D, float scale, float slope, InRows q, const TilePair& t,
+                 const float* kt, float* S) {
+  for (std::int64_t r = 0; r < t.rows; ++r) std::fill(S + r * TK, S + r * TK + t.cols, 0.0f);
+  gemm_rows_visible_keys(ops, t, D, q.row(t.i0), q.ld, kt, TK, S, TK);
+  for (std::int64_t r = 0; r < t.rows; ++r) {
     float* s = S + r * TK;
-    const int n_visible = int(std::clamp<std::int64_t>(i0 + r - j0 + 1, 0, cols));  // keys j <= i
-    const float distance0 = float(i0 + r - j0);                                      // i - j at c = 0, exact
+    const int n_visible = int(t.visible_keys(r));   // keys j <= i
+    const float distance0 = float(t.i0 + r - t.j0);  // i - j at c = 0, exact
     for (int c = 0; c < n_visible; ++c) s[c] = scale * s[c] - slope * (distance0 - float(c));
-    for (int c = n_visible; c < cols; ++c) s[c] = kNegInf;
+    for (int c = n_visible; c < t.cols; ++c) s[c] = kNegInf;
   }
 }
 
 // The same logits transposed: St (cols, rows), row stride TQ, from K_tile (keys j0.. of k) and the transposed
 // query tile qt (D, rows). Bit for bit the values of tile_logits (one fma per d, in d order, either way).
-void tile_logits_transposed(const Ops& ops, std::int64_t D, float scale, float slope, InRows k, std::int64_t j0,
-                            std::int64_t cols, const float* qt, std::int64_t i0, std::int64_t rows, float* St) {
-  for (std::int64_t c = 0; c < cols; ++c) std::fill(St + c * TQ, St + c * TQ + rows, 0.0f);
-  ops.gemm_acc(cols, rows, D, k.row(j0), k.ld, qt, TQ, St, TQ);
-  for (std::int64_t c = 0; c < cols; ++c) {
+void tile_logits_transposed(const Ops& ops, std::int64_t D, float scale, float slope, InRows k, const TilePair& t,
+                            const float* qt, float* St) {
+  for (std::int64_t c = 0; c < t.cols; ++c) std::fill(St + c * TQ, St + c * TQ + t.rows, 0.0f);
+  // key strips, each from the first row that sees its first key (rounded down to a whole vector)
+  for (std::int64_t c0 = 0; c0 < t.cols; c0 += kStrip) {
+    const std::int64_t c1 = std::min(t.cols, c0 + kStrip), r0 = t.first_row(c0) / 8 * 8;
+    if (r0 < t.rows) ops.gemm_acc(c1 - c0, t.rows - r0, D, k.row(t.j0 + c0), k.ld, qt + r0, TQ, St + c0 * TQ + r0, TQ);
+  }
+  for (std::int64_t c = 0; c < t.cols; ++c) {
     float* s = St + c * TQ;
-    const int first_visible = int(std::clamp<std::int64_t>(j0 + c - i0, 0, rows));  // rows i >= j
-    const float distance0 = float(i0 - j0 - c);                                        // i - j at r = 0, exact
+    const int first_visible = int(t.first_row(c));  // rows i >= j
+    const float distance0 = float(t.i0 - t.j0 - c);  // i - j at r = 0, exact
     for (int r = 0; r < first_visible; ++r) s[r] = kNegInf;
-    for (int r = first_visible; r < rows; ++r) s[r] = scale * s[r] - slope * (distance0 + float(r));
+    for (int r = first_visible; r < t.rows; ++r) s[r] = scale * s[r] - slope * (distance0 + float(r));
   }
 }
 
-// P = exp(S - lse_row) in place: the probabilities, recomputed from the saved row log-sum-exp.
-void tile_probs(const Ops& ops, const float* lse, std::int64_t rows, std::int64_t cols, float* S) {
-  for (std::int64_t r = 0; r < rows; ++r) {
+// P = exp(S - lse_row) in place: the probabilities, recomputed from the saved row log-sum-exp. Masked
+// entries become 0 without an exp (what exp(-inf) gives).
+void tile_probs(const Ops& ops, const float* lse, const TilePair& t, float* S) {
+  for (std::int64_t r = 0; r < t.rows; ++r) {
     float* s = S + r * TK;
-    for (std::int64_t c = 0; c < cols; ++c) s[c] -= lse[r];
-    ops.exp(s, cols);  // masked entries: exp(-inf) = 0
+    const std::int64_t n_visible = t.visible_keys(r);
+    for (std::int64_t c = 0; c < n_visible; ++c) s[c] -= lse[r];
+    ops.exp(s, n_visible);
+    std::fill(s + n_visible, s + t.cols, 0.0f);
   }
 }
 
-// dS = P * (dP - D_row) in place of dP.
-void tile_dscores(const float* P, const float* row_dot, std::int64_t rows, std::int64_t cols, float* dP) {
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t c = 0; c < cols; ++c) dP[r * TK + c] = P[r * TK + c] * (dP[r * TK + c] - row_dot[r]);
+// dS = P * (dP - D_row) in place of dP; 0 for masked keys (whatever dP holds there).
+void tile_dscores(const float* P, const float* row_dot, const TilePair& t, float* dP) {
+  for (std::int64_t r = 0; r < t.rows; ++r) {
+    const std::int64_t n_visible = t.visible_keys(r);
+    for (std::int64_t c = 0; c < n_visible; ++c) dP[r * TK + c] = P[r * TK + c] * (dP[r * TK + c] - row_dot[r]);
+    std::fill(dP + r * TK + n_visible, dP + r * TK + t.cols, 0.0f);
+  }
 }
 
 struct TileScratch {
@@ -301,26 +361,28 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
   std::fill(l, l + rows, 0.0f);     // running sum of e^(logit - running max)
   transpose_tile(q, i0, rows, D, w.kt.data());
   for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
-    const std::int64_t cols = std::min(TK, T - j0);
+    const TilePair t{i0, rows, j0, std::min(TK, T - j0)};
     float* St = w.s.data();
-    tile_logits_transposed(ops, D, bias.scale, slope, k, j0, cols, w.kt.data(), i0, rows, St);
+    tile_logits_transposed(ops, D, bias.scale, slope, k, t, w.kt.data(), St);
     std::copy(m, m + rows, m_new);
-    for (std::int64_t c = 0; c < cols; ++c)
+    for (std::int64_t c = 0; c < t.cols; ++c)
       for (std::int64_t r = 0; r < rows; ++r) m_new[r] = std::max(m_new[r], St[c * TQ + r]);
     // m_new is finite: key j0 <= i is never masked. rescale = e^(m - m_new) is 0 on the first tile.
     for (std::int64_t r = 0; r < rows; ++r) rescale[r] = m[r] - m_new[r];
     ops.exp(rescale, rows);
     for (std::int64_t r = 0; r < rows; ++r) l[r] *= rescale[r];
-    for (std::int64_t c = 0; c < cols; ++c) {
+    for (std::int64_t c = 0; c < t.cols; ++c) {
       float* s = St + c * TQ;
-      for (std::int64_t r = 0; r < rows; ++r) s[r] -= m_new[r];
-      ops.exp(s, rows);
+      const std::int64_t r0 = t.first_row(c);
+      std::fill(s, s + r0, 0.0f);  // masked: e^(-inf) = 0
+      for (std::int64_t r = r0; r < rows; ++r) s[r] -= m_new[r];
+      ops.exp(s + r0, rows - r0);
       for (std::int64_t r = 0; r < rows; ++r) l[r] += s[r];
     }
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t d = 0; d < D; ++d) acc[r * D + d] *= rescale[r];
     std::copy(m_new, m_new + rows, m);
-    ops.gemm_tn_acc(rows, D, cols, St, TQ, v.row(j0), v.ld, acc, D);  // acc += P_tile @ V_tile
+    gemm_sum_visible_keys(ops, t, true, D, St, TQ, v.row(j0), v.ld, acc, D);  // acc += P_tile @ V_tile
   }
   // The sink: one more logit tau_i with a zero value vector. It joins the max and the sum, not the output.
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -341,18 +403,17 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
 // and leave dS in w.dp for the caller's dQ_tile += dS K_tile. kt and vt are the transposed K and V tiles.
 // Every path through the backward computes a pair's dS with exactly this code, so it is the same bits.
 void backward_pair(const Ops& ops, std::int64_t D, float scale, float slope, InRows q, InRows d_o, const float* lse,
-                   const float* row_dot, std::int64_t i0, std::int64_t rows, std::int64_t j0, std::int64_t cols,
-                   OutRows dk, OutRows dv, TileScratch& w) {
+                   const float* row_dot, const TilePair& t, OutRows dk, OutRows dv, TileScratch& w) {
   // q, d_o, dk, dv are this head's T rows of D; lse, row_dot this head's (T); rows j0.. of dk and dv collect
   float* P = w.s.data();
-  tile_logits(ops, D, scale, slope, q, i0, rows, w.kt.data(), j0, cols, P);
-  tile_probs(ops, lse + i0, rows, cols, P);
-  if (dv.p) ops.gemm_tn_acc(cols, D, rows, P, TK, d_o.row(i0), d_o.ld, dv.row(j0), dv.ld);
+  tile_logits(ops, D, scale, slope, q, t, w.kt.data(), P);
+  tile_probs(ops, lse + t.i0, t, P);
+  if (dv.p) gemm_sum_visible_rows(ops, t, D, P, TK, d_o.row(t.i0), d_o.ld, dv.row(t.j0), dv.ld);
   float* dS = w.dp.data();
-  for (std::int64_t r = 0; r < rows; ++r) std::fill(dS + r * TK, dS + r * TK + cols, 0.0f);
-  ops.gemm_acc(rows, cols, D, d_o.row(i0), d_o.ld, w.vt.data(), TK, dS, TK);
-  tile_dscores(P, row_dot + i0, rows, cols, dS);
-  if (dk.p) ops.gemm_tn_acc(cols, D, rows, dS, TK, q.row(i0), q.ld, dk.row(j0), dk.ld);
+  for (std::int64_t r = 0; r < t.rows; ++r) std::fill(dS + r * TK, dS + r * TK + t.cols, 0.0f);
+  gemm_rows_visible_keys(ops, t, D, d_o.row(t.i0), d_o.ld, w.vt.data(), TK, dS, TK);
+  tile_dscores(P, row_dot + t.i0, t, dS);
+  if (dk.p) gemm_sum_visible_rows(ops, t, D, dS, TK, q.row(t.i0), q.ld, dk.row(t.j0), dk.ld);
 }
 
 // The operands of one head's backward.
@@ -377,9 +438,9 @@ void flash_backward_head(const Ops& ops, const Geometry& g, const Bias& bias, st
     transpose_tile(x.k, j0, cols, D, w.kt.data());
     transpose_tile(x.v, j0, cols, D, w.vt.data());
     for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ) {
-      const std::int64_t rows = std::min(TQ, T - i0);
-      backward_pair(ops, D, bias.scale, slope, x.q, x.d_o, x.lse, x.row_dot, i0, rows, j0, cols, x.dk, x.dv, w);
-      ops.gemm_acc(rows, D, cols, w.dp.data(), TK, x.k.row(j0), x.k.ld, x.dq.row(i0), x.dq.ld);  // dQ += dS K
+      const TilePair t{i0, std::min(TQ, T - i0), j0, cols};
+      backward_pair(ops, D, bias.scale, slope, x.q, x.d_o, x.lse, x.row_dot, t, x.dk, x.dv, w);
+      gemm_sum_visible_keys(ops, t, false, D, w.dp.data(), TK, x.k.row(j0), x.k.ld, x.dq.row(i0), x.dq.ld);  // dQ += dS K
     }
   }
   scale_rows(x.dq, 0, T, D, bias.scale);
@@ -397,8 +458,8 @@ void flash_backward_key_tile(const Ops& ops, const Geometry& g, const Bias& bias
   transpose_tile(x.k, j0, cols, D, w.kt.data());
   transpose_tile(x.v, j0, cols, D, w.vt.data());
   for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ)
-    backward_pair(ops, D, bias.scale, slope_of(bias, h), x.q, x.d_o, x.lse, x.row_dot, i0, std::min(TQ, T - i0), j0,
-                  cols, x.dk, x.dv, w);
+    backward_pair(ops, D, bias.scale, slope_of(bias, h), x.q, x.d_o, x.lse, x.row_dot,
+                  TilePair{i0, std::min(TQ, T - i0), j0, cols}, x.dk, x.dv, w);
   scale_rows(x.dk, j0, cols, D, bias.scale);
 }
 
@@ -411,12 +472,11 @@ void flash_backward_query_tile(const Ops& ops, const Geometry& g, const Bias& bi
   fill_rows(x.dq, i0, rows, D, 0.0f);
   const OutRows none{nullptr, 0};
   for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
-    const std::int64_t cols = std::min(TK, T - j0);
-    transpose_tile(x.k, j0, cols, D, w.kt.data());
-    transpose_tile(x.v, j0, cols, D, w.vt.data());
-    backward_pair(ops, D, bias.scale, slope_of(bias, h), x.q, x.d_o, x.lse, x.row_dot, i0, rows, j0, cols, none,
-                  none, w);
-    ops.gemm_acc(rows, D, cols, w.dp.data(), TK, x.k.row(j0), x.k.ld, x.dq.row(i0), x.dq.ld);  // dQ += dS K
+    const TilePair t{i0, rows, j0, std::min(TK, T - j0)};
+    transpose_tile(x.k, j0, t.cols, D, w.kt.data());
+    transpose_tile(x.v, j0, t.cols, D, w.vt.data());
+    backward_pair(ops, D, bias.scale, slope_of(bias, h), x.q, x.d_o, x.lse, x.row_dot, t, none, none, w);
+    gemm_sum_visible_keys(ops, t, false, D, w.dp.data(), TK, x.k.row(j0), x.k.ld, x.dq.row(i0), x.dq.ld);  // dQ += dS K
   }
   scale_rows(x.dq, i0, rows, D, bias.scale);
 }
