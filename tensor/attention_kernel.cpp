@@ -229,12 +229,13 @@ struct TilePair {
 constexpr std::int64_t kStrip = 6;
 std::int64_t round_up8(std::int64_t n, std::int64_t cap) { return std::min(cap, (n + 7) / 8 * 8); }
 
-// C (rows, cols; ldc) += A (rows, K) @ B (K, cols), computed only for the keys each row strip sees (widths
-// rounded up to whole vectors of 8). A row-major (lda).
+// C (rows, cols; ldc) = A (rows, K) @ B (K, cols), computed only for the keys each row strip sees (widths
+// rounded up to whole vectors of 8); the rest of C is left as it was. A row-major (lda).
 void gemm_rows_visible_keys(const Ops& ops, const TilePair& t, std::int64_t K, const float* A, std::int64_t lda,
                             const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
   for (std::int64_t r0 = 0; r0 < t.rows; r0 += kStrip) {
     const std::int64_t r1 = std::min(t.rows, r0 + kStrip), n = round_up8(t.visible_keys(r1 - 1), t.cols);
+    for (std::int64_t r = r0; r < r1; ++r) std::fill(C + r * ldc, C + r * ldc + n, 0.0f);
     ops.gemm_acc(r1 - r0, n, K, A + r0 * lda, lda, B, ldb, C + r0 * ldc, ldc);
   }
 }
@@ -268,8 +269,7 @@ void gemm_sum_visible_rows(const Ops& ops, const TilePair& t, std::int64_t N, co
 // Q_tile is rows i0.. of q; kt is the transposed key tile (D, cols) starting at key j0.
 void tile_logits(const Ops& ops, std::int64_t D, float scale, float slope, InRows q, const TilePair& t,
                  const float* kt, float* S) {
-  for (std::int64_t r = 0; r < t.rows; ++r) std::fill(S + r * TK, S + r * TK + t.cols, 0.0f);
-  gemm_rows_visible_keys(ops, t, D, q.row(t.i0), q.ld, kt, TK, S, TK);
+  gemm_rows_visible_keys(ops, t, D, q.row(t.i0), q.ld, kt, TK, S, TK);  // the rest is set to -inf below
   for (std::int64_t r = 0; r < t.rows; ++r) {
     float* s = S + r * TK;
     const int n_visible = int(t.visible_keys(r));   // keys j <= i
@@ -283,11 +283,13 @@ void tile_logits(const Ops& ops, std::int64_t D, float scale, float slope, InRow
 // query tile qt (D, rows). Bit for bit the values of tile_logits (one fma per d, in d order, either way).
 void tile_logits_transposed(const Ops& ops, std::int64_t D, float scale, float slope, InRows k, const TilePair& t,
                             const float* qt, float* St) {
-  for (std::int64_t c = 0; c < t.cols; ++c) std::fill(St + c * TQ, St + c * TQ + t.rows, 0.0f);
-  // key strips, each from the first row that sees its first key (rounded down to a whole vector)
+  // key strips, each from the first row that sees its first key (rounded down to a whole vector); the rows
+  // before are set to -inf below
   for (std::int64_t c0 = 0; c0 < t.cols; c0 += kStrip) {
     const std::int64_t c1 = std::min(t.cols, c0 + kStrip), r0 = t.first_row(c0) / 8 * 8;
-    if (r0 < t.rows) ops.gemm_acc(c1 - c0, t.rows - r0, D, k.row(t.j0 + c0), k.ld, qt + r0, TQ, St + c0 * TQ + r0, TQ);
+    if (r0 >= t.rows) continue;
+    for (std::int64_t c = c0; c < c1; ++c) std::fill(St + c * TQ + r0, St + c * TQ + t.rows, 0.0f);
+    ops.gemm_acc(c1 - c0, t.rows - r0, D, k.row(t.j0 + c0), k.ld, qt + r0, TQ, St + c0 * TQ + r0, TQ);
   }
   for (std::int64_t c = 0; c < t.cols; ++c) {
     float* s = St + c * TQ;
@@ -365,8 +367,8 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
     float* St = w.s.data();
     tile_logits_transposed(ops, D, bias.scale, slope, k, t, w.kt.data(), St);
     std::copy(m, m + rows, m_new);
-    for (std::int64_t c = 0; c < t.cols; ++c)
-      for (std::int64_t r = 0; r < rows; ++r) m_new[r] = std::max(m_new[r], St[c * TQ + r]);
+    for (std::int64_t c = 0; c < t.cols; ++c)  // the masked rows r < first_row(c) hold -inf
+      for (std::int64_t r = t.first_row(c); r < rows; ++r) m_new[r] = std::max(m_new[r], St[c * TQ + r]);
     // m_new is finite: key j0 <= i is never masked. rescale = e^(m - m_new) is 0 on the first tile.
     for (std::int64_t r = 0; r < rows; ++r) rescale[r] = m[r] - m_new[r];
     ops.exp(rescale, rows);
@@ -377,7 +379,7 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
       std::fill(s, s + r0, 0.0f);  // masked: e^(-inf) = 0
       for (std::int64_t r = r0; r < rows; ++r) s[r] -= m_new[r];
       ops.exp(s + r0, rows - r0);
-      for (std::int64_t r = 0; r < rows; ++r) l[r] += s[r];
+      for (std::int64_t r = r0; r < rows; ++r) l[r] += s[r];
     }
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t d = 0; d < D; ++d) acc[r * D + d] *= rescale[r];
@@ -410,8 +412,7 @@ void backward_pair(const Ops& ops, std::int64_t D, float scale, float slope, InR
   tile_probs(ops, lse + t.i0, t, P);
   if (dv.p) gemm_sum_visible_rows(ops, t, D, P, TK, d_o.row(t.i0), d_o.ld, dv.row(t.j0), dv.ld);
   float* dS = w.dp.data();
-  for (std::int64_t r = 0; r < t.rows; ++r) std::fill(dS + r * TK, dS + r * TK + t.cols, 0.0f);
-  gemm_rows_visible_keys(ops, t, D, d_o.row(t.i0), d_o.ld, w.vt.data(), TK, dS, TK);
+  gemm_rows_visible_keys(ops, t, D, d_o.row(t.i0), d_o.ld, w.vt.data(), TK, dS, TK);  // the rest: 0 below
   tile_dscores(P, row_dot + t.i0, t, dS);
   if (dk.p) gemm_sum_visible_rows(ops, t, D, dS, TK, q.row(t.i0), q.ld, dk.row(t.j0), dk.ld);
 }
