@@ -458,22 +458,26 @@ Tensor Tensor::expand(const Shape& shape) const {
 // ---------------------------------------------------------------------------------------------------------
 // Copies
 
+// Copies a contiguous run of float32 or float64 data. Disjoint runs (the usual clone) above
+// kParallelMinElements words are split over the worker pool; overlapping views of one storage use memmove.
+static void copy_bytes(char* to, const char* from, std::size_t bytes) {
+  const auto t0 = reinterpret_cast<std::uintptr_t>(to), f0 = reinterpret_cast<std::uintptr_t>(from);
+  if (t0 + bytes <= f0 || f0 + bytes <= t0) {
+    kernels::parallel_ranges(static_cast<std::int64_t>(bytes / 4), 1, [&](std::int64_t w0, std::int64_t w1) {
+      std::memcpy(to + w0 * 4, from + w0 * 4, static_cast<std::size_t>(w1 - w0) * 4);
+    });
+  } else {
+    std::memmove(to, from, bytes);
+  }
+}
+
 void Tensor::copy_(const Tensor& src) {
   if (!defined() || !src.defined()) throw_error("copy_: an operand is undefined");
   Tensor s = src.expand(shape_);
   if (dtype_ == s.dtype_ && is_contiguous() && s.is_contiguous()) {
-    char* to = static_cast<char*>(storage_->data()) + offset_ * dtype_size(dtype_);
-    const char* from = static_cast<const char*>(s.storage_->data()) + s.offset_ * dtype_size(dtype_);
-    const std::size_t bytes = static_cast<std::size_t>(numel()) * dtype_size(dtype_);
-    const auto t0 = reinterpret_cast<std::uintptr_t>(to), f0 = reinterpret_cast<std::uintptr_t>(from);
-    if (t0 + bytes <= f0 || f0 + bytes <= t0) {
-      // disjoint (the usual clone): large copies split over the worker pool, counted in 4-byte words
-      kernels::parallel_ranges(static_cast<std::int64_t>(bytes / 4), 1, [&](std::int64_t w0, std::int64_t w1) {
-        std::memcpy(to + w0 * 4, from + w0 * 4, static_cast<std::size_t>(w1 - w0) * 4);
-      });
-    } else {
-      std::memmove(to, from, bytes);  // overlapping views of one storage
-    }
+    copy_bytes(static_cast<char*>(storage_->data()) + offset_ * dtype_size(dtype_),
+               static_cast<const char*>(s.storage_->data()) + s.offset_ * dtype_size(dtype_),
+               static_cast<std::size_t>(numel()) * dtype_size(dtype_));
     return;
   }
   if (is_contiguous()) {
@@ -531,8 +535,8 @@ Tensor Tensor::clone() const {
   if (!defined()) return *this;
   Tensor out = empty(shape_, dtype_);
   if (is_contiguous()) {
-    std::memcpy(out.storage_->data(), static_cast<const char*>(storage_->data()) + offset_ * dtype_size(dtype_),
-                static_cast<std::size_t>(numel()) * dtype_size(dtype_));
+    copy_bytes(static_cast<char*>(out.storage_->data()), static_cast<const char*>(storage_->data()) + offset_ * dtype_size(dtype_),
+               static_cast<std::size_t>(numel()) * dtype_size(dtype_));
   } else {
     out.copy_(*this);
   }
