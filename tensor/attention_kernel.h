@@ -1,7 +1,7 @@
 #pragma once
 // Scaled dot-product attention kernels on raw float32 arrays, causal or StableMask, optional ALiBi.
 //
-// q, k, v, o are contiguous (B, H, T, D). For query row i and key j <= i the score is
+// q, k, v, o are (B, H, T, D) (contiguous, or strided views for the fused kernel). For query row i and key j <= i the score is
 //     a_ij = scale * q_i . k_j  -  slope_h * (i - j)          (ALiBi term only when slopes are given)
 // and with the optional sink logit tau_i (StableMask, nn/stablemask.h; -inf = no sink):
 //     Attn_ij = e^{a_ij} / ( sum_{k<=i} e^{a_ik} + e^{tau_i} ),   Attn_ij = 0 for j > i
@@ -16,7 +16,8 @@
 //   attention heatmaps and the yardstick for the fused kernel in the tests.
 // - flash_*: fused and tiled (FlashAttention-2 style). Query tiles x key tiles with an online softmax; stores
 //   only O and LSE (B, H, T). The backward recomputes the probabilities tile by tile from Q, K and LSE.
-//   Scratch memory is a few tiles per thread plus one float per row: linear in T.
+//   Scratch memory is a few tiles per thread plus one float per row: linear in T. The masked triangle of a
+//   diagonal tile pair is skipped (its terms are exact zeros), which at T <= 64 halves the work.
 // All are parallel over (batch, head[, tile]) on the shared pool and give bit-identical results for any thread
 // count. Gradients are written, not accumulated (dq, dk, dv are overwritten).
 //
