@@ -58,6 +58,16 @@ void exp_portable(float* x, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
 }
 
+void transpose_portable(const float* src, std::int64_t lds, std::int64_t n, std::int64_t D, float* dst,
+                        std::int64_t ldd) {
+  // src (n,D) -> dst (D,n). Writing dst rows in order (and reading src down a column) is about twice as fast
+  // as the other way round: stores scattered over D rows stall the store queue, loads do not.
+  for (std::int64_t d = 0; d < D; ++d) {
+    float* out = dst + d * ldd;
+    for (std::int64_t c = 0; c < n; ++c) out[c] = src[c * lds + d];
+  }
+}
+
 }  // namespace detail
 
 namespace {
@@ -78,15 +88,17 @@ struct Ops {
   float (*dot)(const float*, const float*, std::int64_t);
   void (*axpy)(float, const float*, float*, std::int64_t);
   void (*exp)(float*, std::int64_t);
+  void (*transpose)(const float*, std::int64_t, std::int64_t, std::int64_t, float*, std::int64_t);
 };
 
 Ops select_ops() {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
   if (use_avx2())
-    return {detail::gemm_acc_avx2, detail::gemm_tn_acc_avx2, detail::dot_avx2, detail::axpy_avx2, detail::exp_avx2};
+    return {detail::gemm_acc_avx2, detail::gemm_tn_acc_avx2, detail::dot_avx2, detail::axpy_avx2, detail::exp_avx2,
+            detail::transpose_avx2};
 #endif
   return {detail::gemm_acc_portable, detail::gemm_tn_acc_portable, detail::dot_portable, detail::axpy_portable,
-          detail::exp_portable};
+          detail::exp_portable, detail::transpose_portable};
 }
 
 struct NamedPointer {
@@ -207,11 +219,8 @@ void scale_rows(OutRows x, std::int64_t t0, std::int64_t n, std::int64_t D, floa
 
 // dst (D, n) with row stride TK (= TQ) = transpose of the n rows of src starting at row t0: a key, value or
 // query tile
-void transpose_tile(InRows src, std::int64_t t0, std::int64_t n, std::int64_t D, float* dst) {
-  for (std::int64_t c = 0; c < n; ++c) {
-    const float* s = src.row(t0 + c);
-    for (std::int64_t d = 0; d < D; ++d) dst[d * TK + c] = s[d];
-  }
+void transpose_tile(const Ops& ops, InRows src, std::int64_t t0, std::int64_t n, std::int64_t D, float* dst) {
+  ops.transpose(src.row(t0), src.ld, n, D, dst, TK);
 }
 
 // Which keys of a tile pair are visible: row r of the query tile (absolute i0 + r) sees the keys c with
@@ -361,7 +370,7 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
   std::fill(acc, acc + rows * D, 0.0f);
   std::fill(m, m + rows, kNegInf);  // running max of the real logits
   std::fill(l, l + rows, 0.0f);     // running sum of e^(logit - running max)
-  transpose_tile(q, i0, rows, D, w.kt.data());
+  transpose_tile(ops, q, i0, rows, D, w.kt.data());
   for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
     const TilePair t{i0, rows, j0, std::min(TK, T - j0)};
     float* St = w.s.data();
@@ -436,8 +445,8 @@ void flash_backward_head(const Ops& ops, const Geometry& g, const Bias& bias, st
   fill_rows(x.dv, 0, T, D, 0.0f);
   for (std::int64_t j0 = 0; j0 < T; j0 += TK) {
     const std::int64_t cols = std::min(TK, T - j0);
-    transpose_tile(x.k, j0, cols, D, w.kt.data());
-    transpose_tile(x.v, j0, cols, D, w.vt.data());
+    transpose_tile(ops, x.k, j0, cols, D, w.kt.data());
+    transpose_tile(ops, x.v, j0, cols, D, w.vt.data());
     for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ) {
       const TilePair t{i0, std::min(TQ, T - i0), j0, cols};
       backward_pair(ops, D, bias.scale, slope, x.q, x.d_o, x.lse, x.row_dot, t, x.dk, x.dv, w);
@@ -456,8 +465,8 @@ void flash_backward_key_tile(const Ops& ops, const Geometry& g, const Bias& bias
   const std::int64_t j0 = kt * TK, cols = std::min(TK, T - j0);
   fill_rows(x.dk, j0, cols, D, 0.0f);
   fill_rows(x.dv, j0, cols, D, 0.0f);
-  transpose_tile(x.k, j0, cols, D, w.kt.data());
-  transpose_tile(x.v, j0, cols, D, w.vt.data());
+  transpose_tile(ops, x.k, j0, cols, D, w.kt.data());
+  transpose_tile(ops, x.v, j0, cols, D, w.vt.data());
   for (std::int64_t i0 = (j0 / TQ) * TQ; i0 < T; i0 += TQ)
     backward_pair(ops, D, bias.scale, slope_of(bias, h), x.q, x.d_o, x.lse, x.row_dot,
                   TilePair{i0, std::min(TQ, T - i0), j0, cols}, x.dk, x.dv, w);
@@ -474,8 +483,8 @@ void flash_backward_query_tile(const Ops& ops, const Geometry& g, const Bias& bi
   const OutRows none{nullptr, 0};
   for (std::int64_t j0 = 0; j0 < i0 + rows; j0 += TK) {
     const TilePair t{i0, rows, j0, std::min(TK, T - j0)};
-    transpose_tile(x.k, j0, t.cols, D, w.kt.data());
-    transpose_tile(x.v, j0, t.cols, D, w.vt.data());
+    transpose_tile(ops, x.k, j0, t.cols, D, w.kt.data());
+    transpose_tile(ops, x.v, j0, t.cols, D, w.vt.data());
     backward_pair(ops, D, bias.scale, slope_of(bias, h), x.q, x.d_o, x.lse, x.row_dot, t, none, none, w);
     gemm_sum_visible_keys(ops, t, false, D, w.dp.data(), TK, x.k.row(j0), x.k.ld, x.dq.row(i0), x.dq.ld);  // dQ += dS K
   }

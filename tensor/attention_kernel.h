@@ -93,6 +93,9 @@ void gemm_tn_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const 
 float dot_portable(const float* a, const float* b, std::int64_t n);
 void axpy_portable(float alpha, const float* x, float* y, std::int64_t n);  // y += alpha * x
 void exp_portable(float* x, std::int64_t n);                                // x = e^x in place (std::exp)
+// dst (D x n, row stride ldd) = transpose of src (n x D, row stride lds): dst[d*ldd + c] = src[c*lds + d].
+void transpose_portable(const float* src, std::int64_t lds, std::int64_t n, std::int64_t D, float* dst,
+                        std::int64_t ldd);
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
 void gemm_acc_avx2(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                    const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
@@ -101,6 +104,8 @@ void gemm_tn_acc_avx2(std::int64_t M, std::int64_t N, std::int64_t K, const floa
 float dot_avx2(const float* a, const float* b, std::int64_t n);
 void axpy_avx2(float alpha, const float* x, float* y, std::int64_t n);
 void exp_avx2(float* x, std::int64_t n);  // polynomial e^x, relative error < 4e-7; -inf -> 0
+void transpose_avx2(const float* src, std::int64_t lds, std::int64_t n, std::int64_t D, float* dst,
+                    std::int64_t ldd);  // in 8 x 8 register blocks
 #endif
 }  // namespace detail
 

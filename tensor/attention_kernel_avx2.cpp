@@ -166,6 +166,43 @@ void axpy_avx2(float alpha, const float* x, float* y, std::int64_t n) {
   }
 }
 
+void transpose_avx2(const float* src, std::int64_t lds, std::int64_t n, std::int64_t D, float* dst,
+                    std::int64_t ldd) {
+  // src (n,D) -> dst (D,n) in 8 x 8 blocks: 8 row loads, 24 shuffles, 8 row stores; the ragged edges by element
+  std::int64_t c0 = 0;
+  for (; c0 + 8 <= n; c0 += 8) {
+    std::int64_t d0 = 0;
+    for (; d0 + 8 <= D; d0 += 8) {
+      const float* s = src + c0 * lds + d0;
+      __m256 r[8], t[8], u[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * lds);
+#pragma GCC unroll 4
+      for (int i = 0; i < 8; i += 2) {  // t[i] = (r_i0 r_(i+1)0 r_i1 r_(i+1)1 | same for columns 4, 5), t[i+1]: 2, 3 | 6, 7
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+#pragma GCC unroll 2
+      for (int i = 0; i < 8; i += 4) {  // u[i + j] = column j | column j + 4 of rows i..i+3
+        u[i + 0] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+      }
+      float* o = dst + d0 * ldd + c0;
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        _mm256_storeu_ps(o + j * ldd, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+        _mm256_storeu_ps(o + (j + 4) * ldd, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+      }
+    }
+    for (std::int64_t d = d0; d < D; ++d)
+      for (std::int64_t c = c0; c < c0 + 8; ++c) dst[d * ldd + c] = src[c * lds + d];
+  }
+  for (std::int64_t d = 0; d < D; ++d)
+    for (std::int64_t c = c0; c < n; ++c) dst[d * ldd + c] = src[c * lds + d];
+}
+
 void exp_avx2(float* x, std::int64_t n) {
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_loadu_ps(x + i)));

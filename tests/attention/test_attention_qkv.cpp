@@ -275,4 +275,30 @@ TEST_CASE("attention_fused_qkv and the strided kernel reject bad input") {
                   Error);
 }
 
+TEST_CASE("attention tile transpose: AVX2 8x8 blocks and portable loops equal the definition (ragged edges)") {
+  using namespace gradlab::attention;
+  Rng rng(11);
+  for (std::int64_t n : {1, 5, 8, 13, 64, 70})
+    for (std::int64_t D : {1, 7, 8, 16, 33, 64}) {
+      CAPTURE(n);
+      CAPTURE(D);
+      const std::int64_t lds = 3 * D + 5, ldd = 64 + 8;  // strided source rows, padded destination rows
+      std::vector<float> src(static_cast<std::size_t>(n * lds));
+      for (float& e : src) e = float(rng.normal(0.0, 1.0));
+      std::vector<float> expected(static_cast<std::size_t>(D * ldd), -7.0f);
+      for (std::int64_t d = 0; d < D; ++d)
+        for (std::int64_t c = 0; c < n; ++c) expected[d * ldd + c] = src[c * lds + d];
+      std::vector<float> got(expected.size(), -7.0f);  // untouched padding must stay -7
+      detail::transpose_portable(src.data(), lds, n, D, got.data(), ldd);
+      CHECK(got == expected);
+#ifdef GRADLAB_HAVE_AVX2_KERNELS
+      if (use_avx2()) {
+        std::vector<float> got_avx2(expected.size(), -7.0f);
+        detail::transpose_avx2(src.data(), lds, n, D, got_avx2.data(), ldd);
+        CHECK(got_avx2 == expected);
+      }
+#endif
+    }
+}
+
 }  // TEST_SUITE
