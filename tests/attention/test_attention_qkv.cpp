@@ -182,52 +182,59 @@ TEST_CASE("attention_fused_qkv is bit-identical on 1 and 2 threads, per-head and
 
 TEST_CASE("strided flash backward writes every element of a packed (B,T,3C) gradient exactly as the contiguous one") {
   // The op needs no zero-fill because the three packed views cover all 3C columns: fill the buffer with NaN
-  // first, and every element must come out equal to the contiguous kernel's gradient.
+  // first, and every element must come out equal to the contiguous kernel's gradient. On two threads the
+  // second geometry takes the two-pass backward (dK, dV by key tile, then dQ by query tile).
   using namespace gradlab::attention;
-  const Geometry g{2, 3, 70, 8};
-  const std::int64_t C = g.H * g.D, rows = g.B * g.T;
-  Rng rng(5);
-  Tensor qkv = random_tensor({g.B, g.T, 3 * C}, rng), d_y = random_tensor({g.B, g.T, C}, rng);
-  std::vector<float> tau(static_cast<std::size_t>(g.H * g.T));
-  stablemask_tau_table(alibi_slopes(g.H), 64, g.T, 0, StableMaskTail::Finite, tau.data());
-  const Bias bias{float(1.0 / std::sqrt(double(g.D))), tau.data(), nullptr};
-  const attention::Strides packed3 = packed_strides(g, 3 * C), packed1 = packed_strides(g, C);
-  const float* base = qkv.data<float>();
-  std::vector<float> y(static_cast<std::size_t>(rows * C)), lse(static_cast<std::size_t>(g.B * g.H * g.T));
-  std::vector<float> d_qkv(static_cast<std::size_t>(rows * 3 * C), std::numeric_limits<float>::quiet_NaN());
-  flash_forward(g, bias, {base, packed3}, {base + C, packed3}, {base + 2 * C, packed3}, {y.data(), packed1},
-                lse.data());
-  flash_backward(g, bias, {base, packed3}, {base + C, packed3}, {base + 2 * C, packed3}, {y.data(), packed1},
-                 lse.data(), {d_y.data<float>(), packed1}, {d_qkv.data(), packed3}, {d_qkv.data() + C, packed3},
-                 {d_qkv.data() + 2 * C, packed3});
-  // the same problem in contiguous (B,H,T,D) arrays through the pointer API
-  const std::int64_t n = g.B * g.H * g.T * g.D;
-  std::vector<float> q(n), k(n), v(n), d_o(n), o(n), lse2(lse.size()), dq(n), dk(n), dv(n);
-  auto gather = [&](const float* src, std::int64_t width, std::int64_t column0, std::vector<float>& dst) {
-    for (std::int64_t b = 0; b < g.B; ++b)
-      for (std::int64_t h = 0; h < g.H; ++h)
-        for (std::int64_t t = 0; t < g.T; ++t)
-          for (std::int64_t d = 0; d < g.D; ++d)
-            dst[((b * g.H + h) * g.T + t) * g.D + d] = src[(b * g.T + t) * width + column0 + h * g.D + d];
-  };
-  gather(base, 3 * C, 0, q);
-  gather(base, 3 * C, C, k);
-  gather(base, 3 * C, 2 * C, v);
-  gather(d_y.data<float>(), C, 0, d_o);
-  flash_forward(g, bias, q.data(), k.data(), v.data(), o.data(), lse2.data());
-  flash_backward(g, bias, q.data(), k.data(), v.data(), o.data(), lse2.data(), d_o.data(), dq.data(), dk.data(),
-                 dv.data());
-  CHECK(lse == lse2);
-  std::vector<float> y_back(n), dq_back(n), dk_back(n), dv_back(n);
-  gather(y.data(), C, 0, y_back);
-  gather(d_qkv.data(), 3 * C, 0, dq_back);
-  gather(d_qkv.data(), 3 * C, C, dk_back);
-  gather(d_qkv.data(), 3 * C, 2 * C, dv_back);
-  CHECK(y_back == o);
-  CHECK(dq_back == dq);
-  CHECK(dk_back == dk);
-  CHECK(dv_back == dv);
-  CHECK(std::none_of(d_qkv.begin(), d_qkv.end(), [](float e) { return std::isnan(e); }));
+  const int saved = max_threads();
+  set_num_threads(2);
+  for (const Geometry& g : {Geometry{2, 3, 70, 8}, Geometry{1, 3, 200, 32}}) {
+    CAPTURE(g.B);
+    CAPTURE(g.T);
+    const std::int64_t C = g.H * g.D, rows = g.B * g.T;
+    Rng rng(5);
+    Tensor qkv = random_tensor({g.B, g.T, 3 * C}, rng), d_y = random_tensor({g.B, g.T, C}, rng);
+    std::vector<float> tau(static_cast<std::size_t>(g.H * g.T));
+    stablemask_tau_table(alibi_slopes(g.H), 64, g.T, 0, StableMaskTail::Finite, tau.data());
+    const Bias bias{float(1.0 / std::sqrt(double(g.D))), tau.data(), nullptr};
+    const attention::Strides packed3 = packed_strides(g, 3 * C), packed1 = packed_strides(g, C);
+    const float* base = qkv.data<float>();
+    std::vector<float> y(static_cast<std::size_t>(rows * C)), lse(static_cast<std::size_t>(g.B * g.H * g.T));
+    std::vector<float> d_qkv(static_cast<std::size_t>(rows * 3 * C), std::numeric_limits<float>::quiet_NaN());
+    flash_forward(g, bias, {base, packed3}, {base + C, packed3}, {base + 2 * C, packed3}, {y.data(), packed1},
+                  lse.data());
+    flash_backward(g, bias, {base, packed3}, {base + C, packed3}, {base + 2 * C, packed3}, {y.data(), packed1},
+                   lse.data(), {d_y.data<float>(), packed1}, {d_qkv.data(), packed3}, {d_qkv.data() + C, packed3},
+                   {d_qkv.data() + 2 * C, packed3});
+    // the same problem in contiguous (B,H,T,D) arrays through the pointer API
+    const std::int64_t n = g.B * g.H * g.T * g.D;
+    std::vector<float> q(n), k(n), v(n), d_o(n), o(n), lse2(lse.size()), dq(n), dk(n), dv(n);
+    auto gather = [&](const float* src, std::int64_t width, std::int64_t column0, std::vector<float>& dst) {
+      for (std::int64_t b = 0; b < g.B; ++b)
+        for (std::int64_t h = 0; h < g.H; ++h)
+          for (std::int64_t t = 0; t < g.T; ++t)
+            for (std::int64_t d = 0; d < g.D; ++d)
+              dst[((b * g.H + h) * g.T + t) * g.D + d] = src[(b * g.T + t) * width + column0 + h * g.D + d];
+    };
+    gather(base, 3 * C, 0, q);
+    gather(base, 3 * C, C, k);
+    gather(base, 3 * C, 2 * C, v);
+    gather(d_y.data<float>(), C, 0, d_o);
+    flash_forward(g, bias, q.data(), k.data(), v.data(), o.data(), lse2.data());
+    flash_backward(g, bias, q.data(), k.data(), v.data(), o.data(), lse2.data(), d_o.data(), dq.data(), dk.data(),
+                   dv.data());
+    CHECK(lse == lse2);
+    std::vector<float> y_back(n), dq_back(n), dk_back(n), dv_back(n);
+    gather(y.data(), C, 0, y_back);
+    gather(d_qkv.data(), 3 * C, 0, dq_back);
+    gather(d_qkv.data(), 3 * C, C, dk_back);
+    gather(d_qkv.data(), 3 * C, 2 * C, dv_back);
+    CHECK(y_back == o);
+    CHECK(dq_back == dq);
+    CHECK(dk_back == dk);
+    CHECK(dv_back == dv);
+    CHECK(std::none_of(d_qkv.begin(), d_qkv.end(), [](float e) { return std::isnan(e); }));
+  }
+  set_num_threads(saved);
 }
 
 TEST_CASE("attention_fused_qkv and the strided kernel reject bad input") {
