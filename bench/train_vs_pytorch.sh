@@ -3,13 +3,14 @@
 # Both do forward + backward + AdamW with grad clipping on the same config; tokens/s counts batch*block per
 # optimizer step after warm-up steps. Prints one line per run and the medians and their ratio.
 #   bench/train_vs_pytorch.sh [tiny|small] [causal|stablemask] [threads] [reps]
+# ITERS=N times N optimizer steps per run (default 40 for tiny, 12 for small).
 # Needs the peer's torch (apt-get install python3-torch) on this machine only; CI never runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-tiny}; mask=${2:-causal}; threads=${3:-2}; reps=${4:-5}
 ref=${REF_GPT:-../shared/bench/ref_gpt.py}
 gradlab=${GRADLAB:-build/bin/gradlab}
-iters=40; [ "$config" = small ] && iters=12
+iters=${ITERS:-40}; [ "$config" = small ] && iters=${ITERS:-12}
 out=$(mktemp -d)
 g=(); p=()
 for r in $(seq "$reps"); do
