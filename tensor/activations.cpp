@@ -1,7 +1,5 @@
 #include "tensor/activations.h"
 
-#include <algorithm>
-
 #include "tensor/cpu.h"
 #include "tensor/fastmath.h"
 #include "tensor/threads.h"
@@ -28,20 +26,6 @@ void gelu_backward_portable(const float* x, const float* g, float* dx, std::int6
     const float du = kSqrt2OverPi * (1.0f + 3.0f * kCubic * v * v);
     dx[i] = g[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
   }
-}
-
-void parallel_ranges(std::int64_t n, std::int64_t item_size,
-                     const std::function<void(std::int64_t begin, std::int64_t end)>& body) {
-  if (n <= 0) return;
-  const std::int64_t align = std::max<std::int64_t>(1, 16 / std::max<std::int64_t>(item_size, 1));
-  const std::int64_t blocks = (n + align - 1) / align;
-  const int wanted = n * item_size >= kParallelMinElements ? static_cast<int>(std::min<std::int64_t>(max_threads(), blocks)) : 1;
-  if (wanted <= 1) return body(0, n);
-  parallel_run(wanted, [&](int t, int nt) {
-    // thread t of nt takes blocks [blocks*t/nt, blocks*(t+1)/nt)
-    const std::int64_t begin = std::min(n, blocks * t / nt * align), end = std::min(n, blocks * (t + 1) / nt * align);
-    if (begin < end) body(begin, end);
-  });
 }
 
 void gelu_forward(const float* x, float* y, std::int64_t n) {

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <vector>
 
-#include "tensor/activations.h"
 #include "tensor/cpu.h"
 #include "tensor/threads.h"
 

@@ -5,7 +5,7 @@
 #include <numeric>
 #include <type_traits>
 
-#include "tensor/activations.h"
+#include "tensor/threads.h"
 #include "tensor/fastmath.h"
 #include "tensor/gemm.h"
 
@@ -46,7 +46,7 @@ Tensor sum_to_shape(const Tensor& t, const Shape& shape) {
 template <typename F>
 static Tensor zip_f32_rows(const Tensor& full, const Tensor& other, bool swapped, F f) {
   if (full.dtype() != DType::F32 || other.dtype() != DType::F32 || !full.is_contiguous() || !other.is_contiguous() ||
-      full.numel() < kernels::kParallelMinElements || other.dim() > full.dim() ||
+      full.numel() < kParallelMinElements || other.dim() > full.dim() ||
       !std::equal(other.shape().begin(), other.shape().end(), full.shape().end() - other.dim()) || other.numel() == 0)
     return Tensor();
   // full is (rows, inner) with other (inner); same shapes give one row
@@ -63,9 +63,9 @@ static Tensor zip_f32_rows(const Tensor& full, const Tensor& other, bool swapped
       for (std::int64_t i = i0; i < i1; ++i) pr[i] = f(pf[i], row[i - i0]);
   };
   if (rows == 1) {  // same shapes: split the elements
-    kernels::parallel_ranges(inner, 1, [&](std::int64_t i0, std::int64_t i1) { run(i0, i1, po + i0); });
+    parallel_ranges(inner, 1, [&](std::int64_t i0, std::int64_t i1) { run(i0, i1, po + i0); });
   } else {  // a row broadcast: split the rows
-    kernels::parallel_ranges(rows, inner, [&](std::int64_t r0, std::int64_t r1) {
+    parallel_ranges(rows, inner, [&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t r = r0; r < r1; ++r) run(r * inner, (r + 1) * inner, po);
     });
   }
@@ -112,7 +112,7 @@ static void add_inplace_typed(Tensor& acc, const Tensor& x) {
   if (x.shape() == acc.shape() && x.is_contiguous()) {
     const T* p = x.data<T>();
     if constexpr (std::is_same_v<T, float>) {
-      kernels::parallel_ranges(n, 1, [&](std::int64_t i0, std::int64_t i1) {
+      parallel_ranges(n, 1, [&](std::int64_t i0, std::int64_t i1) {
         for (std::int64_t i = i0; i < i1; ++i) o[i] += p[i];
       });
     } else {
@@ -211,7 +211,7 @@ static void sum_leading_typed(const Tensor& x, std::int64_t outer, std::int64_t 
     for (std::int64_t j = j0; j < j1; ++j) o[j] = static_cast<T>(acc[j - j0]);
   };
   if constexpr (std::is_same_v<T, float>)
-    kernels::parallel_ranges(inner, outer, columns);
+    parallel_ranges(inner, outer, columns);
   else
     columns(0, inner);
 }

@@ -1,6 +1,6 @@
 #include "tensor/tensor.h"
 
-#include "tensor/activations.h"
+#include "tensor/threads.h"
 #include "tensor/strided.h"
 
 #include <algorithm>
@@ -463,7 +463,7 @@ Tensor Tensor::expand(const Shape& shape) const {
 static void copy_bytes(char* to, const char* from, std::size_t bytes) {
   const auto t0 = reinterpret_cast<std::uintptr_t>(to), f0 = reinterpret_cast<std::uintptr_t>(from);
   if (t0 + bytes <= f0 || f0 + bytes <= t0) {
-    kernels::parallel_ranges(static_cast<std::int64_t>(bytes / 4), 1, [&](std::int64_t w0, std::int64_t w1) {
+    parallel_ranges(static_cast<std::int64_t>(bytes / 4), 1, [&](std::int64_t w0, std::int64_t w1) {
       std::memcpy(to + w0 * 4, from + w0 * 4, static_cast<std::size_t>(w1 - w0) * 4);
     });
   } else {

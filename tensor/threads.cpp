@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "tensor/cpu.h"
+
 #ifdef GRADLAB_HAVE_OPENMP
 #include <omp.h>
 #endif
@@ -145,6 +147,20 @@ void parallel_for_dynamic(std::int64_t n, int wanted, const std::function<void(s
   std::atomic<std::int64_t> next{0};
   parallel_run(static_cast<int>(std::min<std::int64_t>(wanted, n)), [&](int thread, int) {
     for (std::int64_t item = next.fetch_add(1); item < n; item = next.fetch_add(1)) body(item, thread);
+  });
+}
+
+void parallel_ranges(std::int64_t n, std::int64_t item_size,
+                     const std::function<void(std::int64_t begin, std::int64_t end)>& body) {
+  if (n <= 0) return;
+  const std::int64_t align = std::max<std::int64_t>(1, 16 / std::max<std::int64_t>(item_size, 1));
+  const std::int64_t blocks = (n + align - 1) / align;
+  const int wanted = n * item_size >= kParallelMinElements ? static_cast<int>(std::min<std::int64_t>(max_threads(), blocks)) : 1;
+  if (wanted <= 1) return body(0, n);
+  parallel_run(wanted, [&](int t, int nt) {
+    // thread t of nt takes blocks [blocks*t/nt, blocks*(t+1)/nt)
+    const std::int64_t begin = std::min(n, blocks * t / nt * align), end = std::min(n, blocks * (t + 1) / nt * align);
+    if (begin < end) body(begin, end);
   });
 }
 

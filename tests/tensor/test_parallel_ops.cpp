@@ -10,6 +10,7 @@
 #include "tensor/norm.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
+#include "tensor/threads.h"
 
 using namespace gradlab;
 
@@ -70,7 +71,7 @@ TEST_SUITE("tensor") {
     ThreadCountGuard guard;
     // (768, 128) and (768, 512) are the tiny GPT's activations; 333 x 131 has odd rows and a ragged tail
     for (auto [N, C] : {std::pair<std::int64_t, std::int64_t>{768, 128}, {768, 512}, {333, 131}}) {
-      REQUIRE(N * C >= kernels::kParallelMinElements);  // large enough to be split
+      REQUIRE(N * C >= kParallelMinElements);  // large enough to be split
       set_num_threads(1);
       auto one = run_all(N, C);
       set_num_threads(2);
