@@ -51,27 +51,14 @@ void linear_forward(const T* x, const T* w, const T* bias, T* y, std::int64_t N,
 }
 
 template <typename T>
-void linear_column_sums(const T* __restrict dy, T* __restrict db, std::int64_t N, std::int64_t out) {
-  // dy is (N,out), db is (out): db[j] = sum_i dy[i][j], rows added in order 0..N-1, so the result does not
-  // depend on the thread count; the inner loop runs along a row and vectorizes.
-  std::fill(db, db + out, T(0));
-  for (std::int64_t i = 0; i < N; ++i) {
-    const T* __restrict row = dy + i * out;
-    for (std::int64_t j = 0; j < out; ++j) db[j] += row[j];
-  }
-}
-
-template <typename T>
-void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, std::int64_t N, std::int64_t in,
+void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, std::int64_t N, std::int64_t in,
                      std::int64_t out) {
-  // dy is (N,out), x is (N,in), w is (out,in); dx (N,in), dw (out,in), db (out), each null when not wanted.
+  // dy is (N,out), x is (N,in), w is (out,in); dx (N,in), dw (out,in), each null when not wanted.
   // forward: y = x w^T + b
   // dx (N,in) = dy (N,out) * w (out,in)
   if (dx) gemm_rm(false, false, N, in, out, dy, ld(out), w, ld(in), T(0), dx, ld(in));
   // dw (out,in) = dy^T (out,N) * x (N,in): dy is stored (N,out), handed over transposed
   if (dw) gemm_rm(true, false, out, in, N, dy, ld(out), x, ld(in), T(0), dw, ld(in));
-  // db (out) = column sums of dy
-  if (db) linear_column_sums(dy, db, N, out);
 }
 
 void check_linear(const Var& x, const Var& weight, const Var& bias) {
@@ -114,9 +101,11 @@ Var linear_typed(const Var& x, const Var& weight, const Var& bias) {
     Tensor dyc = g.contiguous();
     Tensor dx = want_dx ? Tensor::empty(xc.shape(), xc.dtype()) : Tensor();
     Tensor dw = want_dw ? Tensor::empty(wc.shape(), wc.dtype()) : Tensor();
-    Tensor db = want_db ? Tensor::empty({out}, wc.dtype()) : Tensor();
     linear_backward<T>(dyc.data<T>(), xc.data<T>(), wc.data<T>(), want_dx ? dx.data<T>() : nullptr,
-                       want_dw ? dw.data<T>() : nullptr, want_db ? db.data<T>() : nullptr, N, in, out);
+                       want_dw ? dw.data<T>() : nullptr, N, in, out);
+    // db (out) = column sums of dy: ops::sum over the leading axis (double accumulation, columns split over
+    // the worker pool, the same result for any thread count)
+    Tensor db = want_db ? ops::sum(dyc.reshape({N, out}), {0}) : Tensor();
     // Fresh contiguous tensors nobody else holds: add_grad adopts them without a copy.
     if (want_dx) ins[0].add_grad(dx);
     if (want_dw) ins[1].add_grad(dw);
