@@ -1,6 +1,8 @@
 // Attention: the materialized composite (reference and heatmaps) and the fused flash kernel as one op.
 #include "autograd/attention.h"
 
+#include <vector>
+
 #include "autograd/ops.h"
 #include "tensor/attention_kernel.h"
 
@@ -33,6 +35,31 @@ Var attention_materialized(const Var& q, const Var& k, const Var& v, const Tenso
   return matmul(att, v);  // (B,H,Tq,D)
 }
 
+namespace {
+
+// The per-call bias inputs of the fused kernel, validated once; the backward keeps its own copy:
+// tau (H,T) float32 or undefined, ALiBi slopes (H) or empty.
+struct FusedBias {
+  Tensor tau;
+  std::vector<float> slopes;
+  float scale;
+  attention::Bias get() const {
+    return {scale, tau.defined() ? tau.data<float>() : nullptr, slopes.empty() ? nullptr : slopes.data()};
+  }
+};
+
+FusedBias fused_bias(const char* op, const attention::Geometry& geo, const Tensor& tau,
+                     const std::vector<float>& alibi_slopes, double scale) {
+  if (tau.defined() && tau.shape() != Shape{geo.H, geo.T})
+    throw_error(op, ": got tau ", shape_str(tau.shape()), ", expected (H, T) = ", shape_str({geo.H, geo.T}));
+  if (!alibi_slopes.empty() && static_cast<std::int64_t>(alibi_slopes.size()) != geo.H)
+    throw_error(op, ": got ", alibi_slopes.size(), " ALiBi slopes, expected H = ", geo.H);
+  return {tau.defined() ? tau.to(DType::F32).contiguous() : Tensor(),
+          alibi_slopes, static_cast<float>(scale)};
+}
+
+}  // namespace
+
 Var attention_fused(const Var& q_in, const Var& k_in, const Var& v_in, const Tensor& tau,
                     const std::vector<float>& alibi_slopes, double scale) {
   if (q_in.dim() != 4 || q_in.shape() != k_in.shape() || q_in.shape() != v_in.shape())
@@ -40,27 +67,18 @@ Var attention_fused(const Var& q_in, const Var& k_in, const Var& v_in, const Ten
                 shape_str(v_in.shape()), ", expected three (B,H,T,D) tensors of one shape");
   if (q_in.dtype() != DType::F32) throw_error("attention_fused: got ", dtype_name(q_in.dtype()), ", expected float32");
   const attention::Geometry geo{q_in.size(0), q_in.size(1), q_in.size(2), q_in.size(3)};
-  if (tau.defined() && tau.shape() != Shape{geo.H, geo.T})
-    throw_error("attention_fused: got tau ", shape_str(tau.shape()), ", expected (H, T) = ", shape_str({geo.H, geo.T}));
-  if (!alibi_slopes.empty() && static_cast<std::int64_t>(alibi_slopes.size()) != geo.H)
-    throw_error("attention_fused: got ", alibi_slopes.size(), " ALiBi slopes, expected H = ", geo.H);
+  const FusedBias bias = fused_bias("attention_fused", geo, tau, alibi_slopes, scale);
   Tensor q = q_in.data().contiguous(), k = k_in.data().contiguous(), v = v_in.data().contiguous();
-  Tensor tau_f = tau.defined() ? tau.to(DType::F32).contiguous() : Tensor();
-  auto slopes = std::make_shared<std::vector<float>>(alibi_slopes);
-  attention::Bias bias{static_cast<float>(scale), tau_f.defined() ? tau_f.data<float>() : nullptr,
-                       slopes->empty() ? nullptr : slopes->data()};
   // o = flash(q, k, v); only o and the row log-sum-exp (B,H,T) are kept for the backward pass
   Tensor o = Tensor::empty(q.shape()), lse = Tensor::empty({geo.B, geo.H, geo.T});
-  attention::flash_forward(geo, bias, q.data<float>(), k.data<float>(), v.data<float>(), o.data<float>(),
+  attention::flash_forward(geo, bias.get(), q.data<float>(), k.data<float>(), v.data<float>(), o.data<float>(),
                            lse.data<float>());
   return make_result(o, "attention_fused", {q_in, k_in, v_in},
-                     [geo, q, k, v, o, lse, tau_f, slopes, scale](std::vector<Var>& in, const Tensor& g_in) {
+                     [geo, q, k, v, o, lse, bias](std::vector<Var>& in, const Tensor& g_in) {
                        // recompute the probabilities tile by tile; D_i = dO_i . O_i
                        Tensor g = g_in.contiguous();
                        Tensor dq = Tensor::empty(q.shape()), dk = Tensor::empty(q.shape()), dv = Tensor::empty(q.shape());
-                       attention::Bias b{static_cast<float>(scale), tau_f.defined() ? tau_f.data<float>() : nullptr,
-                                         slopes->empty() ? nullptr : slopes->data()};
-                       attention::flash_backward(geo, b, q.data<float>(), k.data<float>(), v.data<float>(),
+                       attention::flash_backward(geo, bias.get(), q.data<float>(), k.data<float>(), v.data<float>(),
                                                  o.data<float>(), lse.data<float>(), g.data<float>(), dq.data<float>(),
                                                  dk.data<float>(), dv.data<float>());
                        if (in[0].requires_grad()) in[0].add_grad(dq);
@@ -83,29 +101,19 @@ Var attention_fused_qkv(const Var& qkv_in, std::int64_t n_head, const Tensor& ta
     throw_error("attention_fused_qkv: got n_head = ", n_head, " for qkv ", shape_str(qkv_in.shape()),
                 " (C = ", C, "), expected n_head >= 1 dividing C");
   const attention::Geometry geo{B, n_head, T, C / n_head};
-  if (tau.defined() && tau.shape() != Shape{geo.H, geo.T})
-    throw_error("attention_fused_qkv: got tau ", shape_str(tau.shape()), ", expected (H, T) = ",
-                shape_str({geo.H, geo.T}));
-  if (!alibi_slopes.empty() && static_cast<std::int64_t>(alibi_slopes.size()) != geo.H)
-    throw_error("attention_fused_qkv: got ", alibi_slopes.size(), " ALiBi slopes, expected H = ", geo.H);
+  const FusedBias bias = fused_bias("attention_fused_qkv", geo, tau, alibi_slopes, scale);
   // c_attn's output is contiguous already; anything else is copied once
   Tensor qkv = qkv_in.data().contiguous();
-  Tensor tau_f = tau.defined() ? tau.to(DType::F32).contiguous() : Tensor();
-  auto slopes = std::make_shared<std::vector<float>>(alibi_slopes);
-  auto make_bias = [scale](const Tensor& t, const std::vector<float>& s) {
-    return attention::Bias{static_cast<float>(scale), t.defined() ? t.data<float>() : nullptr,
-                           s.empty() ? nullptr : s.data()};
-  };
   // q, k, v are (B,H,T,D) views into the rows of qkv; y's heads sit side by side in its rows
   const attention::Strides in_strides = attention::packed_strides(geo, 3 * C);
   const attention::Strides out_strides = attention::packed_strides(geo, C);
   Tensor y = Tensor::empty({B, T, C}), lse = Tensor::empty({B, geo.H, T});
   const float* base = qkv.data<float>();
-  attention::flash_forward(geo, make_bias(tau_f, *slopes), {base, in_strides}, {base + C, in_strides},
+  attention::flash_forward(geo, bias.get(), {base, in_strides}, {base + C, in_strides},
                            {base + 2 * C, in_strides}, {y.data<float>(), out_strides}, lse.data<float>());
   return make_result(
       y, "attention_fused_qkv", {qkv_in},
-      [geo, C, qkv, y, lse, tau_f, slopes, make_bias, in_strides, out_strides](std::vector<Var>& in,
+      [geo, C, qkv, y, lse, bias, in_strides, out_strides](std::vector<Var>& in,
                                                                               const Tensor& g_in) {
         if (!in[0].requires_grad()) return;
         // recompute the probabilities tile by tile; dq, dk, dv land side by side in one (B,T,3C) gradient,
@@ -114,7 +122,7 @@ Var attention_fused_qkv(const Var& qkv_in, std::int64_t n_head, const Tensor& ta
         Tensor d_qkv = Tensor::empty(qkv.shape());
         const float* base = qkv.data<float>();
         float* d_base = d_qkv.data<float>();
-        attention::flash_backward(geo, make_bias(tau_f, *slopes), {base, in_strides}, {base + C, in_strides},
+        attention::flash_backward(geo, bias.get(), {base, in_strides}, {base + C, in_strides},
                                   {base + 2 * C, in_strides}, {y.data<float>(), out_strides}, lse.data<float>(),
                                   {g.data<float>(), out_strides}, {d_base, in_strides}, {d_base + C, in_strides},
                                   {d_base + 2 * C, in_strides});
