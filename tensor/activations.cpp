@@ -1,6 +1,7 @@
 #include "tensor/activations.h"
 
 #include "tensor/cpu.h"
+#include "tensor/error.h"
 #include "tensor/fastmath.h"
 #include "tensor/threads.h"
 
@@ -29,6 +30,7 @@ void gelu_backward_portable(const float* x, const float* g, float* dx, std::int6
 }
 
 void gelu_forward(const float* x, float* y, std::int64_t n) {
+  if (n < 0 || (n > 0 && (!x || !y))) throw_error("gelu_forward: got n = ", n, ", expected n >= 0 and non-null x, y");
   parallel_ranges(n, 1, [&](std::int64_t i0, std::int64_t i1) {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
     if (use_avx2()) return gelu_forward_avx2(x + i0, y + i0, i1 - i0);
@@ -38,6 +40,8 @@ void gelu_forward(const float* x, float* y, std::int64_t n) {
 }
 
 void gelu_backward(const float* x, const float* g, float* dx, std::int64_t n) {
+  if (n < 0 || (n > 0 && (!x || !g || !dx)))
+    throw_error("gelu_backward: got n = ", n, ", expected n >= 0 and non-null x, g, dx");
   parallel_ranges(n, 1, [&](std::int64_t i0, std::int64_t i1) {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
     if (use_avx2()) return gelu_backward_avx2(x + i0, g + i0, dx + i0, i1 - i0);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tensor/cpu.h"
+#include "tensor/error.h"
 #include "tensor/threads.h"
 
 namespace gradlab::kernels {
@@ -91,6 +92,9 @@ int threads_for(std::int64_t elements, std::int64_t chunks) {
 void norm_forward(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
                   std::int64_t N, std::int64_t C, float eps, bool rms) {
   // x, out are (N, C); mean, rstd are (N)
+  if (N < 0 || C < 1 || (N > 0 && (!x || !w || !out || !mean || !rstd)))
+    throw_error("norm_forward: got N = ", N, ", C = ", C,
+                ", expected N >= 0, C >= 1 and non-null x, w, out, mean, rstd (b may be null)");
   const std::int64_t chunks = (N + kChunkRows - 1) / kChunkRows;
   parallel_for_dynamic(chunks, threads_for(N * C, chunks), [&](std::int64_t k, int) {
     const std::int64_t r0 = k * kChunkRows, rows = std::min(kChunkRows, N - r0);
@@ -105,6 +109,9 @@ void norm_forward(const float* x, const float* w, const float* b, float* out, fl
 void norm_backward(const float* g, const float* x, const float* w, const float* mean, const float* rstd, float* dx,
                    float* dw, float* db, std::int64_t N, std::int64_t C, bool rms) {
   // g, x, dx are (N, C); each chunk of rows writes its own dw/db partial sums, added below in chunk order
+  if (N < 0 || C < 1 || !dw || (N > 0 && (!g || !x || !w || !mean || !rstd || !dx)))
+    throw_error("norm_backward: got N = ", N, ", C = ", C,
+                ", expected N >= 0, C >= 1 and non-null g, x, w, mean, rstd, dx, dw (db may be null)");
   const std::int64_t chunks = (N + kChunkRows - 1) / kChunkRows;
   std::vector<float> partial(static_cast<std::size_t>(chunks * 2 * C));
   parallel_for_dynamic(chunks, threads_for(N * C, chunks), [&](std::int64_t k, int) {

@@ -9,6 +9,7 @@
 #include "tensor/cpu.h"
 #include "tensor/norm.h"
 #include "tensor/ops.h"
+#include "tensor/error.h"
 #include "tensor/rng.h"
 #include "tensor/threads.h"
 
@@ -116,5 +117,21 @@ TEST_SUITE("tensor") {
     CHECK(big.at({0}) == 0.0);
     CHECK(big.at({1}) == 0.0);
     CHECK(big.at({99999}) == 99998.0);
+  }
+
+  TEST_CASE("row and activation kernels refuse bad sizes and null arrays with a message that names them") {
+    std::vector<float> a(8, 1.0f), b(8), r(2), r2(2), w(4, 1.0f), dw(4);
+    CHECK_THROWS_WITH_AS(kernels::gelu_forward(a.data(), b.data(), -1), doctest::Contains("gelu_forward: got n = -1"),
+                         Error);
+    CHECK_THROWS_WITH_AS(kernels::gelu_backward(a.data(), nullptr, b.data(), 8),
+                         doctest::Contains("gelu_backward: got n = 8, expected n >= 0 and non-null"), Error);
+    CHECK_THROWS_WITH_AS(kernels::norm_forward(a.data(), w.data(), nullptr, b.data(), r.data(), r2.data(), 2, 0, 1e-5f,
+                                               false),
+                         doctest::Contains("norm_forward: got N = 2, C = 0"), Error);
+    CHECK_THROWS_WITH_AS(kernels::norm_backward(a.data(), a.data(), w.data(), r.data(), r2.data(), b.data(), nullptr,
+                                                nullptr, 2, 4, false),
+                         doctest::Contains("norm_backward: got N = 2, C = 4"), Error);
+    // the empty case is legal: nothing to do, nothing read
+    CHECK_NOTHROW(kernels::gelu_forward(nullptr, nullptr, 0));
   }
 }
