@@ -254,9 +254,13 @@ class Attention : public Module {
   }
 
   // StableMask's sink logit tau (H, Tq) for rows at absolute positions q0.. (spec §3, Z(i) with L = block_size)
-  Tensor tau_table(std::int64_t Tq, std::int64_t q0) const {
-    Tensor t = Tensor::empty({cfg_.n_head, Tq});
-    stablemask_tau_table(gammas_, cfg_.block_size, Tq, q0, cfg_.tail, t.data<float>());
+  // (in the activations' dtype: a float64 model gets taus computed in double, not rounded through float)
+  Tensor tau_table(std::int64_t Tq, std::int64_t q0, DType dtype = DType::F32) const {
+    Tensor t = Tensor::empty({cfg_.n_head, Tq}, dtype);
+    if (dtype == DType::F64)
+      stablemask_tau_table(gammas_, cfg_.block_size, Tq, q0, cfg_.tail, t.data<double>());
+    else
+      stablemask_tau_table(gammas_, cfg_.block_size, Tq, q0, cfg_.tail, t.data<float>());
     return t;
   }
 
@@ -307,7 +311,7 @@ class Attention : public Module {
       y = attention_fused(q, k, v, stable ? tau_table(T, q0) : Tensor(), slopes, scale);
     } else {
       Tensor probs;
-      Tensor tau = stable ? tau_table(T, q0).to(x.dtype()) : Tensor();
+      Tensor tau = stable ? tau_table(T, q0, x.dtype()) : Tensor();
       y = attention_materialized(q, k, v, bias_table(T, k.size(2), q0, k0, x.dtype()), tau, scale,
                                  opt.recorder ? &probs : nullptr);
       if (opt.recorder) opt.recorder->layers.push_back(probs);

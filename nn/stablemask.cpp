@@ -49,8 +49,10 @@ double stablemask_tau(double gamma, std::int64_t block_size, std::int64_t row, S
   return head + std::log(-std::expm1(-double(n_pseudo) * gamma));
 }
 
-void stablemask_tau_table(const std::vector<double>& gammas, std::int64_t block_size, std::int64_t T,
-                          std::int64_t first_row, StableMaskTail tail, float* out) {
+namespace {
+template <typename F>
+void fill_tau_table(const std::vector<double>& gammas, std::int64_t block_size, std::int64_t T,
+                    std::int64_t first_row, StableMaskTail tail, F* out) {
   // out is (H, T)
   const std::int64_t H = static_cast<std::int64_t>(gammas.size());
   if (H < 1) throw_error("stablemask_tau_table: got ", H, " gammas, expected at least one (one per head)");
@@ -59,7 +61,18 @@ void stablemask_tau_table(const std::vector<double>& gammas, std::int64_t block_
   if (out == nullptr) throw_error("stablemask_tau_table: got a null output pointer");
   for (std::int64_t h = 0; h < H; ++h)
     for (std::int64_t t = 0; t < T; ++t)
-      out[h * T + t] = static_cast<float>(stablemask_tau(gammas[h], block_size, first_row + t, tail));
+      out[h * T + t] = static_cast<F>(stablemask_tau(gammas[h], block_size, first_row + t, tail));
+}
+}  // namespace
+
+void stablemask_tau_table(const std::vector<double>& gammas, std::int64_t block_size, std::int64_t T,
+                          std::int64_t first_row, StableMaskTail tail, float* out) {
+  fill_tau_table(gammas, block_size, T, first_row, tail, out);
+}
+
+void stablemask_tau_table(const std::vector<double>& gammas, std::int64_t block_size, std::int64_t T,
+                          std::int64_t first_row, StableMaskTail tail, double* out) {
+  fill_tau_table(gammas, block_size, T, first_row, tail, out);
 }
 
 }  // namespace gradlab

@@ -32,5 +32,9 @@ double stablemask_tau(double gamma, std::int64_t block_size, std::int64_t row, S
 // Requires H = gammas.size() >= 1, T >= 1, first_row >= 0, out non-null.
 void stablemask_tau_table(const std::vector<double>& gammas, std::int64_t block_size, std::int64_t T,
                           std::int64_t first_row, StableMaskTail tail, float* out);
+// The same table in double, for float64 models (reference tests): rounding tau to float first would leave a
+// 1e-8 relative error that a float64 comparison with PyTorch sees.
+void stablemask_tau_table(const std::vector<double>& gammas, std::int64_t block_size, std::int64_t T,
+                          std::int64_t first_row, StableMaskTail tail, double* out);
 
 }  // namespace gradlab

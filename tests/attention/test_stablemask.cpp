@@ -93,12 +93,18 @@ TEST_CASE("stablemask tau table is (H / T) from first_row") {
     for (std::size_t h = 0; h < gammas.size(); ++h)
       for (std::int64_t t = 0; t < T; ++t)
         CHECK(table[h * T + t] == static_cast<float>(stablemask_tau(gammas[h], L, first + t, tail)));
+    // the float64 table holds the doubles themselves, not float-rounded ones
+    std::vector<double> exact(gammas.size() * T, 123.0);
+    stablemask_tau_table(gammas, L, T, first, tail, exact.data());
+    for (std::size_t h = 0; h < gammas.size(); ++h)
+      for (std::int64_t t = 0; t < T; ++t) CHECK(exact[h * T + t] == stablemask_tau(gammas[h], L, first + t, tail));
   }
   std::vector<float> table(gammas.size() * T);
   CHECK_THROWS_AS(stablemask_tau_table({}, L, T, 0, StableMaskTail::Finite, table.data()), Error);
   CHECK_THROWS_AS(stablemask_tau_table(gammas, L, 0, 0, StableMaskTail::Finite, table.data()), Error);
   CHECK_THROWS_AS(stablemask_tau_table(gammas, L, T, -1, StableMaskTail::Finite, table.data()), Error);
-  CHECK_THROWS_AS(stablemask_tau_table(gammas, L, T, 0, StableMaskTail::Finite, nullptr), Error);
+  CHECK_THROWS_AS(stablemask_tau_table(gammas, L, T, 0, StableMaskTail::Finite, static_cast<float*>(nullptr)), Error);
+  CHECK_THROWS_AS(stablemask_tau_table(gammas, L, T, 0, StableMaskTail::Finite, static_cast<double*>(nullptr)), Error);
   CHECK_THROWS_AS(stablemask_tau_table({0.5, -1.0}, L, T, 0, StableMaskTail::Finite, table.data()), Error);
 }
 
