@@ -77,15 +77,8 @@ struct Replay {
 
 // Replays the fixture's batches through Trainer::train_step in the given precision.
 Replay replay(const Trajectory& t, MaskKind mask, bool float64) {
-  GPTConfig c;
-  c.vocab_size = 11;
-  c.block_size = 8;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 16;
-  c.mask = mask;
-  c.gamma = GammaKind::Constant;  // ref_gpt.py's StableMask: one gamma for every head
-  c.gamma_value = 0.5;
+  GPTConfig c = GPTConfig::from_json(t.file.metadata.at("config"));
+  REQUIRE(c.mask == mask);
   GPT model(c, 0);
   if (float64) model.to_double();
   model.load_state_dict(t.initial, "trajectory fixture");
