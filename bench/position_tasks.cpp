@@ -5,7 +5,7 @@
 //
 //   build/bench/position_tasks [--out docs/science.md] [--steps 300] [--seeds 2] [--T 32] [--threads 1]
 //
-// A plain program (no Google Benchmark): each run trains with nn/trainer.h, then evaluates with nn/evaluate.h.
+// A plain program (no Google Benchmark): each run is nn/task_experiment.h's train_and_score_task (train, then score).
 // Numbers are reported as measured, whichever way they come out.
 #include <chrono>
 #include <cmath>
@@ -20,9 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "nn/evaluate.h"
+#include "nn/task_experiment.h"
 #include "nn/tasks.h"
-#include "nn/trainer.h"
 #include "tensor/cpu.h"
 
 using namespace gradlab;
@@ -63,33 +62,17 @@ std::string pct(double x) {
 // Trains one model and returns its accuracy on the task's evaluation set (Split::Val).
 double run_one(const Settings& s, const std::string& task_name, PosKind pos, MaskKind mask, std::uint64_t seed,
                double* final_loss) {
-  auto task = make_task(task_name, s.T);
-  GPTConfig c;
-  c.vocab_size = task->vocab_size();
-  c.block_size = s.T;
-  c.n_layer = s.n_layer;
-  c.n_head = s.n_head;
-  c.n_embd = s.n_embd;
-  c.pos = pos;
-  c.mask = mask;
-  GPT model(c, seed);
-  TrainConfig tc;
-  tc.batch_size = s.batch;
-  tc.max_iters = s.steps;
-  tc.eval_interval = 0;
-  tc.eval_iters = 1;
-  tc.seed = seed;
-  tc.schedule.learning_rate = s.lr;
-  tc.schedule.min_lr = s.lr / 10;
-  tc.schedule.warmup_iters = std::min<std::int64_t>(30, s.steps / 5);
-  tc.schedule.lr_decay_iters = s.steps;
-  tc.progress = Progress::Mode::Quiet;
-  Trainer trainer(model, *task, tc);
-  TrainResult r = trainer.run();
-  *final_loss = r.losses.empty() ? NAN : r.losses.back();
-  EvalOptions eo;
-  eo.accuracy = true;
-  return evaluate(model, task->eval_windows(Split::Val, s.T), eo).accuracy;
+  TaskExperiment e;
+  e.T = s.T;
+  e.n_layer = s.n_layer;
+  e.n_head = s.n_head;
+  e.n_embd = s.n_embd;
+  e.steps = s.steps;
+  e.batch = s.batch;
+  e.lr = s.lr;
+  const TaskScore score = train_and_score_task(e, task_name, pos, mask, seed);
+  *final_loss = score.final_loss;
+  return score.accuracy;
 }
 
 std::string machine_conditions(int threads) {

@@ -2,7 +2,7 @@
 // for every position encoding (none, learned, rope, alibi) under each mask (causal, StableMask): why relative
 // encodings cannot recover absolute position under a right-stochastic causal softmax, why StableMask's
 // decreasing real mass R_i can, and what this engine measures at a small scale, beside the paper's numbers.
-// Training reuses nn/tasks.h, nn/trainer.h and nn/evaluate.h exactly as bench/position_tasks.cpp does.
+// Each training run is nn/task_experiment.h's train_and_score_task, the function bench/position_tasks.cpp runs too.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -11,11 +11,10 @@
 #include "autograd/var.h"
 #include "lessons/lesson.h"
 #include "lessons/plot.h"
-#include "nn/evaluate.h"
 #include "nn/gpt.h"
 #include "nn/stablemask.h"
+#include "nn/task_experiment.h"
 #include "nn/tasks.h"
-#include "nn/trainer.h"
 
 using namespace gradlab;
 using gradlab::lesson::fmt;
@@ -23,45 +22,9 @@ using gradlab::lesson::Lesson;
 
 namespace {
 
-struct Setup {
-  std::int64_t T, n_layer, n_head, n_embd, steps, batch;
-  double lr;
-};
-
-GPTConfig model_config(const Setup& s, std::int64_t vocab, PosKind pos, MaskKind mask) {
-  GPTConfig c;
-  c.vocab_size = vocab;
-  c.block_size = s.T;
-  c.n_layer = s.n_layer;
-  c.n_head = s.n_head;
-  c.n_embd = s.n_embd;
-  c.pos = pos;
-  c.mask = mask;
-  return c;
-}
-
-// Trains one model on one task and returns its accuracy on the task's fixed evaluation set (Split::Val).
-double train_and_score(const Setup& s, const std::string& task_name, PosKind pos, MaskKind mask,
-                       std::uint64_t seed) {
-  auto task = make_task(task_name, s.T);
-  GPT model(model_config(s, task->vocab_size(), pos, mask), seed);
-  TrainConfig tc;
-  tc.batch_size = s.batch;
-  tc.max_iters = s.steps;
-  tc.eval_interval = 0;
-  tc.eval_iters = 1;
-  tc.seed = seed;
-  tc.schedule.learning_rate = s.lr;
-  tc.schedule.min_lr = s.lr / 10;
-  tc.schedule.warmup_iters = std::min<std::int64_t>(30, s.steps / 5);
-  tc.schedule.lr_decay_iters = s.steps;
-  tc.progress = Progress::Mode::Quiet;
-  Trainer trainer(model, *task, tc);
-  trainer.run();
-  EvalOptions eo;
-  eo.accuracy = true;
-  return evaluate(model, task->eval_windows(Split::Val, s.T), eo).accuracy;
-}
+// The experiment's sizes and recipe: {T, n_layer, n_head, n_embd, steps, batch, lr} (nn/task_experiment.h, shared
+// with bench/position_tasks, which writes the table in docs/science.md).
+using Setup = TaskExperiment;
 
 // Largest |logits[i] - logits[0]| over rows i of one sequence of T identical tokens (untrained model).
 double row_spread_identical_inputs(const GPTConfig& c, std::int64_t T, std::uint64_t seed) {
@@ -141,7 +104,7 @@ int main(int argc, char** argv) {
       double spread[4][2];
       for (std::size_t p = 0; p < poses.size(); ++p)
         for (std::size_t m = 0; m < masks.size(); ++m) {
-          spread[p][m] = row_spread_identical_inputs(model_config(s, V, poses[p], masks[m]), s.T, L.seed());
+          spread[p][m] = row_spread_identical_inputs(task_model_config(s, V, poses[p], masks[m]), s.T, L.seed());
           L.sayf("  pos %-7s mask %-10s spread %.2e", to_string(poses[p]), to_string(masks[m]), spread[p][m]);
         }
       L.check(spread[0][0] < 1e-5, "causal + no encoding: every row's logits are identical",
@@ -166,7 +129,7 @@ int main(int argc, char** argv) {
       for (std::size_t p = 0; p < poses.size(); ++p)
         for (std::size_t m = 0; m < masks.size(); ++m) {
           const double t1 = lesson::now_seconds();
-          acc[t][p][m] = train_and_score(s, tasks[t], poses[p], masks[m], L.seed());
+          acc[t][p][m] = train_and_score_task(s, tasks[t], poses[p], masks[m], L.seed()).accuracy;
           L.sayf("  %-16s pos %-7s mask %-10s accuracy %5.1f%%  (%.1f s)", tasks[t].c_str(), to_string(poses[p]),
                  to_string(masks[m]), 100 * acc[t][p][m], lesson::now_seconds() - t1);
         }
