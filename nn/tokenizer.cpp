@@ -6,45 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include "tensor/error.h"
+#include "tensor/utf8.h"
 
 namespace gradlab {
 
 using json = nlohmann::json;
-
-namespace {
-
-bool is_scalar_value(std::int64_t cp) { return cp >= 0 && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF); }
-
-}  // namespace
-
-// Decodes one sequence at text[i]; returns its length (0 when the byte at i is invalid).
-static std::size_t decode_one_utf8(std::string_view text, std::size_t i, char32_t& cp) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  unsigned char b0 = byte(i);
-  if (b0 < 0x80) {
-    cp = b0;
-    return 1;
-  }
-  std::size_t len;
-  char32_t min_value;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2, cp = b0 & 0x1F, min_value = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3, cp = b0 & 0x0F, min_value = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4, cp = b0 & 0x07, min_value = 0x10000;
-  } else {
-    return 0;  // a continuation byte or 0xF8..0xFF
-  }
-  if (i + len > text.size()) return 0;  // truncated sequence
-  for (std::size_t k = 1; k < len; ++k) {
-    unsigned char b = byte(i + k);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min_value || !is_scalar_value(cp)) return 0;  // overlong, surrogate or beyond U+10FFFF
-  return len;
-}
 
 std::vector<Utf8Char> decode_utf8(std::string_view text) {
   std::vector<Utf8Char> out;
@@ -52,7 +18,7 @@ std::vector<Utf8Char> decode_utf8(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {
     char32_t cp = 0;
-    std::size_t len = decode_one_utf8(text, i, cp);
+    std::size_t len = utf8_decode_one(text, i, cp);
     if (len == 0) {
       out.push_back({U'\uFFFD', i, 1, false});
       i += 1;
@@ -68,7 +34,7 @@ std::size_t count_invalid_utf8(std::string_view text) {
   std::size_t invalid = 0, i = 0;
   while (i < text.size()) {
     char32_t cp = 0;
-    std::size_t len = decode_one_utf8(text, i, cp);
+    std::size_t len = utf8_decode_one(text, i, cp);
     if (len == 0) ++invalid, len = 1;
     i += len;
   }
@@ -76,22 +42,8 @@ std::size_t count_invalid_utf8(std::string_view text) {
 }
 
 void append_utf8(std::string& out, char32_t cp) {
-  if (!is_scalar_value(cp)) throw_error("append_utf8: got U+", std::hex, static_cast<std::uint32_t>(cp), ", not a Unicode scalar value");
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+  if (!is_unicode_scalar(cp)) throw_error("append_utf8: got U+", std::hex, static_cast<std::uint32_t>(cp), ", not a Unicode scalar value");
+  utf8_append(out, cp);
 }
 
 std::string describe_code_point(char32_t cp) {
@@ -105,7 +57,7 @@ std::string describe_code_point(char32_t cp) {
     case U'\'': shown = "\\'"; break;
     case U'\\': shown = "\\\\"; break;
     default:
-      if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || !is_scalar_value(cp)) {
+      if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || !is_unicode_scalar(cp)) {
         return std::string(hex);
       }
       append_utf8(shown, cp);
@@ -125,7 +77,7 @@ Tokenizer Tokenizer::char_level(std::string_view training_text) {
   std::size_t i = 0;
   while (i < training_text.size()) {
     char32_t cp = 0;
-    std::size_t len = decode_one_utf8(training_text, i, cp);
+    std::size_t len = utf8_decode_one(training_text, i, cp);
     if (len == 0) cp = 0xFFFD, len = 1;
     i += len;
     if (cp < 128) {
@@ -146,7 +98,7 @@ Tokenizer Tokenizer::char_level(std::string_view training_text) {
 Tokenizer Tokenizer::from_vocab(std::vector<char32_t> code_points) {
   if (code_points.empty()) throw_error("char tokenizer: got an empty vocabulary, expected at least one character");
   for (std::size_t k = 0; k < code_points.size(); ++k) {
-    if (!is_scalar_value(code_points[k]))
+    if (!is_unicode_scalar(code_points[k]))
       throw_error("char tokenizer: vocabulary entry ", k, " is ", static_cast<std::uint32_t>(code_points[k]),
                   ", not a Unicode scalar value (0..0x10FFFF without surrogates)");
     if (k > 0 && code_points[k] <= code_points[k - 1])
@@ -187,7 +139,7 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text) const {
   std::size_t offset = 0, index = 0;
   while (offset < text.size()) {
     char32_t cp = 0;
-    std::size_t len = decode_one_utf8(text, offset, cp);
+    std::size_t len = utf8_decode_one(text, offset, cp);
     const bool valid = len > 0;
     if (!valid) cp = 0xFFFD, len = 1;
     std::int32_t id = id_of(cp);
@@ -274,7 +226,7 @@ Tokenizer Tokenizer::from_json(const std::string& text) {
   cps.reserve(v.size());
   for (std::size_t k = 0; k < v.size(); ++k) {
     if (!v[k].is_number_integer() || (v[k].is_number_unsigned() ? v[k].get<std::uint64_t>() > 0x10FFFF
-                                                                 : !is_scalar_value(v[k].get<std::int64_t>())))
+                                                                 : !is_unicode_scalar(v[k].get<std::int64_t>())))
       // never dump() a container: a hostile, deeply nested entry would recurse once per level
       throw_error("tokenizer JSON: vocab entry ", k, " is ",
                   v[k].is_primitive() ? v[k].dump().substr(0, 40) : std::string("a JSON ") + v[k].type_name(),
