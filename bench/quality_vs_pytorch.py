@@ -6,7 +6,8 @@ read against the same model trained by PyTorch on the same data.
 Recipe (nanoGPT train.py with config/train_shakespeare_char.py and the README's CPU overrides): AdamW
 lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on tensors of 2+ dims, linear warmup over 100 steps, cosine
 decay to lr/10 at max_iters, gradient clipping at 1.0, batch 12, block 64, no dropout. The peer model always
-has biases (ref_gpt.py's choice), so compare it with `gradlab train --bias`.
+has biases (ref_gpt.py's choice), so compare it with `gradlab train --bias`; `--no_bias --gelu exact` turns it
+into nanoGPT's own architecture (bias=False, exact-erf GELU), the one its README's CPU run used.
 
 Data: the character vocabulary is the sorted set of characters; the last 10% of the tokens are the
 validation split; training windows are drawn at random (torch's seeded generator, not gradlab's Rng, so
@@ -51,6 +52,10 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--attn", choices=["causal", "stablemask"], default="causal")
     ap.add_argument("--gamma", type=float, default=0.5)
+    ap.add_argument("--no_bias", action="store_true",
+                    help="biases of Linear and LayerNorm held at zero and not trained (nanoGPT's bias=False)")
+    ap.add_argument("--gelu", choices=["tanh", "exact"], default="tanh",
+                    help="GELU form: tanh approximation (the issue's and ref_gpt.py's) or exact erf (nanoGPT's nn.GELU())")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -66,6 +71,14 @@ def main():
     cfg = ref_gpt.GPTConfig(block_size=T, vocab_size=len(chars), n_layer=4, n_head=4, n_embd=128,
                             attn_mode=args.attn, gamma=args.gamma)
     model = ref_gpt.GPT(cfg)
+    if args.no_bias:
+        # A bias that starts at zero and never trains is the same model as no bias at all.
+        for name, p in model.named_parameters():
+            if name.endswith(".bias"):
+                p.requires_grad_(False)
+    if args.gelu == "exact":
+        for block in model.transformer.h:
+            block.mlp.gelu = torch.nn.GELU()
     opt = model.configure_optimizers(weight_decay=0.1, learning_rate=1e-3, betas=(0.9, 0.99))
 
     def batch(split):
@@ -101,7 +114,7 @@ def main():
                                                        reduction="sum").item()
             count += chunk[:, 1:].numel()
         est = sum(model(*batch(val))[1].item() for _ in range(20)) / 20
-    print(json.dumps({"seed": args.seed, "attn": args.attn, "iters": args.max_iters, "val_full": total / count,
+    print(json.dumps({"seed": args.seed, "attn": args.attn, "bias": not args.no_bias, "gelu": args.gelu, "iters": args.max_iters, "val_full": total / count,
                       "val_est20": est, "seconds": time.time() - t0}))
 
 
