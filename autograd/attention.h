@@ -34,4 +34,12 @@ Var attention_fused(const Var& q, const Var& k, const Var& v, const Tensor& tau,
 Var attention_fused_qkv(const Var& qkv, std::int64_t n_head, const Tensor& tau, const std::vector<float>& alibi_slopes,
                         double scale);
 
+// Rotary position embedding on c_attn's packed output, so RoPE models keep the no-copy path above:
+// qkv (B,T,3C) float32 or float64, laid out as attention_fused_qkv reads it; returns a fresh (B,T,3C) with each
+// head of q and of k rotated (rotate-half / GPT-NeoX convention, base 10000, token t at absolute position
+// first_position + t) and v copied unchanged. Per head, x = [x1, x2] of D/2 each:
+//   out = x * cos + rotate_half(x) * sin,  rotate_half([x1, x2]) = [-x2, x1],  angle_i = pos * 10000^(-2i/D)
+// Same values as the composite (nn/gpt.cpp's apply_rope) on the split and permuted q and k. D must be even.
+Var rope_qkv(const Var& qkv, std::int64_t n_head, std::int64_t first_position);
+
 }  // namespace gradlab
