@@ -1,7 +1,7 @@
 // The StableMask paper's absolute-position tasks (spec §5, paper App. B.2) in miniature: train a small GPT on
-// each task for every position encoding (none, learned, rope, alibi) under each mask (causal, StableMask),
-// measure the accuracy on the task's fixed evaluation set, and write the table, with the seeds and the
-// conditions, to a markdown file (docs/science.md) beside the paper's numbers.
+// each task for every position encoding (none, learned, sinusoidal, rope, alibi) under each mask (causal,
+// StableMask), measure the accuracy on the task's fixed evaluation set, and write the table, with the seeds and
+// the conditions, to a markdown file (docs/science.md) beside the paper's numbers.
 //
 //   build/bench/position_tasks [--out docs/science.md] [--steps 300] [--seeds 2] [--T 32] [--threads 1]
 //
@@ -119,7 +119,8 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "%s\n", conditions.c_str());
 
   const std::vector<std::string> tasks = {"position-index", "position-marker", "position-parity"};
-  const std::vector<PosKind> poses = {PosKind::None, PosKind::Learned, PosKind::Rope, PosKind::Alibi};
+  const std::vector<PosKind> poses = {PosKind::None, PosKind::Learned, PosKind::Sinusoidal, PosKind::Rope,
+                                      PosKind::Alibi};
   const std::vector<MaskKind> masks = {MaskKind::Causal, MaskKind::StableMask};
   // cells[task][pos][mask]
   std::vector<std::vector<std::vector<Cell>>> cells(

@@ -1,7 +1,8 @@
 // Lesson 10: absolute position. The StableMask paper's three synthetic tasks (shared/docs/stablemask.md §5)
-// for every position encoding (none, learned, rope, alibi) under each mask (causal, StableMask): why relative
-// encodings cannot recover absolute position under a right-stochastic causal softmax, why StableMask's
-// decreasing real mass R_i can, and what this engine measures at a small scale, beside the paper's numbers.
+// for every position encoding (none, learned, sinusoidal, rope, alibi) under each mask (causal, StableMask):
+// why relative encodings cannot recover absolute position under a right-stochastic causal softmax, why
+// StableMask's decreasing real mass R_i can, and what this engine measures at a small scale, beside the paper's
+// numbers.
 // Each training run is nn/task_experiment.h's train_and_score_task, the function bench/position_tasks.cpp runs too.
 #include <algorithm>
 #include <cmath>
@@ -48,7 +49,9 @@ int main(int argc, char** argv) {
     const Setup s = quick ? Setup{8, 1, 2, 16, 30, 8, 1e-2} : Setup{24, 2, 4, 48, 250, 16, 3e-3};
     const std::vector<std::string> tasks = {"position-index", "position-marker", "position-parity"};
     const std::vector<std::string> short_names = {"index", "marker", "parity"};
-    const std::vector<PosKind> poses = {PosKind::None, PosKind::Learned, PosKind::Rope, PosKind::Alibi};
+    const std::vector<PosKind> poses = {PosKind::None, PosKind::Learned, PosKind::Sinusoidal, PosKind::Rope,
+                                        PosKind::Alibi};
+    enum { kNone, kLearned, kSinusoidal, kRope, kAlibi };  // indices into poses
     const std::vector<MaskKind> masks = {MaskKind::Causal, MaskKind::StableMask};
 
     // ------------------------------------------------------------------------------------------------------
@@ -101,61 +104,62 @@ int main(int argc, char** argv) {
     L.say("between the logits of row i and row 0, over all rows and vocabulary entries.");
     {
       const std::int64_t V = make_task("position-index", s.T)->vocab_size();
-      double spread[4][2];
+      double spread[5][2];
       for (std::size_t p = 0; p < poses.size(); ++p)
         for (std::size_t m = 0; m < masks.size(); ++m) {
           spread[p][m] = row_spread_identical_inputs(task_model_config(s, V, poses[p], masks[m]), s.T, L.seed());
-          L.sayf("  pos %-7s mask %-10s spread %.2e", to_string(poses[p]), to_string(masks[m]), spread[p][m]);
+          L.sayf("  pos %-10s mask %-10s spread %.2e", to_string(poses[p]), to_string(masks[m]), spread[p][m]);
         }
-      L.check(spread[0][0] < 1e-5, "causal + no encoding: every row's logits are identical",
-              fmt("spread %.2e", spread[0][0]));
-      L.check(spread[2][0] < 1e-5 && spread[3][0] < 1e-5,
+      L.check(spread[kNone][0] < 1e-5, "causal + no encoding: every row's logits are identical",
+              fmt("spread %.2e", spread[kNone][0]));
+      L.check(spread[kRope][0] < 1e-5 && spread[kAlibi][0] < 1e-5,
               "causal + rope / alibi: still identical (they move scores, not values)",
-              fmt("rope %.2e, alibi %.2e", spread[2][0], spread[3][0]));
-      L.check(spread[0][1] > 1e-3, "StableMask + no encoding: the rows differ (R_i grows with i)",
-              fmt("spread %.2e", spread[0][1]));
-      L.check(spread[1][0] > 1e-3, "learned absolute embeddings: the rows differ even under the causal mask",
-              fmt("spread %.2e", spread[1][0]));
+              fmt("rope %.2e, alibi %.2e", spread[kRope][0], spread[kAlibi][0]));
+      L.check(spread[kNone][1] > 1e-3, "StableMask + no encoding: the rows differ (R_i grows with i)",
+              fmt("spread %.2e", spread[kNone][1]));
+      L.check(spread[kLearned][0] > 1e-3 && spread[kSinusoidal][0] > 1e-3,
+              "learned and sinusoidal absolute embeddings: the rows differ even under the causal mask",
+              fmt("learned %.2e, sinusoidal %.2e", spread[kLearned][0], spread[kSinusoidal][0]));
     }
 
     // ------------------------------------------------------------------------------------------------------
-    L.step("Train: 3 tasks x 4 encodings x 2 masks");
+    L.step("Train: 3 tasks x 5 encodings x 2 masks");
     L.sayf("GPT %lld layers, %lld heads, width %lld, T = %lld; %lld AdamW steps, batch %lld, lr %g; seed %llu.",
            (long long)s.n_layer, (long long)s.n_head, (long long)s.n_embd, (long long)s.T, (long long)s.steps,
            (long long)s.batch, s.lr, (unsigned long long)L.seed());
-    double acc[3][4][2];
+    double acc[3][5][2];
     const double t0 = lesson::now_seconds();
     for (std::size_t t = 0; t < tasks.size(); ++t)
       for (std::size_t p = 0; p < poses.size(); ++p)
         for (std::size_t m = 0; m < masks.size(); ++m) {
           const double t1 = lesson::now_seconds();
           acc[t][p][m] = train_and_score_task(s, tasks[t], poses[p], masks[m], L.seed()).accuracy;
-          L.sayf("  %-16s pos %-7s mask %-10s accuracy %5.1f%%  (%.1f s)", tasks[t].c_str(), to_string(poses[p]),
+          L.sayf("  %-16s pos %-10s mask %-10s accuracy %5.1f%%  (%.1f s)", tasks[t].c_str(), to_string(poses[p]),
                  to_string(masks[m]), 100 * acc[t][p][m], lesson::now_seconds() - t1);
         }
-    L.sayf("24 runs in %.1f s.", lesson::now_seconds() - t0);
+    L.sayf("%zu runs in %.1f s.", tasks.size() * poses.size() * masks.size(), lesson::now_seconds() - t0);
     const double chance = 1.0 / static_cast<double>(s.T);
-    L.check(acc[0][0][0] <= chance + 1e-9 && acc[0][2][0] <= chance + 1e-9 && acc[0][3][0] <= chance + 1e-9,
+    L.check(acc[0][kNone][0] <= chance + 1e-9 && acc[0][kRope][0] <= chance + 1e-9 &&
+                acc[0][kAlibi][0] <= chance + 1e-9,
             "index task, causal mask: none / rope / alibi cannot beat 1/T (all rows identical, shown above)",
-            fmt("none %.3f rope %.3f alibi %.3f, 1/T %.3f", acc[0][0][0], acc[0][2][0], acc[0][3][0], chance));
+            fmt("none %.3f rope %.3f alibi %.3f, 1/T %.3f", acc[0][kNone][0], acc[0][kRope][0], acc[0][kAlibi][0],
+                chance));
 
     // ------------------------------------------------------------------------------------------------------
     L.step("The table, beside the paper");
     // the paper's accuracies without StableMask (spec §5): index / marker / parity
-    const char* paper[4] = {"-", "97 / 94 / 98", "25 / 25 / 43", "22 / 27 / 47"};
+    const char* paper[5] = {"-", "97 / 94 / 98", "98 / 99 / 96", "25 / 25 / 43", "22 / 27 / 47"};
     std::string md = "| pos | mask | index | marker | parity | paper, causal (index / marker / parity) |\n";
     md += "|---|---|---|---|---|---|\n";
-    L.say("  pos      mask        index  marker  parity   paper (no StableMask)");
+    L.say("  pos        mask        index  marker  parity   paper (no StableMask)");
     for (std::size_t p = 0; p < poses.size(); ++p)
       for (std::size_t m = 0; m < masks.size(); ++m) {
         const char* pp = m == 0 ? paper[p] : "";
-        L.sayf("  %-8s %-10s %5.0f%%  %5.0f%%  %5.0f%%   %s", to_string(poses[p]), to_string(masks[m]),
+        L.sayf("  %-10s %-10s %5.0f%%  %5.0f%%  %5.0f%%   %s", to_string(poses[p]), to_string(masks[m]),
                100 * acc[0][p][m], 100 * acc[1][p][m], 100 * acc[2][p][m], pp);
         md += fmt("| %s | %s | %.0f | %.0f | %.0f | %s |\n", to_string(poses[p]), to_string(masks[m]),
                   100 * acc[0][p][m], 100 * acc[1][p][m], 100 * acc[2][p][m], pp);
       }
-    L.say("  paper, sinusoidal APE (not in this engine): 98 / 99 / 96");
-    md += "| sinusoidal | causal | | | | 98 / 99 / 96 |\n";
     md += fmt("\nSeed %llu, T = %lld, %lld steps, %lld layers, width %lld%s.\n", (unsigned long long)L.seed(),
               (long long)s.T, (long long)s.steps, (long long)s.n_layer, (long long)s.n_embd,
               quick ? " (--quick: too small to learn, for CI only)" : "");
@@ -176,21 +180,21 @@ int main(int argc, char** argv) {
       chart.values.push_back(row);
     }
     chart.value_labels = false;
-    chart.width = 1100;
+    chart.width = 1300;
     L.wrote(lesson::save_bar_chart(chart, L.stem("accuracy")));
 
     // ------------------------------------------------------------------------------------------------------
     L.step("Did StableMask help? (measured, this seed, this scale)");
     for (std::size_t t = 0; t < tasks.size(); ++t) {
       std::string line = "  " + short_names[t] + ":";
-      for (std::size_t p : {std::size_t(0), std::size_t(2), std::size_t(3)}) {
+      for (std::size_t p : {std::size_t(kNone), std::size_t(kRope), std::size_t(kAlibi)}) {
         const double d = 100 * (acc[t][p][1] - acc[t][p][0]);
         const char* verdict = d > 5 ? "improved" : (d < -5 ? "WORSE" : "no clear change");
         line += fmt(" %s %.0f -> %.0f%% (%s);", to_string(poses[p]), 100 * acc[t][p][0], 100 * acc[t][p][1], verdict);
       }
       L.say(line);
     }
-    L.say("('improved' = more than 5 points higher, one seed. Learned embeddings already know the position.)");
+    L.say("('improved' = more than 5 points higher, one seed. Learned and sinusoidal tables already give the position.)");
     if (quick) L.say("--quick trains for a few steps only: these numbers say nothing; run without --quick.");
   });
 }

@@ -32,6 +32,7 @@ const char* to_string(MlpKind k) { return k == MlpKind::Gelu ? "gelu" : "swiglu"
 const char* to_string(PosKind k) {
   switch (k) {
     case PosKind::Learned: return "learned";
+    case PosKind::Sinusoidal: return "sinusoidal";
     case PosKind::Rope: return "rope";
     case PosKind::Alibi: return "alibi";
     default: return "none";
@@ -48,7 +49,11 @@ MlpKind parse_mlp(const std::string& s) {
 }
 PosKind parse_pos(const std::string& s) {
   return parse_enum<PosKind>("pos", s,
-                             {{"learned", PosKind::Learned}, {"rope", PosKind::Rope}, {"alibi", PosKind::Alibi}, {"none", PosKind::None}});
+                             {{"learned", PosKind::Learned},
+                              {"sinusoidal", PosKind::Sinusoidal},
+                              {"rope", PosKind::Rope},
+                              {"alibi", PosKind::Alibi},
+                              {"none", PosKind::None}});
 }
 MaskKind parse_mask(const std::string& s) {
   return parse_enum<MaskKind>("mask", s, {{"causal", MaskKind::Causal}, {"stablemask", MaskKind::StableMask}});
@@ -71,6 +76,8 @@ void GPTConfig::validate() const {
   need(n_embd >= 1 && n_embd <= (1 << 16), "n_embd", n_embd, "expected 1 to 65536");
   if (n_embd % n_head != 0)
     throw_error("config: n_head = ", n_head, " does not divide n_embd = ", n_embd, "; choose n_embd a multiple of n_head");
+  if (pos == PosKind::Sinusoidal && n_embd % 2 != 0)
+    throw_error("config: pos = sinusoidal needs an even n_embd (sine and cosine pairs), got ", n_embd);
   if (pos == PosKind::Rope && head_size() % 2 != 0)
     throw_error("config: pos = rope needs an even head size, got n_embd / n_head = ", head_size());
   need(dropout >= 0.0 && dropout < 1.0, "dropout", dropout, "expected 0 <= dropout < 1");
@@ -206,6 +213,26 @@ class Mlp : public Module {
  private:
   MlpKind kind_;
 };
+
+}  // namespace
+
+Tensor sinusoidal_positions(std::int64_t first, std::int64_t T, std::int64_t C, DType dtype) {
+  // out is (T,C)
+  if (first < 0 || T < 1 || C < 2 || C % 2 != 0)
+    throw_error("sinusoidal_positions: got first = ", first, ", T = ", T, ", C = ", C,
+                "; expected first >= 0, T >= 1 and an even C >= 2");
+  const double amplitude = 0.02 * std::sqrt(2.0);
+  std::vector<double> table(static_cast<std::size_t>(T * C));
+  for (std::int64_t t = 0; t < T; ++t)
+    for (std::int64_t i = 0; i < C / 2; ++i) {
+      const double angle = static_cast<double>(first + t) * std::pow(10000.0, -2.0 * static_cast<double>(i) / static_cast<double>(C));
+      table[t * C + 2 * i] = amplitude * std::sin(angle);
+      table[t * C + 2 * i + 1] = amplitude * std::cos(angle);
+    }
+  return Tensor::from_values({T, C}, table, dtype);
+}
+
+namespace {
 
 // Rotary embedding, rotate-half (GPT-NeoX) convention, base 10000, at absolute positions first..first+T-1.
 // x is (B,H,T,D):  out = x * cos + rotate_half(x) * sin, rotate_half([x1, x2]) = [-x2, x1]
@@ -386,6 +413,8 @@ Var GPT::forward(const std::vector<std::int32_t>& idx, std::int64_t B, std::int6
   // x = wte[idx] + wpe[pos]      (B,T,C)
   Var x = embedding(tr.wte, idx, B, T);
   if (config_.pos == PosKind::Learned) x = add(x, slice(tr.wpe, 0, opt.first_position, opt.first_position + T));
+  if (config_.pos == PosKind::Sinusoidal)
+    x = add(x, Var::leaf(sinusoidal_positions(opt.first_position, T, config_.n_embd, dtype_)));
   x = dropout(x, config_.dropout, impl_->dropout_rng, training());
   if (opt.recorder) opt.recorder->layers.clear();
   for (std::size_t l = 0; l < tr.h.size(); ++l) {

@@ -1,6 +1,6 @@
 #pragma once
 // A small GPT (nanoGPT names and initialisation) whose attention takes a mask strategy: the standard
-// causal mask or StableMask (shared/docs/stablemask.md), with learned, RoPE, ALiBi or no positions.
+// causal mask or StableMask (shared/docs/stablemask.md), with learned, sinusoidal, RoPE, ALiBi or no positions.
 //
 //   idx (B,T) -> wte + wpe -> n_layer x [ x += attn(norm(x)); x += mlp(norm(x)) ] -> ln_f -> logits (B,T,V)
 //   (lm_head is tied to wte: logits = x @ wte^T)
@@ -18,7 +18,10 @@ namespace gradlab {
 
 enum class NormKind { LayerNorm, RMSNorm };
 enum class MlpKind { Gelu, SwiGLU };
-enum class PosKind { Learned, Rope, Alibi, None };
+// Learned: a trained (block_size, C) table added to the token embeddings (GPT-2). Sinusoidal: the fixed table of
+// Vaswani et al. 2017 added the same way (no parameters, so it extends past block_size). Rope / Alibi act inside
+// attention. None: no position signal at all.
+enum class PosKind { Learned, Sinusoidal, Rope, Alibi, None };
 enum class MaskKind { Causal, StableMask };
 enum class GammaKind { Alibi, Constant };
 
@@ -60,6 +63,13 @@ PosKind parse_pos(const std::string& s);
 MaskKind parse_mask(const std::string& s);
 GammaKind parse_gamma(const std::string& s);
 StableMaskTail parse_tail(const std::string& s);
+
+// The fixed sinusoidal table for absolute positions first..first+T-1, shape (T, C), C even:
+//   PE[t, 2i] = a sin(p w_i),  PE[t, 2i+1] = a cos(p w_i),  p = first + t,  w_i = 10000^(-2i/C)
+// The amplitude a = 0.02 * sqrt(2) gives every column an RMS of 0.02, the std the learned table starts with, so
+// token and position signals start at the same scale. (Vaswani et al. use a = 1 and scale token embeddings by
+// sqrt(C) instead; with GPT-2's N(0, 0.02) embeddings, a = 1 would drown the tokens by a factor of 35.)
+Tensor sinusoidal_positions(std::int64_t first, std::int64_t T, std::int64_t C, DType dtype = DType::F32);
 
 // Receives each layer's attention probabilities (B, H, T, T) during a forward pass that asks for them.
 struct AttentionRecorder {

@@ -77,9 +77,9 @@ TEST_CASE("eval rule - consecutive non-overlapping windows of T+1 tokens from to
   CHECK(evaluate(model, make_eval_windows(other_tail, 4), eo).windows == 5);
 }
 
-TEST_CASE("eval past the training length works for rope/alibi/none and errors for learned positions") {
+TEST_CASE("eval past the training length works for rope/alibi/sinusoidal/none and errors for learned positions") {
   auto stream = random_tokens(5 * 17, 11, 3);
-  for (PosKind pos : {PosKind::Rope, PosKind::Alibi, PosKind::None}) {
+  for (PosKind pos : {PosKind::Rope, PosKind::Alibi, PosKind::Sinusoidal, PosKind::None}) {
     for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask}) {
       INFO("pos " << std::string(to_string(pos)) << ", mask " << std::string(to_string(mask)));
       GPT model(tiny_config(pos, mask), 4);

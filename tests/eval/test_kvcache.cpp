@@ -31,7 +31,7 @@ TEST_SUITE("eval") {
 
 TEST_CASE("KV-cached logits equal the full forward pass step by step") {
   for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask})
-    for (PosKind pos : {PosKind::Rope, PosKind::Alibi, PosKind::Learned, PosKind::None}) {
+    for (PosKind pos : {PosKind::Rope, PosKind::Alibi, PosKind::Learned, PosKind::Sinusoidal, PosKind::None}) {
       INFO("mask " << std::string(to_string(mask)) << ", pos " << std::string(to_string(pos)));
       GPTConfig c = tiny_config(pos, mask);
       GPT model(c, 3);
@@ -168,7 +168,7 @@ TEST_CASE("naive StableMask in the whole model: re-deriving Z from the current l
 
 TEST_CASE("sliding KV window equals full attention when W >= T and a re-read of the window otherwise") {
   for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask})
-    for (PosKind pos : {PosKind::Rope, PosKind::Alibi, PosKind::None}) {
+    for (PosKind pos : {PosKind::Rope, PosKind::Alibi, PosKind::Sinusoidal, PosKind::None}) {
       INFO("mask " << std::string(to_string(mask)) << ", pos " << std::string(to_string(pos)));
       // W >= T: the cache never evicts; token by token equals the full pass
       GPTConfig c = tiny_config(pos, mask);

@@ -130,7 +130,7 @@ TEST_SUITE("model") {
 
   TEST_CASE("gradcheck GPT: both masks x every position encoding / T = L and T < L") {
     for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask})
-      for (PosKind pos : {PosKind::Learned, PosKind::Rope, PosKind::Alibi, PosKind::None})
+      for (PosKind pos : {PosKind::Learned, PosKind::Sinusoidal, PosKind::Rope, PosKind::Alibi, PosKind::None})
         for (std::int64_t T : {6, 4}) {
           CAPTURE(to_string(mask));
           CAPTURE(to_string(pos));
@@ -150,7 +150,7 @@ TEST_SUITE("model") {
 
   TEST_CASE("fused attention path equals the materialized path inside the GPT (float32)") {
     for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask})
-      for (PosKind pos : {PosKind::Learned, PosKind::Rope, PosKind::Alibi}) {
+      for (PosKind pos : {PosKind::Learned, PosKind::Sinusoidal, PosKind::Rope, PosKind::Alibi}) {
         CAPTURE(to_string(mask));
         CAPTURE(to_string(pos));
         GPTConfig c = tiny(mask, pos);
@@ -170,6 +170,41 @@ TEST_SUITE("model") {
           CHECK(ops::max_abs_diff(pa[i].second.grad(), pb[i].second.grad()) < 1e-5);
         }
       }
+  }
+
+  TEST_CASE("sinusoidal positions: the formula, the column RMS of 0.02, offsets and no parameters") {
+    const std::int64_t T = 64, C = 16;
+    Tensor pe = sinusoidal_positions(0, T, C, DType::F64);
+    REQUIRE(pe.shape() == Shape{T, C});
+    const double a = 0.02 * std::sqrt(2.0);
+    // position 0: sin 0 = 0 and cos 0 = 1 in every pair; position 5, pair 1: w_1 = 10000^(-2/16)
+    for (std::int64_t i = 0; i < C / 2; ++i) {
+      CHECK(pe.at({0, 2 * i}) == 0.0);
+      CHECK(pe.at({0, 2 * i + 1}) == doctest::Approx(a));
+    }
+    CHECK(pe.at({5, 2}) == doctest::Approx(a * std::sin(5 * std::pow(10000.0, -2.0 / 16))).epsilon(1e-14));
+    CHECK(pe.at({5, 3}) == doctest::Approx(a * std::cos(5 * std::pow(10000.0, -2.0 / 16))).epsilon(1e-14));
+    // sin^2 + cos^2 = 1 in every pair, so a pair of columns has an RMS of exactly a / sqrt(2) = 0.02
+    double ss = 0;
+    for (std::int64_t t = 0; t < T; ++t) ss += pe.at({t, 0}) * pe.at({t, 0}) + pe.at({t, 1}) * pe.at({t, 1});
+    CHECK(std::sqrt(ss / (2.0 * T)) == doctest::Approx(0.02).epsilon(1e-12));
+    // an offset table is a slice of the long one (the KV cache and sliding windows rely on it)
+    Tensor shifted = sinusoidal_positions(40, 8, C, DType::F64);
+    for (std::int64_t t = 0; t < 8; ++t)
+      for (std::int64_t c = 0; c < C; ++c) CHECK(shifted.at({t, c}) == pe.at({40 + t, c}));
+    CHECK_THROWS_AS(sinusoidal_positions(0, 4, 7), Error);   // odd width
+    CHECK_THROWS_AS(sinusoidal_positions(-1, 4, 8), Error);  // negative first position
+    CHECK_THROWS_AS(sinusoidal_positions(0, 0, 8), Error);   // no rows
+    // the table is fixed: a sinusoidal GPT has no wpe parameter, and its config needs an even width
+    GPTConfig c = tiny(MaskKind::Causal, PosKind::Sinusoidal);
+    for (auto& [name, p] : GPT(c, 1).named_parameters()) CHECK(name.find("wpe") == std::string::npos);
+    CHECK(GPTConfig::from_json(c.to_json()).pos == PosKind::Sinusoidal);
+    c.n_embd = 6;
+    c.n_head = 2;
+    CHECK_NOTHROW(c.validate());
+    c.n_embd = 9;
+    c.n_head = 3;
+    CHECK_THROWS_AS(c.validate(), Error);
   }
 
   TEST_CASE("SM-I: a row's logits never depend on the tokens after it") {
