@@ -299,12 +299,14 @@ class Attention : public Module {
     const bool fused = opt.fused_attention && !opt.recorder && !opt.cache && x.dtype() == DType::F32;
     // qkv = c_attn(x): q, k, v in that order along the output dimension (B,T,3C)
     Var qkv_all = c_attn->forward(x);
-    if (fused && cfg_.pos != PosKind::Rope) {
+    if (fused) {
       // The fused kernel reads the heads straight out of qkv and writes y (B,T,C) with the heads side by side:
-      // no split, permute or copy either way. (RoPE rotates q and k first, so it takes the path below.)
+      // no split, permute or copy either way. RoPE rotates q and k within that packed layout first (rope_qkv:
+      // one op writing a fresh (B,T,3C), the same values as apply_rope on the split heads below).
       std::vector<float> slopes(slopes_.begin(), slopes_.end());
       Tensor tau = stable ? tau_table(T, opt.first_position) : Tensor();
-      return c_proj->forward(attention_fused_qkv(qkv_all, H, tau, slopes, scale));
+      const Var packed = cfg_.pos == PosKind::Rope ? rope_qkv(qkv_all, H, opt.first_position) : qkv_all;
+      return c_proj->forward(attention_fused_qkv(packed, H, tau, slopes, scale));
     }
     auto qkv = split(qkv_all, {C, C, C}, -1);
     auto heads = [&](const Var& t) { return permute(reshape(t, {B, T, H, D}), {0, 2, 1, 3}); };  // (B,H,T,D)

@@ -208,6 +208,24 @@ TEST_SUITE("attention") {
     CHECK(ops::max_abs_diff(one.d_qkv, two.d_qkv) == 0.0);
   }
 
+  TEST_CASE("rope_qkv + attention_fused_qkv equals the old RoPE path (split, permute, rope, attention_fused) bit for bit") {
+    // What the GPT's fused branch computed for RoPE before rope_qkv existed, against what it computes now.
+    const std::int64_t B = 2, T = 11, H = 2, D = 8, C = H * D, first = 6;
+    const double scale = 1.0 / std::sqrt(double(D));
+    Tensor qkv_data = random_tensor({B, T, 3 * C}, 51, DType::F32), g = random_tensor({B, T, C}, 52, DType::F32);
+    Var qkv_new = Var::leaf(qkv_data.clone(), true), qkv_old = Var::leaf(qkv_data.clone(), true);
+    Var y_new = attention_fused_qkv(rope_qkv(qkv_new, H, first), H, Tensor(), {}, scale);
+    auto parts = split(qkv_old, {C, C, C}, -1);
+    auto heads = [&](const Var& t) { return permute(reshape(t, {B, T, H, D}), {0, 2, 1, 3}); };
+    Var y_heads = attention_fused(rope_heads_reference(heads(parts[0]), first),
+                                  rope_heads_reference(heads(parts[1]), first), heads(parts[2]), Tensor(), {}, scale);
+    Var y_old = reshape(permute(y_heads, {0, 2, 1, 3}), {B, T, C});
+    y_new.backward(g);
+    y_old.backward(g);
+    CHECK(ops::max_abs_diff(y_new.data(), y_old.data()) == 0.0);
+    CHECK(ops::max_abs_diff(qkv_new.grad(), qkv_old.grad()) == 0.0);
+  }
+
   TEST_CASE("RoPE GPT: the fused attention path equals the materialized one (float32, both masks, shifted positions)") {
     // fused: rope_qkv + the flash kernel on qkv; materialized: split/permute, apply_rope, the T x T softmax.
     // Measured worst difference over logits and all gradients (|a - b| / max(1, |b|)): 8.9e-8 (float32
