@@ -334,17 +334,12 @@ class Attention : public Module {
       cv[layer] = v.data().contiguous();
       k0 = q0 - (k.size(2) - T);
     }
-    Var y;
-    if (fused) {
-      std::vector<float> slopes(slopes_.begin(), slopes_.end());
-      y = attention_fused(q, k, v, stable ? tau_table(T, q0) : Tensor(), slopes, scale);
-    } else {
-      Tensor probs;
-      Tensor tau = stable ? tau_table(T, q0, x.dtype()) : Tensor();
-      y = attention_materialized(q, k, v, bias_table(T, k.size(2), q0, k0, x.dtype()), tau, scale,
-                                 opt.recorder ? &probs : nullptr);
-      if (opt.recorder) opt.recorder->layers.push_back(probs);
-    }
+    // The materialized path: for the recorder (heatmaps), the KV cache and float64 (gradient checks, fixtures).
+    Tensor probs;
+    Tensor tau = stable ? tau_table(T, q0, x.dtype()) : Tensor();
+    Var y = attention_materialized(q, k, v, bias_table(T, k.size(2), q0, k0, x.dtype()), tau, scale,
+                                   opt.recorder ? &probs : nullptr);
+    if (opt.recorder) opt.recorder->layers.push_back(probs);
     // re-assemble the heads: (B,H,T,D) -> (B,T,C), then the output projection
     return c_proj->forward(reshape(permute(y, {0, 2, 1, 3}), {B, T, C}));
   }
