@@ -221,13 +221,12 @@ Tensor sinusoidal_positions(std::int64_t first, std::int64_t T, std::int64_t C, 
   if (first < 0 || T < 1 || C < 2 || C % 2 != 0)
     throw_error("sinusoidal_positions: got first = ", first, ", T = ", T, ", C = ", C,
                 "; expected first >= 0, T >= 1 and an even C >= 2");
-  const double amplitude = 0.02 * std::sqrt(2.0);
   std::vector<double> table(static_cast<std::size_t>(T * C));
   for (std::int64_t t = 0; t < T; ++t)
     for (std::int64_t i = 0; i < C / 2; ++i) {
       const double angle = static_cast<double>(first + t) * std::pow(10000.0, -2.0 * static_cast<double>(i) / static_cast<double>(C));
-      table[t * C + 2 * i] = amplitude * std::sin(angle);
-      table[t * C + 2 * i + 1] = amplitude * std::cos(angle);
+      table[t * C + 2 * i] = std::sin(angle);
+      table[t * C + 2 * i + 1] = std::cos(angle);
     }
   return Tensor::from_values({T, C}, table, dtype);
 }

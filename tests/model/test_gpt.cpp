@@ -172,22 +172,19 @@ TEST_SUITE("model") {
       }
   }
 
-  TEST_CASE("sinusoidal positions: the formula, the column RMS of 0.02, offsets and no parameters") {
+  TEST_CASE("sinusoidal positions: the formula, offsets and no parameters") {
     const std::int64_t T = 64, C = 16;
     Tensor pe = sinusoidal_positions(0, T, C, DType::F64);
     REQUIRE(pe.shape() == Shape{T, C});
-    const double a = 0.02 * std::sqrt(2.0);
     // position 0: sin 0 = 0 and cos 0 = 1 in every pair; position 5, pair 1: w_1 = 10000^(-2/16)
     for (std::int64_t i = 0; i < C / 2; ++i) {
       CHECK(pe.at({0, 2 * i}) == 0.0);
-      CHECK(pe.at({0, 2 * i + 1}) == doctest::Approx(a));
+      CHECK(pe.at({0, 2 * i + 1}) == 1.0);
     }
-    CHECK(pe.at({5, 2}) == doctest::Approx(a * std::sin(5 * std::pow(10000.0, -2.0 / 16))).epsilon(1e-14));
-    CHECK(pe.at({5, 3}) == doctest::Approx(a * std::cos(5 * std::pow(10000.0, -2.0 / 16))).epsilon(1e-14));
-    // sin^2 + cos^2 = 1 in every pair, so a pair of columns has an RMS of exactly a / sqrt(2) = 0.02
-    double ss = 0;
-    for (std::int64_t t = 0; t < T; ++t) ss += pe.at({t, 0}) * pe.at({t, 0}) + pe.at({t, 1}) * pe.at({t, 1});
-    CHECK(std::sqrt(ss / (2.0 * T)) == doctest::Approx(0.02).epsilon(1e-12));
+    CHECK(pe.at({5, 2}) == doctest::Approx(std::sin(5 * std::pow(10000.0, -2.0 / 16))).epsilon(1e-14));
+    CHECK(pe.at({5, 3}) == doctest::Approx(std::cos(5 * std::pow(10000.0, -2.0 / 16))).epsilon(1e-14));
+    // the slowest pair turns by 10000^(-14/16) = 3.2e-4 radians per position
+    CHECK(pe.at({63, 14}) == doctest::Approx(std::sin(63 * std::pow(10000.0, -14.0 / 16))).epsilon(1e-14));
     // an offset table is a slice of the long one (the KV cache and sliding windows rely on it)
     Tensor shifted = sinusoidal_positions(40, 8, C, DType::F64);
     for (std::int64_t t = 0; t < 8; ++t)
