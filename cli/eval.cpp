@@ -25,7 +25,7 @@ const char* const kEvalRuleText =
     "first T tokens are the inputs and the last T the targets, at positions 0..T-1. loss is the mean "
     "cross-entropy (natural log) over all targets of all windows; per_position[t] is the mean loss at position t "
     "of a window. Position tasks use their fixed evaluation sequences, and only positions with a target count "
-    "(loss and accuracy). T may exceed the training length L for rope, alibi and none (not for learned "
+    "(loss and accuracy). T may exceed the training length L for rope, alibi, sinusoidal and none (not for learned "
     "positions). --window W: each query attends to the W most recent tokens only (a KV cache that evicts the "
     "oldest, no kept sink tokens); positions stay absolute and StableMask's sink uses each row's absolute "
     "position.\n"

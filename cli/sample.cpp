@@ -28,8 +28,8 @@ int run_sample(const std::vector<std::string>& args, std::ostream& out, std::ost
     a.add_int("seed", 1337, 0, std::numeric_limits<std::int64_t>::max(), "seed of the sampler");
     a.add_int("threads", 0, 0, 1024, "threads (0: all the machine offers)");
     a.epilog(
-        "Output: the prompt followed by the generated text on stdout. Positions are absolute; for rope, alibi and "
-        "none the KV cache keeps the block_size most recent tokens, learned positions re-read the last block_size "
+        "Output: the prompt followed by the generated text on stdout. Positions are absolute; for rope, alibi, "
+        "sinusoidal and none the KV cache keeps the block_size most recent tokens, learned positions re-read the last block_size "
         "tokens once the text is longer. The same model, prompt, flags and seed give the same text.");
     a.parse(args);
     if (a.help_requested()) {

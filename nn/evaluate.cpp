@@ -43,7 +43,7 @@ void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t win
   if (config.pos == PosKind::Learned && T > config.block_size)
     throw_error("evaluation: context T = ", T, " exceeds the training length L = ", config.block_size,
                 " of a model with learned positions; learned position embeddings exist only for positions 0..",
-                config.block_size - 1, " and cannot extrapolate (rope, alibi and none can)");
+                config.block_size - 1, " and cannot extrapolate (rope, alibi, sinusoidal and none can)");
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -405,7 +405,7 @@ Var GPT::forward(const std::vector<std::int32_t>& idx, std::int64_t B, std::int6
   Transformer& tr = *impl_->transformer;
   if (config_.pos == PosKind::Learned && opt.first_position + T > config_.block_size)
     throw_error("GPT::forward: positions up to ", opt.first_position + T - 1, " need learned position embeddings past block_size ",
-                config_.block_size, "; learned positions cannot extrapolate (use pos rope, alibi or none)");
+                config_.block_size, "; learned positions cannot extrapolate (use pos rope, alibi, sinusoidal or none)");
   // x = wte[idx] + wpe[pos]      (B,T,C)
   Var x = embedding(tr.wte, idx, B, T);
   if (config_.pos == PosKind::Learned) x = add(x, slice(tr.wpe, 0, opt.first_position, opt.first_position + T));
