@@ -1,7 +1,7 @@
 #pragma once
 // The differentiable operations, grouped by family. Each op's backward is written right after its forward,
 // in autograd/ops/<family>.cpp:
-//   elementwise.cpp  add sub mul div neg, scalar forms, exp log pow sqrt tanh sigmoid relu gelu
+//   elementwise.cpp  add sub mul div neg, scalar forms, exp log pow sqrt tanh sigmoid relu gelu gelu_exact
 //   reduce.cpp       sum mean max
 //   shape.cpp        reshape transpose permute slice concat split
 //   matmul.cpp       batched matmul, linear (fused x W^T + b)
@@ -30,7 +30,8 @@ Var sqrt(const Var& a);
 Var tanh(const Var& a);
 Var sigmoid(const Var& a);
 Var relu(const Var& a);
-Var gelu(const Var& a);  // tanh approximation, as in GPT-2
+Var gelu(const Var& a);        // tanh approximation, as in GPT-2
+Var gelu_exact(const Var& a);  // 0.5 x (1 + erf(x / sqrt 2)), PyTorch's nn.GELU() (nanoGPT)
 
 inline Var operator+(const Var& a, const Var& b) { return add(a, b); }
 inline Var operator-(const Var& a, const Var& b) { return sub(a, b); }

@@ -52,7 +52,8 @@ void declare_flags(ArgParser& a) {
   a.add_double("dropout", 0.0, 0.0, 0.95, "dropout probability");
   a.add_flag("bias", "biases in Linear and LayerNorm (off by default, as nanoGPT's train.py)");
   a.add_choice("norm", {"layernorm", "rmsnorm"}, "layernorm", "normalisation layer");
-  a.add_choice("mlp", {"gelu", "swiglu"}, "gelu", "feed-forward block");
+  a.add_choice("mlp", {"gelu", "gelu_exact", "swiglu"}, "gelu",
+               "feed-forward block: gelu = tanh approximation (GPT-2), gelu_exact = erf form (nn.GELU(), nanoGPT)");
   a.add_choice("pos", {"learned", "sinusoidal", "rope", "alibi", "none"}, "learned", "position encoding");
   a.add_choice("mask", {"causal", "stablemask"}, "causal", "attention mask");
   a.add_string("gamma", "alibi", "StableMask decay per head: 'alibi' (the ALiBi slopes) or one number > 0", "G");

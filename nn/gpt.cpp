@@ -28,7 +28,13 @@ E parse_enum(const char* what, const std::string& s, std::initializer_list<std::
 }  // namespace
 
 const char* to_string(NormKind k) { return k == NormKind::LayerNorm ? "layernorm" : "rmsnorm"; }
-const char* to_string(MlpKind k) { return k == MlpKind::Gelu ? "gelu" : "swiglu"; }
+const char* to_string(MlpKind k) {
+  switch (k) {
+    case MlpKind::Gelu: return "gelu";
+    case MlpKind::GeluExact: return "gelu_exact";
+    default: return "swiglu";
+  }
+}
 const char* to_string(PosKind k) {
   switch (k) {
     case PosKind::Learned: return "learned";
@@ -45,7 +51,8 @@ NormKind parse_norm(const std::string& s) {
   return parse_enum<NormKind>("norm", s, {{"layernorm", NormKind::LayerNorm}, {"rmsnorm", NormKind::RMSNorm}});
 }
 MlpKind parse_mlp(const std::string& s) {
-  return parse_enum<MlpKind>("mlp", s, {{"gelu", MlpKind::Gelu}, {"swiglu", MlpKind::SwiGLU}});
+  return parse_enum<MlpKind>("mlp", s,
+                             {{"gelu", MlpKind::Gelu}, {"gelu_exact", MlpKind::GeluExact}, {"swiglu", MlpKind::SwiGLU}});
 }
 PosKind parse_pos(const std::string& s) {
   return parse_enum<PosKind>("pos", s,
@@ -204,6 +211,7 @@ class Mlp : public Module {
   // x is (B,T,C) -> (B,T,C)
   Var forward(const Var& x) const {
     if (kind_ == MlpKind::Gelu) return c_proj->forward(gelu(c_fc->forward(x)));
+    if (kind_ == MlpKind::GeluExact) return c_proj->forward(gelu_exact(c_fc->forward(x)));
     // SwiGLU: c_proj( silu(c_gate(x)) * c_fc(x) ), silu(g) = g * sigmoid(g)
     Var g = c_gate->forward(x);
     return c_proj->forward(mul(mul(g, sigmoid(g)), c_fc->forward(x)));

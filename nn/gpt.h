@@ -17,7 +17,10 @@
 namespace gradlab {
 
 enum class NormKind { LayerNorm, RMSNorm };
-enum class MlpKind { Gelu, SwiGLU };
+// Gelu: GELU with the tanh approximation (GPT-2, the default; "gelu"). GeluExact: the erf form
+// 0.5 x (1 + erf(x / sqrt 2)) of PyTorch's nn.GELU(), which nanoGPT's model.py uses ("gelu_exact"), so a nanoGPT
+// checkpoint is reproduced exactly. SwiGLU: c_proj(silu(c_gate(x)) * c_fc(x)).
+enum class MlpKind { Gelu, GeluExact, SwiGLU };
 // Learned: a trained (block_size, C) table added to the token embeddings (GPT-2). Sinusoidal: the fixed table of
 // Vaswani et al. 2017 added the same way (no parameters, so it extends past block_size). Rope / Alibi act inside
 // attention. None: no position signal at all.

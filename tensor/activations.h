@@ -1,7 +1,8 @@
 #pragma once
 // Float32 activation kernels on contiguous arrays, the hot elementwise work of a GPT step.
 // AVX2+FMA versions (activations_avx2.cpp) run when use_avx2(); the portable loops are the reference and
-// the fallback. Both use the fast_exp/fast_tanh algorithm of tensor/fastmath.h.
+// the fallback. The tanh GELU uses the fast_exp/fast_tanh algorithm of tensor/fastmath.h in both; the exact
+// (erf) GELU's portable loop is std::erf in double, its AVX2 kernel a polynomial erf (see erf_avx2).
 #include <cstdint>
 
 namespace gradlab::kernels {
@@ -17,5 +18,23 @@ void gelu_forward_portable(const float* x, float* y, std::int64_t n);
 void gelu_backward_portable(const float* x, const float* g, float* dx, std::int64_t n);
 void gelu_forward_avx2(const float* x, float* y, std::int64_t n);
 void gelu_backward_avx2(const float* x, const float* g, float* dx, std::int64_t n);
+
+// ---- GELU (exact, erf form: PyTorch's nn.GELU(), nanoGPT's MLP) ---------------------------------------
+// Phi(x) = 0.5 (1 + erf(x / sqrt 2)) is the standard normal CDF, phi(x) = exp(-x^2/2) / sqrt(2 pi) its density.
+// y = x Phi(x)                                                   x, y are (n)
+void gelu_exact_forward(const float* x, float* y, std::int64_t n);
+// dx = g * (Phi(x) + x phi(x))                                   x, g, dx are (n)
+void gelu_exact_backward(const float* x, const float* g, float* dx, std::int64_t n);
+
+// The reference: each element computed in double with std::erf/std::exp, rounded once to float.
+void gelu_exact_forward_portable(const float* x, float* y, std::int64_t n);
+void gelu_exact_backward_portable(const float* x, const float* g, float* dx, std::int64_t n);
+// Eight lanes at a time; the ragged tail runs the same vector code on a padded copy, so every element gets
+// the same algorithm whatever its position. Call only when use_avx2().
+void gelu_exact_forward_avx2(const float* x, float* y, std::int64_t n);
+void gelu_exact_backward_avx2(const float* x, const float* g, float* dx, std::int64_t n);
+// The vectorized erf those kernels use, y = erf(x), exposed so tests can hold it against std::erf.
+// Max abs error against std::erf (double) is stated and checked in tests/kernels/test_gelu_exact.cpp.
+void erf_avx2(const float* x, float* y, std::int64_t n);
 
 }  // namespace gradlab::kernels

@@ -180,4 +180,37 @@ Var gelu(const Var& a) {
   });
 }
 
+
+// GELU, exact (erf) form, PyTorch's nn.GELU() as nanoGPT uses it: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+// float32 runs the kernels of tensor/activations.h (a polynomial erf under AVX2); float64 is std::erf below.
+Var gelu_exact(const Var& a) {
+  Tensor out;
+  if (a.dtype() == DType::F32) {
+    Tensor x = a.data().contiguous();
+    out = Tensor::empty(x.shape());
+    kernels::gelu_exact_forward(x.data<float>(), out.data<float>(), x.numel());
+  } else {
+    out = ops::map(a.data(), [](auto x) {
+      using T = decltype(x);
+      return T(0.5) * x * (T(1) + std::erf(x * static_cast<T>(0.70710678118654752440)));
+    });
+  }
+  return make_result(out, "gelu_exact", {a}, [](std::vector<Var>& in, const Tensor& g) {
+    // y = x Phi(x)  ->  dy/dx = Phi(x) + x phi(x),  Phi(x) = 0.5 (1 + erf(x / sqrt 2)),  phi(x) = e^{-x^2/2} / sqrt(2 pi)
+    if (g.dtype() == DType::F32) {
+      Tensor x = in[0].data().contiguous(), gc = g.contiguous();
+      Tensor dx = Tensor::empty(x.shape());
+      kernels::gelu_exact_backward(x.data<float>(), gc.data<float>(), dx.data<float>(), x.numel());
+      in[0].add_grad(dx);
+      return;
+    }
+    in[0].add_grad(ops::zip("gelu_exact backward", g, in[0].data(), [](auto gv, auto x) {
+      using T = decltype(x);
+      const T cdf = T(0.5) * (T(1) + std::erf(x * static_cast<T>(0.70710678118654752440)));
+      const T pdf = static_cast<T>(0.39894228040143267794) * std::exp(T(-0.5) * x * x);
+      return gv * (cdf + x * pdf);
+    }));
+  });
+}
+
 }  // namespace gradlab
