@@ -148,6 +148,15 @@ TEST_SUITE("model") {
     check_model_gradients(c, 5);
   }
 
+  TEST_CASE("gradcheck GPT: mlp = gelu_exact (erf GELU) / both masks") {
+    for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask}) {
+      CAPTURE(to_string(mask));
+      GPTConfig c = tiny(mask, PosKind::Learned);
+      c.mlp = MlpKind::GeluExact;
+      check_model_gradients(c, 6);
+    }
+  }
+
   TEST_CASE("fused attention path equals the materialized path inside the GPT (float32)") {
     for (MaskKind mask : {MaskKind::Causal, MaskKind::StableMask})
       for (PosKind pos : {PosKind::Learned, PosKind::Sinusoidal, PosKind::Rope, PosKind::Alibi}) {
