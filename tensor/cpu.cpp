@@ -69,7 +69,8 @@ std::string build_info() {
   else
     s += "on";
   s += ", OpenMP ";
-  s += built_with_openmp() ? "on, " + std::to_string(max_threads()) + " threads" : "off (1 thread)";
+  const int n = max_threads();
+  s += built_with_openmp() ? "on, " + std::to_string(n) + (n == 1 ? " thread" : " threads") : "off (1 thread)";
   return s;
 }
 
