@@ -10,6 +10,8 @@
 #include <limits>
 #include <sstream>
 
+#include "tensor/cpu.h"
+
 namespace gradlab::cli {
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
@@ -405,6 +407,26 @@ std::string ArgParser::help() const {
   out << "\nNames accept - or _ (--n-layer = --n_layer); values as --name VALUE or --name=VALUE.\n";
   if (!epilog_.empty()) out << "\n" << epilog_ << "\n";
   return out.str();
+}
+
+int apply_threads_flag(const std::vector<std::string>& args) {
+  int applied = 0;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string value;
+    if (args[i] == "--threads" && i + 1 < args.size())
+      value = args[i + 1];
+    else if (args[i].rfind("--threads=", 0) == 0)
+      value = args[i].substr(10);
+    else
+      continue;
+    char* end = nullptr;
+    const long n = std::strtol(value.c_str(), &end, 10);
+    if (!value.empty() && *end == '\0' && n >= 1 && n <= 1024) {
+      set_num_threads(static_cast<int>(n));
+      applied = static_cast<int>(n);
+    }
+  }
+  return applied;
 }
 
 }  // namespace gradlab::cli

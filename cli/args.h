@@ -106,4 +106,9 @@ class ArgParser {
 // "--n-layer" -> "n_layer"; the normalisation used for names.
 std::string normalise_flag_name(const std::string& name);
 
+// Applies a valid --threads N / --threads=N (1 <= N <= 1024) from a command's arguments before its parser runs, so
+// that the start-up line reports the thread count the command will use. Anything else is left for the parser to
+// judge (and to reject with its own message). Returns the count applied, or 0 when none was.
+int apply_threads_flag(const std::vector<std::string>& args);
+
 }  // namespace gradlab::cli

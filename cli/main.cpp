@@ -1,12 +1,12 @@
 // gradlab: the command-line program. main() only dispatches to the subcommands (cli/commands.h), which return
 // exit codes and never call exit() themselves.
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
@@ -26,23 +26,6 @@ const char* kUsage =
     "  gradlab --version          version and build features\n";
 
 using Command = int (*)(const std::vector<std::string>&);
-
-// The thread count a command will run with, read before its own parser runs so that the start-up line reports
-// it: a valid --threads N / --threads=N (N >= 1) is applied here; anything else is left for the parser to judge.
-void apply_threads_flag(const std::vector<std::string>& args) {
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string value;
-    if (args[i] == "--threads" && i + 1 < args.size())
-      value = args[i + 1];
-    else if (args[i].rfind("--threads=", 0) == 0)
-      value = args[i].substr(10);
-    else
-      continue;
-    char* end = nullptr;
-    const long n = std::strtol(value.c_str(), &end, 10);
-    if (!value.empty() && *end == '\0' && n >= 1 && n <= 1024) gradlab::set_num_threads(static_cast<int>(n));
-  }
-}
 
 struct Entry {
   const char* name;
@@ -80,7 +63,7 @@ int main(int argc, char** argv) {
       return false;
     }();
     if (!help) {
-      apply_threads_flag(args);
+      gradlab::cli::apply_threads_flag(args);
       gradlab::print_build_info(stderr);  // the start-up line: which kernels, how many threads
     }
     try {

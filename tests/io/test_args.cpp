@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "cli/args.h"
+#include "tensor/cpu.h"
 #include "io_util.h"
 
 using namespace gradlab;
@@ -64,6 +65,18 @@ TEST_CASE("args: both value syntaxes with dashes or underscores plus defaults an
   r.add_double("x", 0, -10, 10, "x");
   r.parse({"--x", "-2.5"});
   CHECK(r.get_double("x") == -2.5);
+}
+
+TEST_CASE("args: a valid --threads is applied before parsing (the start-up line reports it), others left alone") {
+  const int before = max_threads();
+  CHECK(cli::apply_threads_flag({"--max_iters", "3", "--threads", "1"}) == 1);
+  CHECK(max_threads() == (built_with_openmp() ? 1 : max_threads()));
+  CHECK(cli::apply_threads_flag({"--threads=1"}) == 1);
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--threads", "x"}, {"--threads=0"}, {"--threads", "-2"}, {"--threads", "2k"},
+        {"--threads"}, {"--threads=5000"}, {"--max_iters", "--threads"}})
+    CHECK(cli::apply_threads_flag(bad) == 0);
+  set_num_threads(before);
 }
 
 TEST_CASE("args: usage errors are one line and name the problem") {
