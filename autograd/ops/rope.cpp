@@ -50,61 +50,38 @@ struct RopeGeometry {
   std::int64_t C() const { return H * D; }
 };
 
-// Forward, rows [r0, r1) of the (B*T, 3C) arrays. Each output element is written by exactly one row, so any
-// split of the rows over threads gives the same bits.
+// Rows [r0, r1) of the (B*T, 3C) arrays, forward (inverse = false) or backward (inverse = true). Each output
+// element is written by exactly one row, so any split of the rows over threads gives the same bits.
+//   forward:   out1 = x1 * cos - x2 * sin        out2 = x2 * cos + x1 * sin        out_v = x_v
+//   backward:  dx1  = g1 * cos + g2 * sin        dx2  = g2 * cos - g1 * sin        dx_v  = g_v
+// The backward of a rotation is the rotation by -angle, i.e. the same loop with sin negated (exact in floating
+// point, so both directions keep the bits of the lines above).
 template <typename S>
-void rope_forward_rows(const RopeGeometry& geo, const RopeTable<S>& table, const S* x, S* out, std::int64_t r0,
-                       std::int64_t r1) {
-  // x, out are (B*T, 3C): q at columns [0, C), k at [C, 2C), v at [2C, 3C)
+void rotate_rows(const RopeGeometry& geo, const RopeTable<S>& table, bool inverse, const S* in, S* out,
+                 std::int64_t r0, std::int64_t r1) {
+  // in, out are (B*T, 3C): q at columns [0, C), k at [C, 2C), v at [2C, 3C)
   const std::int64_t C = geo.C(), D = geo.D, half = D / 2, row_size = 3 * C;
+  const S sign = inverse ? S(-1) : S(1);
   for (std::int64_t r = r0; r < r1; ++r) {
     const std::int64_t t = r % geo.T;
     const S* cos_t = table.cos.data() + t * half;
     const S* sin_t = table.sin.data() + t * half;
-    const S* x_row = x + r * row_size;
+    const S* in_row = in + r * row_size;
     S* out_row = out + r * row_size;
     // q and k: 2H heads of D side by side in columns [0, 2C)
     for (std::int64_t head = 0; head < 2 * geo.H; ++head) {
-      const S* x1 = x_row + head * D;
+      const S* x1 = in_row + head * D;
       const S* x2 = x1 + half;
       S* out1 = out_row + head * D;
       S* out2 = out1 + half;
       for (std::int64_t i = 0; i < half; ++i) {
-        out1[i] = x1[i] * cos_t[i] - x2[i] * sin_t[i];
-        out2[i] = x2[i] * cos_t[i] + x1[i] * sin_t[i];
+        const S sin_i = sign * sin_t[i];
+        out1[i] = x1[i] * cos_t[i] - x2[i] * sin_i;
+        out2[i] = x2[i] * cos_t[i] + x1[i] * sin_i;
       }
     }
-    // v: copied unchanged
-    std::copy(x_row + 2 * C, x_row + 3 * C, out_row + 2 * C);
-  }
-}
-
-// Backward of rope_forward_rows, rows [r0, r1):
-//   out1 = x1 * cos - x2 * sin   ->  dx1 = g1 * cos + g2 * sin
-//   out2 = x2 * cos + x1 * sin   ->  dx2 = g2 * cos - g1 * sin     (= g*cos + rotate_half^T(g*sin))
-//   out_v = x_v                  ->  dx_v = g_v
-template <typename S>
-void rope_backward_rows(const RopeGeometry& geo, const RopeTable<S>& table, const S* g, S* dx, std::int64_t r0,
-                        std::int64_t r1) {
-  // g, dx are (B*T, 3C), laid out like x
-  const std::int64_t C = geo.C(), D = geo.D, half = D / 2, row_size = 3 * C;
-  for (std::int64_t r = r0; r < r1; ++r) {
-    const std::int64_t t = r % geo.T;
-    const S* cos_t = table.cos.data() + t * half;
-    const S* sin_t = table.sin.data() + t * half;
-    const S* g_row = g + r * row_size;
-    S* dx_row = dx + r * row_size;
-    for (std::int64_t head = 0; head < 2 * geo.H; ++head) {
-      const S* g1 = g_row + head * D;
-      const S* g2 = g1 + half;
-      S* dx1 = dx_row + head * D;
-      S* dx2 = dx1 + half;
-      for (std::int64_t i = 0; i < half; ++i) {
-        dx1[i] = g1[i] * cos_t[i] + g2[i] * sin_t[i];
-        dx2[i] = g2[i] * cos_t[i] - g1[i] * sin_t[i];
-      }
-    }
-    std::copy(g_row + 2 * C, g_row + 3 * C, dx_row + 2 * C);
+    // v: passed through unchanged
+    std::copy(in_row + 2 * C, in_row + 3 * C, out_row + 2 * C);
   }
 }
 
@@ -114,10 +91,7 @@ void rope_apply(const RopeGeometry& geo, const RopeTable<S>& table, const Tensor
   const S* pin = in.data<S>();
   S* pout = out.data<S>();
   parallel_ranges(geo.B * geo.T, 3 * geo.C(), [&](std::int64_t r0, std::int64_t r1) {
-    if constexpr (backward)
-      rope_backward_rows<S>(geo, table, pin, pout, r0, r1);
-    else
-      rope_forward_rows<S>(geo, table, pin, pout, r0, r1);
+    rotate_rows<S>(geo, table, backward, pin, pout, r0, r1);
   });
 }
 

@@ -5,6 +5,8 @@
 // relative position), inside the GPT (fused path against the materialized one), and on bad input.
 #include <doctest/doctest.h>
 
+#include "compare.h"
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -92,16 +94,6 @@ GPTConfig rope_config(MaskKind mask) {
   c.mask = mask;
   c.pos = PosKind::Rope;
   return c;
-}
-
-// Largest |a - b| / max(1, |b|) over the elements.
-double scaled_diff(const Tensor& a, const Tensor& b) {
-  auto va = a.to_vector(), vb = b.to_vector();
-  REQUIRE(va.size() == vb.size());
-  double worst = 0;
-  for (std::size_t i = 0; i < va.size(); ++i)
-    worst = std::max(worst, std::abs(va[i] - vb[i]) / std::max(1.0, std::abs(vb[i])));
-  return worst;
 }
 
 }  // namespace
@@ -247,7 +239,7 @@ TEST_SUITE("attention") {
         fused.first_position = materialized.first_position = first;
         materialized.fused_attention = false;
         Var logits_a = a.forward(idx, B, T, fused), logits_b = b.forward(idx, B, T, materialized);
-        const double d_logits = scaled_diff(logits_a.data(), logits_b.data());
+        const double d_logits = testing::worst_scaled_error(logits_a.data(), logits_b.data());
         CHECK(d_logits < 1e-6);
         worst = std::max(worst, d_logits);
         a.loss(logits_a, tgt).backward();
@@ -257,7 +249,7 @@ TEST_SUITE("attention") {
         for (std::size_t i = 0; i < pa.size(); ++i) {
           INFO(pa[i].first);
           REQUIRE(pa[i].second.grad().defined());
-          const double d = scaled_diff(pa[i].second.grad(), pb[i].second.grad());
+          const double d = testing::worst_scaled_error(pa[i].second.grad(), pb[i].second.grad());
           CHECK(d < 1e-6);
           worst = std::max(worst, d);
         }

@@ -3,6 +3,8 @@
 // materialized one, and the SM-I property (a row never depends on the tokens after it).
 #include <doctest/doctest.h>
 
+#include "compare.h"
+
 #include <cmath>
 
 #include "autograd/ops.h"
@@ -18,16 +20,6 @@ std::vector<std::int32_t> as_ids(const Tensor& t) {
   std::vector<std::int32_t> ids;
   for (double v : t.to_vector()) ids.push_back(static_cast<std::int32_t>(v));
   return ids;
-}
-
-// Relative-or-absolute closeness: |a - b| <= tol * max(1, |b|)  (elementwise), reporting the worst element.
-double worst_error(const Tensor& a, const Tensor& b) {
-  auto va = a.to_vector(), vb = b.to_vector();
-  REQUIRE(va.size() == vb.size());
-  double worst = 0;
-  for (std::size_t i = 0; i < va.size(); ++i)
-    worst = std::max(worst, std::abs(va[i] - vb[i]) / std::max(1.0, std::abs(vb[i])));
-  return worst;
 }
 
 void check_fixture(const std::string& file, MaskKind mask) {
@@ -51,13 +43,13 @@ void check_fixture(const std::string& file, MaskKind mask) {
   const std::int64_t B = inputs.size(0), T = inputs.size(1);
   Var logits = model.forward(as_ids(inputs), B, T);
   Var loss = model.loss(logits, as_ids(f.tensors.at("targets")));
-  CHECK(worst_error(logits.data(), f.tensors.at("logits")) < 1e-5);
+  CHECK(testing::worst_scaled_error(logits.data(), f.tensors.at("logits")) < 1e-5);
   CHECK(loss.item() == doctest::Approx(f.tensors.at("loss").item()).epsilon(1e-10));
   loss.backward();
   for (auto& [name, p] : model.named_parameters()) {
     INFO("gradient of " << name);
     REQUIRE(p.grad().defined());
-    CHECK(worst_error(p.grad(), f.tensors.at("grads/" + name)) < 1e-5);
+    CHECK(testing::worst_scaled_error(p.grad(), f.tensors.at("grads/" + name)) < 1e-5);
   }
 }
 
