@@ -43,7 +43,7 @@ def main():
     chars = sorted(set(text))
     index = {c: i for i, c in enumerate(chars)}
     data = torch.tensor([index[c] for c in text])
-    n_train = len(data) - len(data) // 10
+    n_train = len(data) * 9 // 10  # nanoGPT's int(n * 0.9), as gradlab's TextDataset
     train, val = data[:n_train], data[n_train:]
     B, T = 12, 64
     cfg = ref_gpt.GPTConfig(block_size=T, vocab_size=len(chars), n_layer=4, n_head=4, n_embd=128, attn_mode="causal",
