@@ -44,6 +44,23 @@ def lr_at(step, lr, min_lr, warmup, decay_iters):
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
 
 
+def val_full(model, val, T):
+    """gradlab eval's rule: mean cross-entropy over consecutive non-overlapping windows of T+1 tokens of `val`,
+    the last partial window dropped. Leaves the model in eval mode."""
+    model.eval()
+    with torch.no_grad():
+        n_win = len(val) // (T + 1)
+        windows = val[:n_win * (T + 1)].view(n_win, T + 1)
+        total, count = 0.0, 0
+        for s in range(0, n_win, 64):
+            chunk = windows[s:s + 64]
+            logits, _ = model(chunk[:, :T])
+            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), chunk[:, 1:].reshape(-1),
+                                                       reduction="sum").item()
+            count += chunk[:, 1:].numel()
+    return total / count
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
@@ -102,21 +119,11 @@ def main():
         if step % 250 == 0:
             print(f"step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", file=sys.stderr)
 
-    model.eval()
+    full = val_full(model, val, T)
     with torch.no_grad():
-        # gradlab eval's rule: consecutive non-overlapping windows of T+1 tokens, last partial one dropped
-        n_win = len(val) // (T + 1)
-        w = val[:n_win * (T + 1)].view(n_win, T + 1)
-        total, count = 0.0, 0
-        for s in range(0, n_win, 64):
-            chunk = w[s:s + 64]
-            logits, _ = model(chunk[:, :T])
-            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), chunk[:, 1:].reshape(-1),
-                                                       reduction="sum").item()
-            count += chunk[:, 1:].numel()
         est = sum(model(*batch(val))[1].item() for _ in range(20)) / 20
-    print(json.dumps({"seed": args.seed, "attn": args.attn, "bias": not args.no_bias, "gelu": args.gelu, "iters": args.max_iters, "val_full": total / count,
-                      "val_est20": est, "seconds": time.time() - t0}))
+    print(json.dumps({"seed": args.seed, "attn": args.attn, "bias": not args.no_bias, "gelu": args.gelu,
+                      "iters": args.max_iters, "val_full": full, "val_est20": est, "seconds": time.time() - t0}))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from quality_vs_pytorch import lr_at  # noqa: E402  (also puts ../shared/bench on the path)
+from quality_vs_pytorch import lr_at, val_full  # noqa: E402  (also puts ../shared/bench on the path)
 import torch  # noqa: E402
 import ref_gpt  # noqa: E402
 
@@ -71,17 +71,7 @@ def main():
         opt.step()
         losses.append(loss.item())
 
-    model.eval()
-    with torch.no_grad():  # gradlab eval's rule: consecutive windows of T+1 tokens, the last partial one dropped
-        n_win = len(val) // (T + 1)
-        windows = val[:n_win * (T + 1)].view(n_win, T + 1)
-        total, count = 0.0, 0
-        for s in range(0, n_win, 64):
-            chunk = windows[s:s + 64]
-            logits, _ = model(chunk[:, :T])
-            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)),
-                                                       chunk[:, 1:].reshape(-1), reduction="sum").item()
-            count += chunk[:, 1:].numel()
+    val_loss = val_full(model, val, T)
     tensors.update({"final/" + k: v.detach() for k, v in model.named_parameters() if kept(k)})
     tensors["inputs"] = inputs.double()
     tensors["targets"] = targets.double()
@@ -89,10 +79,10 @@ def main():
     config = dict(vocab_size=len(chars), block_size=T, n_layer=4, n_head=4, n_embd=128, bias=not args.no_bias,
                   norm="layernorm", mlp="gelu", pos="learned", dropout=0.0, mask="causal")
     meta = {"config": json.dumps(config), "decay_iters": str(args.decay_iters), "data": os.path.abspath(args.data),
-            "val_full": repr(total / count), "seed": str(args.seed)}
+            "val_full": repr(val_loss), "seed": str(args.seed)}
     ref_gpt.write_safetensors(args.out, tensors, meta)
     print(json.dumps({"seed": args.seed, "steps": args.steps, "bias": not args.no_bias, "loss_first": losses[0],
-                      "loss_last": losses[-1], "val_full": total / count}))
+                      "loss_last": losses[-1], "val_full": val_loss}))
 
 
 if __name__ == "__main__":
