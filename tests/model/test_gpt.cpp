@@ -173,7 +173,7 @@ TEST_SUITE("model") {
       }
   }
 
-  TEST_CASE("sinusoidal positions: the formula, offsets and no parameters") {
+  TEST_CASE("sinusoidal positions: the formula, offsets and no parameters; the width rules of sinusoidal and rope") {
     const std::int64_t T = 64, C = 16;
     Tensor pe = sinusoidal_positions(0, T, C, DType::F64);
     REQUIRE(pe.shape() == Shape{T, C});
@@ -203,6 +203,13 @@ TEST_SUITE("model") {
     c.n_embd = 9;
     c.n_head = 3;
     CHECK_THROWS_AS(c.validate(), Error);
+    // RoPE rotates pairs within a head: a head size of 3 is refused, 4 accepted
+    c.pos = PosKind::Rope;
+    c.n_embd = 6;
+    c.n_head = 2;
+    CHECK_THROWS_AS(c.validate(), Error);
+    c.n_embd = 8;
+    CHECK_NOTHROW(c.validate());
   }
 
   TEST_CASE("SM-I: a row's logits never depend on the tokens after it") {
