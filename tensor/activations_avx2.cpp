@@ -123,12 +123,10 @@ void gelu_backward_avx2(const float* x, const float* g, float* dx, std::int64_t 
 // Each kernel runs the vector body on 8 lanes; the last n % 8 elements are copied into a zero-padded block and
 // run through the same body, so no element takes a different code path.
 
-void erf_avx2(const float* x, float* y, std::int64_t n) {
-  // x, y are (n)
-  auto body = [](const float* xi, float* yi) {
-    __m256 gauss;
-    _mm256_storeu_ps(yi, erf8(_mm256_loadu_ps(xi), &gauss));
-  };
+namespace {
+// Runs body(in, out) on 8 floats at a time; the last n % 8 go through the same body on a zero-padded block.
+template <typename Body>
+void map_blocks8(const float* x, float* y, std::int64_t n, Body body) {
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8) body(x + i, y + i);
   if (i < n) {
@@ -137,6 +135,16 @@ void erf_avx2(const float* x, float* y, std::int64_t n) {
     body(xb, yb);
     for (std::int64_t j = i; j < n; ++j) y[j] = yb[j - i];
   }
+}
+}  // namespace
+
+void erf_avx2(const float* x, float* y, std::int64_t n) {
+  // x, y are (n)
+  auto body = [](const float* xi, float* yi) {
+    __m256 gauss;
+    _mm256_storeu_ps(yi, erf8(_mm256_loadu_ps(xi), &gauss));
+  };
+  map_blocks8(x, y, n, body);
 }
 
 void gelu_exact_forward_avx2(const float* x, float* y, std::int64_t n) {
@@ -148,14 +156,7 @@ void gelu_exact_forward_avx2(const float* x, float* y, std::int64_t n) {
     const __m256 cdf = _mm256_fmadd_ps(half, erf8(_mm256_mul_ps(v, inv_sqrt2), &gauss), half);
     _mm256_storeu_ps(yi, _mm256_mul_ps(v, cdf));
   };
-  std::int64_t i = 0;
-  for (; i + 8 <= n; i += 8) body(x + i, y + i);
-  if (i < n) {
-    float xb[8] = {}, yb[8];
-    for (std::int64_t j = i; j < n; ++j) xb[j - i] = x[j];
-    body(xb, yb);
-    for (std::int64_t j = i; j < n; ++j) y[j] = yb[j - i];
-  }
+  map_blocks8(x, y, n, body);
 }
 
 void gelu_exact_backward_avx2(const float* x, const float* g, float* dx, std::int64_t n) {

@@ -1,10 +1,14 @@
 #include "tensor/utf8.h"
 
+#include "tensor/error.h"
+
 namespace gradlab {
 
 bool is_unicode_scalar(std::int64_t cp) { return cp >= 0 && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF); }
 
 std::size_t utf8_decode_one(std::string_view text, std::size_t i, char32_t& cp) {
+  if (i >= text.size())
+    throw_error("utf8_decode_one: got position ", i, " in a text of ", text.size(), " bytes, expected a position inside it");
   const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
   const unsigned char lead = byte(i);
   if (lead < 0x80) {

@@ -12,7 +12,7 @@ namespace gradlab {
 // true for U+0000..U+10FFFF except the surrogates U+D800..U+DFFF.
 bool is_unicode_scalar(std::int64_t cp);
 
-// Decodes the sequence starting at text[i] (i < text.size()) into cp and returns its length in bytes, or 0 when
+// Decodes the sequence starting at text[i] (i < text.size(), else it throws) into cp and returns its length in bytes, or 0 when
 // the byte at i does not begin a complete, shortest-form sequence of a scalar value (a stray continuation byte,
 // 0xF8..0xFF, a truncated or overlong sequence, a surrogate, or a value beyond U+10FFFF).
 std::size_t utf8_decode_one(std::string_view text, std::size_t i, char32_t& cp);

@@ -180,7 +180,6 @@ Var gelu(const Var& a) {
   });
 }
 
-
 // GELU, exact (erf) form, PyTorch's nn.GELU() as nanoGPT uses it: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
 // float32 runs the kernels of tensor/activations.h (a polynomial erf under AVX2); float64 is std::erf below.
 Var gelu_exact(const Var& a) {

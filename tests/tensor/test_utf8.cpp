@@ -5,6 +5,7 @@
 #include <ios>
 #include <string>
 
+#include "tensor/error.h"
 #include "tensor/utf8.h"
 
 using namespace gradlab;
@@ -36,6 +37,7 @@ TEST_CASE("utf8: invalid sequences decode to length 0") {
   CHECK(utf8_decode_one("\xC3(", 0, cp) == 0);             // a lead byte followed by ASCII
   CHECK(utf8_decode_one("a\xC3\xA9", 1, cp) == 2);         // decoding starts at i
   CHECK(cp == 0xE9);
+  CHECK_THROWS_AS(utf8_decode_one("ab", 2, cp), Error);  // past the end
   CHECK(is_unicode_scalar(0x10FFFF));
   CHECK_FALSE(is_unicode_scalar(0xDFFF));
   CHECK_FALSE(is_unicode_scalar(-1));
