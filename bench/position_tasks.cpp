@@ -5,7 +5,7 @@
 //
 //   build/bench/position_tasks [--out docs/science.md] [--steps 300] [--seeds 2] [--T 32] [--threads 1]
 //
-// A plain program (no Google Benchmark): each run is nn/task_experiment.h's train_and_score_task (train, then score).
+// A plain program (no Google Benchmark): each run is train/task_experiment.h's train_and_score_task (train, then score).
 // Numbers are reported as measured, whichever way they come out.
 #include <chrono>
 #include <cmath>
@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "nn/task_experiment.h"
-#include "nn/tasks.h"
+#include "train/task_experiment.h"
+#include "data/tasks.h"
 #include "tensor/cpu.h"
 
 using namespace gradlab;
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   std::ostringstream md;
   md << kBegin << "\n";
   md << "## Absolute position: the paper's synthetic tasks (spec §5, paper App. B.2)\n\n";
-  md << "Accuracy (%) on each task's fixed evaluation set (`nn/tasks.h`, split val), mean over seeds "
+  md << "Accuracy (%) on each task's fixed evaluation set (`data/tasks.h`, split val), mean over seeds "
      << "[";
   for (std::int64_t k = 0; k < s.seeds; ++k) md << (k ? ", " : "") << 1000 + k;
   md << "] (the seed initialises the model and draws the training batches); the per-seed values follow in "
@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
   md << "Set-up: length T = " << s.T << " (= block_size L; " << s.T << " position classes for index and marker), "
      << "GPT with " << s.n_layer << " layers, " << s.n_head << " heads, width " << s.n_embd
      << ", LayerNorm, GELU MLP, no bias, no dropout; StableMask gamma = the ALiBi slopes per head, finite tail. "
-     << "Training: " << s.steps << " AdamW steps (nn/trainer.h defaults: betas 0.9/0.99, weight decay 0.1, "
+     << "Training: " << s.steps << " AdamW steps (train/trainer.h defaults: betas 0.9/0.99, weight decay 0.1, "
      << "gradient clip 1.0), batch " << s.batch << ", learning rate " << s.lr << " with " 
      << std::min<std::int64_t>(30, s.steps / 5) << " warm-up steps and cosine decay to " << s.lr / 10 << ".\n\n";
   md << "Produced by `build/bench/position_tasks --steps " << s.steps << " --seeds " << s.seeds << " --T " << s.T

@@ -15,11 +15,11 @@
 #include <sstream>
 #include <string>
 
-#include "nn/dataset.h"
-#include "nn/evaluate.h"
+#include "data/dataset.h"
+#include "train/evaluate.h"
 #include "nn/gpt.h"
-#include "nn/safetensors.h"
-#include "nn/trainer.h"
+#include "train/safetensors.h"
+#include "train/trainer.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 

@@ -12,7 +12,7 @@
 
 #include "cli/args.h"
 #include "cli/eval.h"
-#include "nn/tasks.h"
+#include "data/tasks.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 #include "viz/attention.h"

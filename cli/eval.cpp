@@ -1,4 +1,4 @@
-// gradlab eval: the evaluation rule of nn/evaluate.h on a text file or a position task, as one JSON line.
+// gradlab eval: the evaluation rule of train/evaluate.h on a text file or a position task, as one JSON line.
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -9,11 +9,11 @@
 
 #include "cli/args.h"
 #include "cli/eval.h"
-#include "nn/evaluate.h"
-#include "nn/grammar.h"
-#include "nn/safetensors.h"
-#include "nn/tasks.h"
-#include "nn/textfile.h"
+#include "train/evaluate.h"
+#include "data/grammar.h"
+#include "train/safetensors.h"
+#include "data/tasks.h"
+#include "data/textfile.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 
@@ -186,7 +186,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
       // a given --data is evaluated whole by default; the model's own data on its validation split
       const std::string split = a.given("split") || !own_text ? a.get_choice("split") : "val";
       if (split != "all") {
-        // the same split as training (nn/dataset.h): the first floor(0.9 n) tokens, then the rest
+        // the same split as training (data/dataset.h): the first floor(0.9 n) tokens, then the rest
         const std::size_t n_train = tokens.size() * 9 / 10;
         if (split == "train") tokens.resize(n_train);
         else tokens.erase(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(n_train));

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "nn/checkpoint.h"
+#include "train/checkpoint.h"
 
 namespace gradlab::cli {
 

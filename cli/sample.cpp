@@ -1,10 +1,10 @@
-// gradlab sample: KV-cached, seeded text generation from a checkpoint (nn/generate.h).
+// gradlab sample: KV-cached, seeded text generation from a checkpoint (train/generate.h).
 #include <iostream>
 #include <limits>
 
 #include "cli/args.h"
 #include "cli/eval.h"
-#include "nn/generate.h"
+#include "train/generate.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 

@@ -13,11 +13,11 @@
 #include <set>
 
 #include "cli/args.h"
-#include "nn/checkpoint.h"
-#include "nn/grammar.h"
-#include "nn/tasks.h"
-#include "nn/textfile.h"
-#include "nn/trainer.h"
+#include "train/checkpoint.h"
+#include "data/grammar.h"
+#include "data/tasks.h"
+#include "data/textfile.h"
+#include "train/trainer.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 

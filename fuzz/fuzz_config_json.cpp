@@ -12,10 +12,10 @@
 #include <string>
 
 #include "fuzz/fuzz_common.h"
-#include "nn/checkpoint.h"
+#include "train/checkpoint.h"
 #include "nn/gpt.h"
-#include "nn/tokenizer.h"
-#include "nn/trainer.h"
+#include "data/tokenizer.h"
+#include "train/trainer.h"
 #include "tensor/error.h"
 
 using namespace gradlab;

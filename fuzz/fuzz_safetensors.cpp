@@ -14,8 +14,8 @@
 #include <string>
 
 #include "fuzz/fuzz_common.h"
-#include "nn/checkpoint.h"
-#include "nn/safetensors.h"
+#include "train/checkpoint.h"
+#include "train/safetensors.h"
 #include "tensor/error.h"
 
 using namespace gradlab;

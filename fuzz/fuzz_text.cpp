@@ -1,6 +1,6 @@
 // Fuzz target: a training or evaluation text, any bytes.
 //
-// Checks the documented behaviour of nn/tokenizer.h on arbitrary bytes, invalid UTF-8 included:
+// Checks the documented behaviour of data/tokenizer.h on arbitrary bytes, invalid UTF-8 included:
 //   - decode_utf8 covers every byte exactly once, in order; each invalid byte is one U+FFFD of length 1, and
 //     count_invalid_utf8 counts them; re-encoding the code points gives the text back when it is valid UTF-8;
 //   - the char tokenizer built from the text encodes it, and decode(encode(text)) is the text with each
@@ -12,9 +12,9 @@
 #include <string_view>
 
 #include "fuzz/fuzz_common.h"
-#include "nn/dataset.h"
-#include "nn/textfile.h"
-#include "nn/tokenizer.h"
+#include "data/dataset.h"
+#include "data/textfile.h"
+#include "data/tokenizer.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
 

@@ -5,12 +5,12 @@
 #include <iostream>
 #include <string>
 
-#include "nn/checkpoint.h"
+#include "train/checkpoint.h"
 #include "nn/gpt.h"
-#include "nn/safetensors.h"
-#include "nn/tasks.h"
-#include "nn/tokenizer.h"
-#include "nn/trainer.h"
+#include "train/safetensors.h"
+#include "data/tasks.h"
+#include "data/tokenizer.h"
+#include "train/trainer.h"
 #include "tensor/rng.h"
 
 using namespace gradlab;

@@ -10,7 +10,7 @@
 #include "lessons/lesson.h"
 #include "lessons/plot.h"
 #include "nn/gpt.h"
-#include "nn/grammar.h"
+#include "data/grammar.h"
 #include "nn/stablemask.h"
 #include "tensor/attention_kernel.h"
 #include "tensor/rng.h"

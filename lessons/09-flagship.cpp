@@ -12,9 +12,9 @@
 
 #include "lessons/lesson.h"
 #include "lessons/plot.h"
-#include "nn/grammar.h"
-#include "nn/textfile.h"
-#include "nn/trainer.h"
+#include "data/grammar.h"
+#include "data/textfile.h"
+#include "train/trainer.h"
 #include "tensor/cpu.h"
 #include "viz/attention.h"
 #include "viz/heatmap.h"

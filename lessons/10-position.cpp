@@ -3,7 +3,7 @@
 // why relative encodings cannot recover absolute position under a right-stochastic causal softmax, why
 // StableMask's decreasing real mass R_i can, and what this engine measures at a small scale, beside the paper's
 // numbers.
-// Each training run is nn/task_experiment.h's train_and_score_task, the function bench/position_tasks.cpp runs too.
+// Each training run is train/task_experiment.h's train_and_score_task, the function bench/position_tasks.cpp runs too.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -14,8 +14,8 @@
 #include "lessons/plot.h"
 #include "nn/gpt.h"
 #include "nn/stablemask.h"
-#include "nn/task_experiment.h"
-#include "nn/tasks.h"
+#include "train/task_experiment.h"
+#include "data/tasks.h"
 
 using namespace gradlab;
 using gradlab::lesson::fmt;
@@ -23,7 +23,7 @@ using gradlab::lesson::Lesson;
 
 namespace {
 
-// The experiment's sizes and recipe: {T, n_layer, n_head, n_embd, steps, batch, lr} (nn/task_experiment.h, shared
+// The experiment's sizes and recipe: {T, n_layer, n_head, n_embd, steps, batch, lr} (train/task_experiment.h, shared
 // with bench/position_tasks, which writes the table in docs/science.md).
 using Setup = TaskExperiment;
 

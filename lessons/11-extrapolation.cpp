@@ -9,9 +9,9 @@
 
 #include "lessons/lesson.h"
 #include "lessons/plot.h"
-#include "nn/evaluate.h"
-#include "nn/grammar.h"
-#include "nn/trainer.h"
+#include "train/evaluate.h"
+#include "data/grammar.h"
+#include "train/trainer.h"
 
 using namespace gradlab;
 using gradlab::lesson::fmt;

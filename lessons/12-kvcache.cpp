@@ -8,9 +8,9 @@
 
 #include "lessons/lesson.h"
 #include "lessons/plot.h"
-#include "nn/generate.h"
+#include "train/generate.h"
 #include "nn/gpt.h"
-#include "nn/grammar.h"
+#include "data/grammar.h"
 #include "nn/stablemask.h"
 #include "tensor/ops.h"
 

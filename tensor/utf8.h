@@ -1,6 +1,6 @@
 #pragma once
 // UTF-8, one code point at a time. It sits in the base library, beside error.h, only because two layers that
-// may not depend on each other need it: the tokenizer (nn/tokenizer.h) and the figure labels (viz/text.h).
+// may not depend on each other need it: the tokenizer (data/tokenizer.h) and the figure labels (viz/text.h).
 // Each of them decides what to do with invalid input; these functions only report it.
 #include <cstddef>
 #include <cstdint>

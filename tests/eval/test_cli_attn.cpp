@@ -8,7 +8,7 @@
 
 #include "cli/eval.h"
 #include "eval_util.h"
-#include "nn/checkpoint.h"
+#include "train/checkpoint.h"
 #include "viz/attention.h"
 
 using namespace gradlab;

@@ -9,10 +9,10 @@
 #include "cli/eval.h"
 #include "cli/train.h"
 #include "eval_util.h"
-#include "nn/checkpoint.h"
-#include "nn/evaluate.h"
-#include "nn/safetensors.h"
-#include "nn/tasks.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/safetensors.h"
+#include "data/tasks.h"
 
 using namespace gradlab;
 using namespace evaltest;

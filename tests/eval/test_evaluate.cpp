@@ -6,8 +6,8 @@
 
 #include "autograd/ops.h"
 #include "eval_util.h"
-#include "nn/evaluate.h"
-#include "nn/tasks.h"
+#include "train/evaluate.h"
+#include "data/tasks.h"
 
 using namespace gradlab;
 using namespace evaltest;

@@ -8,8 +8,8 @@
 
 #include "autograd/attention.h"
 #include "eval_util.h"
-#include "nn/evaluate.h"
-#include "nn/generate.h"
+#include "train/evaluate.h"
+#include "train/generate.h"
 #include "nn/stablemask.h"
 
 using namespace gradlab;

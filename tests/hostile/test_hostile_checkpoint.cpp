@@ -15,9 +15,9 @@
 #include <map>
 
 #include "hostile_util.h"
-#include "nn/checkpoint.h"
+#include "train/checkpoint.h"
 #include "nn/gpt.h"
-#include "nn/safetensors.h"
+#include "train/safetensors.h"
 
 using namespace hostile;
 using nlohmann::ordered_json;

@@ -3,7 +3,7 @@
 // rules; tests/train covers a missing, an empty and a too-short --data file. Here: the remaining kinds of
 // path (FIFO, device, directory through the command), the exact length at which a text becomes long enough
 // for one window in both splits, unreadable files as root and as a user, and what the commands do with bytes
-// that are not UTF-8 (the behaviour documented in nn/tokenizer.h).
+// that are not UTF-8 (the behaviour documented in data/tokenizer.h).
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
@@ -15,8 +15,8 @@
 #include <filesystem>
 
 #include "hostile_util.h"
-#include "nn/checkpoint.h"
-#include "nn/tokenizer.h"
+#include "train/checkpoint.h"
+#include "data/tokenizer.h"
 
 using namespace hostile;
 

@@ -6,9 +6,9 @@
 #include <set>
 
 #include "io_util.h"
-#include "nn/dataset.h"
-#include "nn/grammar.h"
-#include "nn/tasks.h"
+#include "data/dataset.h"
+#include "data/grammar.h"
+#include "data/tasks.h"
 
 using namespace gradlab;
 using io_test::error_of;

@@ -9,7 +9,7 @@
 #include <limits>
 
 #include "io_util.h"
-#include "nn/safetensors.h"
+#include "train/safetensors.h"
 #include "tensor/rng.h"
 
 using namespace gradlab;

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include "io_util.h"
-#include "nn/textfile.h"
-#include "nn/tokenizer.h"
+#include "data/textfile.h"
+#include "data/tokenizer.h"
 
 using namespace gradlab;
 using io_test::error_of;

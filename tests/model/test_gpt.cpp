@@ -9,7 +9,7 @@
 
 #include "autograd/ops.h"
 #include "nn/gpt.h"
-#include "nn/safetensors.h"
+#include "train/safetensors.h"
 #include "tensor/ops.h"
 
 using namespace gradlab;

@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "cli/train.h"
-#include "nn/checkpoint.h"
+#include "train/checkpoint.h"
 #include "train_util.h"
 
 using namespace gradlab;

@@ -8,9 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "nn/checkpoint.h"
-#include "nn/safetensors.h"
-#include "nn/trainer.h"
+#include "train/checkpoint.h"
+#include "train/safetensors.h"
+#include "train/trainer.h"
 #include "train_util.h"
 
 using namespace gradlab;

@@ -9,12 +9,12 @@
 #include <map>
 #include <string>
 
-#include "nn/dataset.h"
+#include "data/dataset.h"
 #include "nn/gpt.h"
 #include "nn/optim.h"
-#include "nn/safetensors.h"
-#include "nn/tokenizer.h"
-#include "nn/trainer.h"
+#include "train/safetensors.h"
+#include "data/tokenizer.h"
+#include "train/trainer.h"
 
 using namespace gradlab;
 

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "nn/grammar.h"
+#include "data/grammar.h"
 
 namespace train_test {
 

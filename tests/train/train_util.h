@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
-#include "nn/dataset.h"
+#include "data/dataset.h"
 #include "nn/gpt.h"
-#include "nn/trainer.h"
+#include "train/trainer.h"
 
 namespace train_test {
 

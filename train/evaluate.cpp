@@ -1,4 +1,4 @@
-#include "nn/evaluate.h"
+#include "train/evaluate.h"
 
 #include <algorithm>
 #include <cmath>

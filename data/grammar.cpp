@@ -1,4 +1,4 @@
-#include "nn/grammar.h"
+#include "data/grammar.h"
 
 #include <cmath>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "nn/trainer.h"
+#include "train/trainer.h"
 
 #include <signal.h>
 

@@ -1,6 +1,6 @@
 #pragma once
 // Datasets yield (inputs, targets) batches of token ids. Next-token text and the position tasks
-// (nn/tasks.h) share this interface: a target of -1 marks a position that carries no target, and the loss and
+// (data/tasks.h) share this interface: a target of -1 marks a position that carries no target, and the loss and
 // accuracy count only the others.
 //
 // Text (TextDataset): the train split is the first floor(0.9 n) tokens, the val split the rest (the last 10%,
@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "nn/tokenizer.h"
+#include "data/tokenizer.h"
 #include "tensor/rng.h"
 
 namespace gradlab {

@@ -9,7 +9,7 @@
 // give the same tokens.
 //
 // Context: positions are absolute. For rope, alibi, sinusoidal and none the cache keeps the block_size (L) most
-// recent keys, evicting the oldest (the sliding window of nn/evaluate.h, so a long generation attends like
+// recent keys, evicting the oldest (the sliding window of train/evaluate.h, so a long generation attends like
 // training).
 // Learned positions exist only for 0..L-1: once the sequence is L tokens long, each step re-reads the last L
 // tokens from position 0 without a cache (nanoGPT's crop).

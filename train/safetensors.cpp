@@ -1,4 +1,4 @@
-#include "nn/safetensors.h"
+#include "train/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

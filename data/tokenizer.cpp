@@ -1,4 +1,4 @@
-#include "nn/tokenizer.h"
+#include "data/tokenizer.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,10 +1,10 @@
-#include "nn/generate.h"
+#include "train/generate.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "nn/evaluate.h"
+#include "train/evaluate.h"
 #include "tensor/error.h"
 
 namespace gradlab {

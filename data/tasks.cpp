@@ -1,4 +1,4 @@
-#include "nn/tasks.h"
+#include "data/tasks.h"
 
 #include <sstream>
 

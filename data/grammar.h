@@ -26,7 +26,7 @@
 #include <memory>
 #include <string>
 
-#include "nn/dataset.h"
+#include "data/dataset.h"
 
 namespace gradlab {
 

@@ -1,11 +1,11 @@
-#include "nn/task_experiment.h"
+#include "train/task_experiment.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "nn/evaluate.h"
-#include "nn/tasks.h"
-#include "nn/trainer.h"
+#include "train/evaluate.h"
+#include "data/tasks.h"
+#include "train/trainer.h"
 
 namespace gradlab {
 

@@ -1,4 +1,4 @@
-#include "nn/textfile.h"
+#include "data/textfile.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -17,7 +17,7 @@
 // integer (the PCG32 state) does not fit a float exactly. The RNG state is written as decimal integers and the
 // Box-Muller spare as the exact bit pattern of its double in hex, so it round-trips bit for bit.
 //
-// Both files are written atomically (nn/safetensors.h: temporary file, fsync, rename), train_state first, then
+// Both files are written atomically (train/safetensors.h: temporary file, fsync, rename), train_state first, then
 // the model. Both carry the step; a directory whose two files disagree (a crash between the two renames) is
 // refused on resume with a message that says so, rather than resuming from a mix.
 #include <cstdint>
@@ -28,7 +28,7 @@
 
 #include "nn/gpt.h"
 #include "nn/optim.h"
-#include "nn/tokenizer.h"
+#include "data/tokenizer.h"
 #include "tensor/rng.h"
 
 namespace gradlab {
@@ -68,7 +68,7 @@ struct TrainState {
   bool has_dropout_rng = false; // files written before it was saved lack it
   Rng::State dropout_rng{};     // the model's dropout Rng
   std::map<std::string, Tensor> optimizer;  // "m.<param>", "v.<param>"
-  std::string train_config;     // JSON (nn/trainer.h TrainConfig::to_json)
+  std::string train_config;     // JSON (train/trainer.h TrainConfig::to_json)
   std::string data;             // JSON describing the data source
 };
 

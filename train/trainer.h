@@ -25,11 +25,11 @@
 #include <string>
 #include <vector>
 
-#include "nn/checkpoint.h"
-#include "nn/dataset.h"
+#include "train/checkpoint.h"
+#include "data/dataset.h"
 #include "nn/gpt.h"
 #include "nn/optim.h"
-#include "nn/progress.h"
+#include "train/progress.h"
 
 namespace gradlab {
 

@@ -1,4 +1,4 @@
-#include "nn/checkpoint.h"
+#include "train/checkpoint.h"
 
 #include <sys/stat.h>
 
@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "nn/safetensors.h"
-#include "nn/tasks.h"
+#include "train/safetensors.h"
+#include "data/tasks.h"
 #include "tensor/error.h"
 
 namespace gradlab {

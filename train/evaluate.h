@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/dataset.h"
+#include "data/dataset.h"
 #include "nn/gpt.h"
 
 namespace gradlab {
