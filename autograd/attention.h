@@ -5,11 +5,11 @@
 //   Attn  = softmax over [a_i0 .. a_i(Tk-1), tau_i], then the last (sink) column dropped
 //   out_i = sum_j Attn_ij v_j
 //
-// tau_i = log Z(i) is StableMask's sink logit: one extra key per row whose value vector is 0. Causal
-// attention has no sink (tau undefined, or -inf in every row).
+// tau_i is the attention strategy's sink logit (nn/attention_strategy.h; StableMask's is log Z(i)): one extra
+// key per row whose value vector is 0. Causal attention has no sink (tau undefined, or -inf in every row).
 //
 // attention_materialized builds the (B, H, Tq, Tk) probability matrix from elementary autograd ops: the
-// reference, and the source of the heatmaps. attention_fused runs the tiled flash kernel
+// yardstick of the fused op in the tests, and the source of the heatmaps. attention_fused runs the tiled flash kernel
 // (tensor/attention_kernel.h) and never builds a T x T matrix; float32 only, Tq == Tk.
 #include <vector>
 
@@ -39,7 +39,8 @@ Var attention_fused_qkv(const Var& qkv, std::int64_t n_head, const Tensor& tau, 
 // head of q and of k rotated (rotate-half / GPT-NeoX convention, base 10000, token t at absolute position
 // first_position + t) and v copied unchanged. Per head, x = [x1, x2] of D/2 each:
 //   out = x * cos + rotate_half(x) * sin,  rotate_half([x1, x2]) = [-x2, x1],  angle_i = pos * 10000^(-2i/D)
-// Same values as the composite (nn/gpt.cpp's apply_rope) on the split and permuted q and k. D must be even.
+// The one RoPE of the engine (every attention path uses it); tests/attention/test_rope_qkv.cpp keeps the
+// composite of elementary ops on split heads as its oracle, equal bit for bit. D must be even.
 Var rope_qkv(const Var& qkv, std::int64_t n_head, std::int64_t first_position);
 
 }  // namespace gradlab

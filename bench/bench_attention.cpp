@@ -1,4 +1,4 @@
-// bench_attention: attention forward + backward, fused (flash) against materialized (reference), causal
+// bench_attention: attention forward + backward, fused (flash) against materialized, causal
 // against StableMask, with B = 1, H = 6, D = 64 (the setting). Plain program, no Google Benchmark.
 //
 //   bench_attention one T fused|materialized|sgemm [reps]
@@ -11,7 +11,7 @@
 //       markdown table.
 // Modes:
 //   fused         flash_forward + flash_backward (tensor/attention_kernel.h): O and LSE only, tiles recomputed.
-//   materialized  reference_forward + reference_backward: the (B,H,T,T) probabilities stored; row-by-row
+//   materialized  materialized_forward + materialized_backward: the (B,H,T,T) probabilities stored; row-by-row
 //                 dot products and axpys (same AVX2 inner loops as the fused kernel).
 //   sgemm         how a Tensor/autograd path materializes attention, written here with gemm::sgemm_batched:
 //                 S = QK^T, softmax rows with sink in place, O = PV; backward dP = dO V^T, dS = P(dP - D),
@@ -154,8 +154,8 @@ int run_one(std::int64_t T, const std::string& mode, int reps_wanted) {
       sgemm_backward(g, bias, q.data(), k.data(), v.data(), probs.data(), d_o.data(), d_probs.data(), dq.data(),
                      dk.data(), dv.data());
     } else {
-      reference_forward(g, bias, q.data(), k.data(), v.data(), probs.data(), o.data());
-      reference_backward(g, bias, q.data(), k.data(), v.data(), probs.data(), d_o.data(), dq.data(), dk.data(),
+      materialized_forward(g, bias, q.data(), k.data(), v.data(), probs.data(), o.data());
+      materialized_backward(g, bias, q.data(), k.data(), v.data(), probs.data(), d_o.data(), dq.data(), dk.data(),
                          dv.data());
     }
     const double wall = std::chrono::duration<double, std::milli>(Clock::now() - start).count();

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     c.n_layer = 4; c.n_head = 4; c.n_embd = 128; c.block_size = 64;
   }
   c.vocab_size = 65;
-  c.mask = parse_mask(mask);
+  c.mask = strategy_info(mask).name;
   GPT model(c, 1);
   const std::int64_t T = c.block_size;
   Rng rng(2);

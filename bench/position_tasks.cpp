@@ -60,7 +60,7 @@ std::string pct(double x) {
 }
 
 // Trains one model and returns its accuracy on the task's evaluation set (Split::Val).
-double run_one(const Settings& s, const std::string& task_name, PosKind pos, MaskKind mask, std::uint64_t seed,
+double run_one(const Settings& s, const std::string& task_name, PosKind pos, const std::string& mask, std::uint64_t seed,
                double* final_loss) {
   TaskExperiment e;
   e.T = s.T;
@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> tasks = {"position-index", "position-marker", "position-parity"};
   const std::vector<PosKind> poses = {PosKind::None, PosKind::Learned, PosKind::Sinusoidal, PosKind::Rope,
                                       PosKind::Alibi};
-  const std::vector<MaskKind> masks = {MaskKind::Causal, MaskKind::StableMask};
+  const std::vector<std::string>& masks = compared_strategies();
   // cells[task][pos][mask]
   std::vector<std::vector<std::vector<Cell>>> cells(
       tasks.size(), std::vector<std::vector<Cell>>(poses.size(), std::vector<Cell>(masks.size())));
@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
           cells[t][p][m].acc.push_back(acc);
           cells[t][p][m].seconds += sec;
           std::fprintf(stderr, "%-16s pos %-7s mask %-10s seed %llu: accuracy %.3f, last train loss %.3f (%.1f s)\n",
-                       tasks[t].c_str(), to_string(poses[p]), to_string(masks[m]),
+                       tasks[t].c_str(), to_string(poses[p]), masks[m].c_str(),
                        static_cast<unsigned long long>(seed), acc, loss, sec);
         }
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
   md << "| pos | mask | index | marker | parity |\n|---|---|---|---|---|\n";
   for (std::size_t p = 0; p < poses.size(); ++p)
     for (std::size_t m = 0; m < masks.size(); ++m) {
-      md << "| " << to_string(poses[p]) << " | " << (masks[m] == MaskKind::Causal ? "causal" : "StableMask") << " |";
+      md << "| " << to_string(poses[p]) << " | " << strategy_info(masks[m]).label << " |";
       for (std::size_t t = 0; t < tasks.size(); ++t) {
         const Cell& c = cells[t][p][m];
         md << " " << pct(mean(c.acc)) << " [";

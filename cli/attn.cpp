@@ -1,8 +1,8 @@
 // gradlab attn: a checkpoint's attention maps on a text, drawn by viz/ (heatmaps with the raw data beside them),
 // and the first-token statistics of spec §5 printed per layer and head.
 //
-//   one model, its own mask (or --mask causal|stablemask)  -> layers x heads grid (or one large panel)
-//   one model, --mask both (same weights, the mask flipped)  -> causal and StableMask side by side
+//   one model, its own mask (or --mask NAME, same weights)  -> layers x heads grid (or one large panel)
+//   one model, --mask both (same weights, the mask flipped)  -> the compared pair (causal, StableMask) side by side
 //   two models (--model A --model B)                         -> A and B side by side
 #include <algorithm>
 #include <filesystem>
@@ -60,7 +60,7 @@ struct Loaded {
 };
 
 // The same weights under the other mask.
-std::unique_ptr<GPT> with_mask(const GPT& model, MaskKind mask, const std::string& path) {
+std::unique_ptr<GPT> with_mask(const GPT& model, const std::string& mask, const std::string& path) {
   GPTConfig c = model.config();
   c.mask = mask;
   auto m = std::make_unique<GPT>(c, 0);
@@ -75,10 +75,17 @@ viz::AttentionMaps record(GPT& model, const std::vector<std::int32_t>& ids, cons
   ForwardOptions fo;
   fo.recorder = &rec;
   model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo);
-  return viz::AttentionMaps::from_tensor(rec.stacked(0), label, model.config().mask == MaskKind::StableMask);
+  return viz::AttentionMaps::from_tensor(rec.stacked(0), label, strategy_info(model.config().mask).has_sink);
 }
 
-std::string mask_label(MaskKind m) { return m == MaskKind::StableMask ? "StableMask" : "causal"; }
+std::string mask_label(const std::string& mask) { return strategy_info(mask).label; }
+
+// The model itself when it already uses mask, else the same weights under mask (kept alive in keep).
+GPT& under_mask(GPT& model, const std::string& mask, const std::string& path, std::unique_ptr<GPT>& keep) {
+  if (model.config().mask == mask) return model;
+  keep = with_mask(model, mask, path);
+  return *keep;
+}
 
 nlohmann::json stats_json(const viz::AttentionStats& s) {
   nlohmann::json heads = nlohmann::json::array();
@@ -119,8 +126,12 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
                  "DIR")
         .required();
     a.add_string("model2", "", "the second model (same as a second --model)", "DIR").no_default();
-    a.add_choice("mask", {"own", "causal", "stablemask", "both"}, "own",
-                 "the model's own mask, the other one (same weights), or both side by side");
+    std::vector<std::string> mask_choices = {"own"};
+    for (const std::string& n : strategy_names()) mask_choices.push_back(n);
+    mask_choices.push_back("both");
+    a.add_choice("mask", mask_choices, "own",
+                 "the model's own mask, another one on the same weights (" + strategy_help() +
+                     "), or both: causal and StableMask side by side");
     a.add_string("text", "", "the text to read (characters from the model's vocabulary)", "TEXT").no_default();
     a.add_flag("example", "use a built-in example text (or the task's first evaluation sequence)");
     a.add_string("out", "", "the figure: FILE.png, with FILE.svg, FILE[.mask].npy and FILE.json beside it", "FILE.png")
@@ -204,10 +215,11 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
     }
     const std::int64_t T = static_cast<std::int64_t>(ids.size());
     for (const Loaded& l : models) {
-      const GPTConfig& c = l.model->config();
-      if (c.pos == PosKind::Learned && T > c.block_size)
-        throw_error("the text has ", T, " tokens but ", l.path, " has learned positions for only ", c.block_size,
-                    "; shorten the text (or use --range to zoom into part of a shorter one)");
+      try {
+        l.model->config().check_positions("the text of " + std::to_string(T) + " tokens for " + l.path, 0, T);
+      } catch (const Error& e) {
+        throw_error(e.what(), "; shorten the text (or use --range to zoom into part of a shorter one)");
+      }
     }
     if (models.size() == 2) {
       const GPTConfig& c2 = models[1].model->config();
@@ -250,16 +262,14 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
       maps.push_back(record(m0, ids, l0));
       maps.push_back(record(*models[1].model, ids, l1));
     } else if (mask_choice == "both") {
-      auto causal = m0.config().mask == MaskKind::Causal ? nullptr : with_mask(m0, MaskKind::Causal, models[0].path);
-      auto stable = m0.config().mask == MaskKind::StableMask ? nullptr : with_mask(m0, MaskKind::StableMask, models[0].path);
-      maps.push_back(record(causal ? *causal : m0, ids, "causal"));
-      maps.push_back(record(stable ? *stable : m0, ids, "StableMask"));
+      for (const std::string& mask : compared_strategies()) {
+        std::unique_ptr<GPT> keep;
+        maps.push_back(record(under_mask(m0, mask, models[0].path, keep), ids, mask_label(mask)));
+      }
     } else {
-      MaskKind want = m0.config().mask;
-      if (mask_choice == "causal") want = MaskKind::Causal;
-      if (mask_choice == "stablemask") want = MaskKind::StableMask;
-      auto flipped = want == m0.config().mask ? nullptr : with_mask(m0, want, models[0].path);
-      maps.push_back(record(flipped ? *flipped : m0, ids, mask_label(want)));
+      const std::string want = mask_choice == "own" ? m0.config().mask : mask_choice;
+      std::unique_ptr<GPT> keep;
+      maps.push_back(record(under_mask(m0, want, models[0].path, keep), ids, mask_label(want)));
     }
 
     viz::Canvas figure = [&] {

@@ -55,7 +55,7 @@ void declare_flags(ArgParser& a) {
   a.add_choice("mlp", {"gelu", "gelu_exact", "swiglu"}, "gelu",
                "feed-forward block: gelu = tanh approximation (GPT-2), gelu_exact = erf form (nn.GELU(), nanoGPT)");
   a.add_choice("pos", {"learned", "sinusoidal", "rope", "alibi", "none"}, "learned", "position encoding");
-  a.add_choice("mask", {"causal", "stablemask"}, "causal", "attention mask");
+  a.add_choice("mask", strategy_names(), strategy_names().front(), "attention strategy: " + strategy_help());
   a.add_string("gamma", "alibi", "StableMask decay per head: 'alibi' (the ALiBi slopes) or one number > 0", "G");
   a.add_choice("tail", {"finite", "infinite"}, "finite", "StableMask pseudo-attention tail beyond the training length");
   a.section("training");
@@ -169,7 +169,7 @@ std::string json_number(double v) {
 
 int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   // Phase 1: everything that can be wrong with the request is found here, before any file is written.
-  ArgParser a("gradlab train", "Train a small GPT with the causal mask or StableMask.");
+  ArgParser a("gradlab train", "Train a small GPT under an attention strategy (--mask): the causal mask, StableMask, ...");
   std::unique_ptr<GPT> model;
   LoadedData data;
   TrainConfig tc;
@@ -231,7 +231,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       c.norm = parse_norm(a.get_choice("norm"));
       c.mlp = parse_mlp(a.get_choice("mlp"));
       c.pos = parse_pos(a.get_choice("pos"));
-      c.mask = parse_mask(a.get_choice("mask"));
+      c.mask = a.get_choice("mask");
       c.tail = parse_tail(a.get_choice("tail"));
       const std::string gamma = a.get_string("gamma");
       if (gamma == "alibi") {
@@ -310,7 +310,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     const GPTConfig& c = model->config();
     err << "data: " << data.dataset->describe() << "\n";
     err << "model: " << model->num_parameters() << " parameters, " << c.n_layer << " layers, " << c.n_head
-        << " heads, width " << c.n_embd << ", block " << c.block_size << ", mask " << to_string(c.mask) << ", pos "
+        << " heads, width " << c.n_embd << ", block " << c.block_size << ", mask " << c.mask << ", pos "
         << to_string(c.pos) << "\n";
     err << "seed " << tc.seed << (resume_state ? " (from the checkpoint)" : "") << "\n";
     Trainer trainer(*model, *data.dataset, tc, data.source);

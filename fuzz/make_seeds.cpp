@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   const Tokenizer tok = Tokenizer::char_level("abc\n");
   put("fuzz_safetensors", "seed-model-char", model_file(tiny, &tok, ""));
   GPTConfig sm = tiny;
-  sm.mask = MaskKind::StableMask;
+  sm.mask = "stablemask";
   sm.pos = PosKind::Rope;
   sm.n_head = 2;
   sm.bias = false;

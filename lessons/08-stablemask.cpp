@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
       for (auto* arr : {&q, &k, &v})
         for (float& x : *arr) x = static_cast<float>(rng.normal());
       const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-      attention::reference_forward({1, H, T, D}, {scale, tau.data(), nullptr}, q.data(), k.data(), v.data(),
+      attention::materialized_forward({1, H, T, D}, {scale, tau.data(), nullptr}, q.data(), k.data(), v.data(),
                                    probs.data(), o.data());
       double worst = 0;
       for (std::int64_t h = 0; h < H; ++h) {
@@ -239,7 +239,7 @@ int main(int argc, char** argv) {
     cfg.n_head = 4;
     cfg.n_embd = 32;
     std::vector<viz::AttentionMaps> maps;
-    for (MaskKind mk : {MaskKind::Causal, MaskKind::StableMask}) {
+    for (const std::string& mk : compared_strategies()) {
       GPTConfig c = cfg;
       c.mask = mk;
       GPT model(c, L.seed());
@@ -248,8 +248,7 @@ int main(int argc, char** argv) {
       ForwardOptions opt;
       opt.recorder = &rec;
       model.forward(b.inputs, 1, T, opt);
-      const bool sm = mk == MaskKind::StableMask;
-      maps.push_back(viz::AttentionMaps::from_tensor(rec.stacked(0), sm ? "StableMask" : "causal", sm));
+      maps.push_back(viz::AttentionMaps::from_tensor(rec.stacked(0), strategy_info(mk).label, strategy_info(mk).has_sink));
     }
     L.say("Mean real mass R_i per head (layer 0), rows 0..3 and the last row:");
     std::vector<double> g = cfg.gammas();

@@ -26,8 +26,9 @@ using gradlab::lesson::Lesson;
 namespace {
 
 struct Run {
-  std::string name;  // "causal" / "StableMask"
-  MaskKind mask = MaskKind::Causal;
+  std::string name;  // the strategy's label: "causal" / "StableMask"
+  std::string mask;  // the strategy: "causal" / "stablemask"
+  bool sink = false;  // rows may hold less than 1 of real mass
   std::unique_ptr<GPT> model;
   TrainResult result;
   double seconds = 0;
@@ -168,12 +169,12 @@ int main(int argc, char** argv) {
     cfg.bias = false;
     cfg.pos = PosKind::Learned;
     cfg.validate();
-    std::vector<Run> runs(2);
-    runs[0].name = "causal";
-    runs[0].mask = MaskKind::Causal;
-    runs[1].name = "StableMask";
-    runs[1].mask = MaskKind::StableMask;
-    for (auto& r : runs) {
+    std::vector<Run> runs(compared_strategies().size());
+    for (std::size_t k = 0; k < runs.size(); ++k) {
+      Run& r = runs[k];
+      r.mask = compared_strategies()[k];
+      r.name = strategy_info(r.mask).label;
+      r.sink = strategy_info(r.mask).has_sink;
       GPTConfig c = cfg;
       c.mask = r.mask;
       r.model = std::make_unique<GPT>(c, L.seed());
@@ -209,7 +210,7 @@ int main(int argc, char** argv) {
         opt.recorder = &rec;
         r.model->forward(sample, 1, block, opt);
         Tensor att = rec.stacked(0);  // (n_layer, H, T, T)
-        viz::AttentionMaps m = viz::AttentionMaps::from_tensor(att, r.name, r.mask == MaskKind::StableMask);
+        viz::AttentionMaps m = viz::AttentionMaps::from_tensor(att, r.name, r.sink);
         double max_future = 0, min_mass = 1e9, max_mass = 0, last_row_dev = 0;
         for (std::int64_t l = 0; l < m.n_layer; ++l)
           for (std::int64_t h = 0; h < m.n_head; ++h)
@@ -221,7 +222,7 @@ int main(int argc, char** argv) {
               if (i == block - 1) last_row_dev = std::max(last_row_dev, std::fabs(R - 1.0));
             }
         L.check(max_future == 0.0, r.name + ": no attention on future tokens (j > i)", fmt("max %.1e", max_future));
-        if (r.mask == MaskKind::Causal) {
+        if (!r.sink) {
           L.check(max_mass - 1 < 1e-5 && 1 - min_mass < 1e-5, "causal: every row sums to 1",
                   fmt("R_i in [%.6f, %.6f]", min_mass, max_mass));
         } else {
@@ -309,7 +310,7 @@ int main(int argc, char** argv) {
         ForwardOptions opt;
         opt.recorder = &rec;
         r.model->forward(sample, 1, block, opt);
-        maps.push_back(viz::AttentionMaps::from_tensor(rec.stacked(0), r.name, r.mask == MaskKind::StableMask));
+        maps.push_back(viz::AttentionMaps::from_tensor(rec.stacked(0), r.name, r.sink));
       }
     }
     // For each layer, draw the head whose causal map puts the most (normalised) mass on the first token.
@@ -351,7 +352,7 @@ int main(int argc, char** argv) {
       for (std::size_t k = 0; k < 2; ++k) {
         g.title = "all heads, " + runs[k].name + fmt(" (seed %llu)", (unsigned long long)L.seed());
         viz::Canvas fig = viz::heatmap_grid(maps[k], tokens, g);
-        L.wrote(viz::save_attention_figure(L.stem(std::string("attention_grid_") + (k == 0 ? "causal" : "stablemask")),
+        L.wrote(viz::save_attention_figure(L.stem("attention_grid_" + runs[k].mask),
                                            fig, {&maps[k]}, tokens, g));
       }
     }
@@ -367,7 +368,7 @@ int main(int argc, char** argv) {
     std::vector<LayerShare> share[2];
     for (std::size_t k = 0; k < 2; ++k)
       share[k] = first_token_share(*runs[k].model, *data, block, windows, min_row,
-                                   runs[k].mask == MaskKind::StableMask, nullptr);
+                                   runs[k].sink, nullptr);
     const std::int64_t used = std::min<std::int64_t>(windows, data->eval_window_count(Split::Val, block));
     L.sayf("Averaged over %lld validation windows of %lld tokens, all heads, rows i >= %lld:", (long long)used,
            (long long)block, (long long)min_row);

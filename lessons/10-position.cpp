@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     const std::vector<PosKind> poses = {PosKind::None, PosKind::Learned, PosKind::Sinusoidal, PosKind::Rope,
                                         PosKind::Alibi};
     enum { kNone, kLearned, kSinusoidal, kRope, kAlibi };  // indices into poses
-    const std::vector<MaskKind> masks = {MaskKind::Causal, MaskKind::StableMask};
+    const std::vector<std::string>& masks = compared_strategies();  // causal first
 
     // ------------------------------------------------------------------------------------------------------
     L.step("Three tasks that need absolute position");
@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
       for (std::size_t p = 0; p < poses.size(); ++p)
         for (std::size_t m = 0; m < masks.size(); ++m) {
           spread[p][m] = row_spread_identical_inputs(task_model_config(s, V, poses[p], masks[m]), s.T, L.seed());
-          L.sayf("  pos %-10s mask %-10s spread %.2e", to_string(poses[p]), to_string(masks[m]), spread[p][m]);
+          L.sayf("  pos %-10s mask %-10s spread %.2e", to_string(poses[p]), masks[m].c_str(), spread[p][m]);
         }
       L.check(spread[kNone][0] < 1e-5, "causal + no encoding: every row's logits are identical",
               fmt("spread %.2e", spread[kNone][0]));
@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
           const double t1 = lesson::now_seconds();
           acc[t][p][m] = train_and_score_task(s, tasks[t], poses[p], masks[m], L.seed()).accuracy;
           L.sayf("  %-16s pos %-10s mask %-10s accuracy %5.1f%%  (%.1f s)", tasks[t].c_str(), to_string(poses[p]),
-                 to_string(masks[m]), 100 * acc[t][p][m], lesson::now_seconds() - t1);
+                 masks[m].c_str(), 100 * acc[t][p][m], lesson::now_seconds() - t1);
         }
     L.sayf("%zu runs in %.1f s.", tasks.size() * poses.size() * masks.size(), lesson::now_seconds() - t0);
     const double chance = 1.0 / static_cast<double>(s.T);
@@ -155,9 +155,9 @@ int main(int argc, char** argv) {
     for (std::size_t p = 0; p < poses.size(); ++p)
       for (std::size_t m = 0; m < masks.size(); ++m) {
         const char* pp = m == 0 ? paper[p] : "";
-        L.sayf("  %-10s %-10s %5.0f%%  %5.0f%%  %5.0f%%   %s", to_string(poses[p]), to_string(masks[m]),
+        L.sayf("  %-10s %-10s %5.0f%%  %5.0f%%  %5.0f%%   %s", to_string(poses[p]), masks[m].c_str(),
                100 * acc[0][p][m], 100 * acc[1][p][m], 100 * acc[2][p][m], pp);
-        md += fmt("| %s | %s | %.0f | %.0f | %.0f | %s |\n", to_string(poses[p]), to_string(masks[m]),
+        md += fmt("| %s | %s | %.0f | %.0f | %.0f | %s |\n", to_string(poses[p]), masks[m].c_str(),
                   100 * acc[0][p][m], 100 * acc[1][p][m], 100 * acc[2][p][m], pp);
       }
     md += fmt("\nSeed %llu, T = %lld, %lld steps, %lld layers, width %lld%s.\n", (unsigned long long)L.seed(),
@@ -171,8 +171,7 @@ int main(int argc, char** argv) {
     chart.y_label = "accuracy (%)";
     chart.groups = short_names;
     for (PosKind p : poses)
-      for (MaskKind m : masks)
-        chart.series.push_back(std::string(to_string(p)) + (m == MaskKind::Causal ? " causal" : " SM"));
+      for (const std::string& m : masks) chart.series.push_back(std::string(to_string(p)) + " " + m);
     for (std::size_t t = 0; t < tasks.size(); ++t) {
       std::vector<double> row;
       for (std::size_t p = 0; p < poses.size(); ++p)

@@ -70,14 +70,14 @@ int main(int argc, char** argv) {
     L.sayf("GPT 4 layers x 4 heads x 64, RoPE, trained at L = %lld for %lld steps of %lld sequences, seed %llu.",
            (long long)block, (long long)iters, (long long)tc.batch_size, (unsigned long long)L.seed());
     std::vector<std::unique_ptr<GPT>> models;
-    for (MaskKind mk : {MaskKind::Causal, MaskKind::StableMask}) {
+    for (const std::string& mk : compared_strategies()) {
       GPTConfig c = cfg;
       c.mask = mk;
       models.push_back(std::make_unique<GPT>(c, L.seed()));
       Trainer trainer(*models.back(), *data, tc);
       TrainResult r = trainer.run();
-      L.check(r.status == TrainStatus::Completed, std::string(to_string(mk)) + ": training completed", r.message);
-      L.sayf("  %-10s val loss at length L: %.4f", to_string(mk), r.val_loss);
+      L.check(r.status == TrainStatus::Completed, mk + ": training completed", r.message);
+      L.sayf("  %-10s val loss at length L: %.4f", mk.c_str(), r.val_loss);
     }
 
     // ------------------------------------------------------------------------------------------------------

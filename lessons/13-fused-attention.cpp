@@ -1,6 +1,6 @@
 // Lesson 13: fused attention. The online softmax that lets a kernel walk the keys tile by tile without ever
 // holding a T x T matrix, StableMask's sink logit tau_i as the running state's starting point, the flash
-// kernel checked against the materialized reference (forward and backward), then time and memory against T.
+// kernel checked against the materialized kernel (forward and backward), then time and memory against T.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     L.say("Only the exponentials of differences to the running max are ever taken: nothing overflows.");
 
     // ------------------------------------------------------------------------------------------------------
-    L.step("The flash kernel against the materialized reference");
+    L.step("The flash kernel against the materialized kernel");
     const std::int64_t B = 1, H = 2, T = 100, D = 16;  // T not a multiple of the 64-row tile: edges are tested
     const std::size_t nq = static_cast<std::size_t>(B * H * T * D);
     std::vector<float> q = randn(rng, nq), k = randn(rng, nq), vv = randn(rng, nq), d_o = randn(rng, nq);
@@ -110,10 +110,10 @@ int main(int argc, char** argv) {
       attention::Bias bias{1.0f / std::sqrt(static_cast<float>(D)), stable ? taus.data() : nullptr, nullptr};
       const attention::Geometry g{B, H, T, D};
       std::vector<float> probs(static_cast<std::size_t>(B * H * T * T)), o_ref(nq), o_fl(nq), lse(B * H * T);
-      attention::reference_forward(g, bias, q.data(), k.data(), vv.data(), probs.data(), o_ref.data());
+      attention::materialized_forward(g, bias, q.data(), k.data(), vv.data(), probs.data(), o_ref.data());
       attention::flash_forward(g, bias, q.data(), k.data(), vv.data(), o_fl.data(), lse.data());
       std::vector<float> dq_r(nq), dk_r(nq), dv_r(nq), dq_f(nq), dk_f(nq), dv_f(nq);
-      attention::reference_backward(g, bias, q.data(), k.data(), vv.data(), probs.data(), d_o.data(), dq_r.data(),
+      attention::materialized_backward(g, bias, q.data(), k.data(), vv.data(), probs.data(), d_o.data(), dq_r.data(),
                                     dk_r.data(), dv_r.data());
       attention::flash_backward(g, bias, q.data(), k.data(), vv.data(), o_fl.data(), lse.data(), d_o.data(), dq_f.data(),
                                 dk_f.data(), dv_f.data());
@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
       double best_r = 1e30, best_f = 1e30;
       for (int r = 0; r < 3; ++r) {
         double t0 = lesson::now_seconds();
-        attention::reference_forward(g, bias, qb.data(), kb.data(), vb.data(), probs.data(), ob.data());
+        attention::materialized_forward(g, bias, qb.data(), kb.data(), vb.data(), probs.data(), ob.data());
         best_r = std::min(best_r, lesson::now_seconds() - t0);
         t0 = lesson::now_seconds();
         attention::flash_forward(g, bias, qb.data(), kb.data(), vb.data(), ob.data(), lse.data());
@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
     tp.x_label = "sequence length T";
     tp.y_label = "milliseconds (best of 3)";
     tp.log_x = tp.log_y = true;
-    tp.series = {{"materialized reference", xs, t_ref}, {"flash (fused, tiled)", xs, t_fl}};
+    tp.series = {{"materialized kernel", xs, t_ref}, {"flash (fused, tiled)", xs, t_fl}};
     L.wrote(lesson::save_line_plot(tp, L.stem("time_vs_T")));
     lesson::LinePlot mp;
     mp.title = "Extra memory vs T: the T x T probabilities against one LSE per row";

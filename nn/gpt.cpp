@@ -44,7 +44,6 @@ const char* to_string(PosKind k) {
     default: return "none";
   }
 }
-const char* to_string(MaskKind k) { return k == MaskKind::Causal ? "causal" : "stablemask"; }
 const char* to_string(GammaKind k) { return k == GammaKind::Alibi ? "alibi" : "constant"; }
 const char* to_string(StableMaskTail k) { return k == StableMaskTail::Finite ? "finite" : "infinite"; }
 NormKind parse_norm(const std::string& s) {
@@ -61,9 +60,6 @@ PosKind parse_pos(const std::string& s) {
                               {"rope", PosKind::Rope},
                               {"alibi", PosKind::Alibi},
                               {"none", PosKind::None}});
-}
-MaskKind parse_mask(const std::string& s) {
-  return parse_enum<MaskKind>("mask", s, {{"causal", MaskKind::Causal}, {"stablemask", MaskKind::StableMask}});
 }
 GammaKind parse_gamma(const std::string& s) {
   return parse_enum<GammaKind>("gamma", s, {{"alibi", GammaKind::Alibi}, {"constant", GammaKind::Constant}});
@@ -89,6 +85,14 @@ void GPTConfig::validate() const {
     throw_error("config: pos = rope needs an even head size, got n_embd / n_head = ", head_size());
   need(dropout >= 0.0 && dropout < 1.0, "dropout", dropout, "expected 0 <= dropout < 1");
   need(std::isfinite(gamma_value) && gamma_value > 0, "gamma", gamma_value, "expected a finite gamma > 0");
+  strategy_info(mask);  // throws listing the strategies
+}
+
+void GPTConfig::check_positions(const std::string& who, std::int64_t first, std::int64_t T) const {
+  if (positions_extrapolate() || first + T <= block_size) return;
+  throw_error(who, ": positions up to ", first + T - 1, " go past the training length L = ", block_size,
+              " of a model with learned positions; learned position embeddings exist only for positions 0..",
+              block_size - 1, " and cannot extrapolate (rope, alibi, sinusoidal and none can)");
 }
 
 std::vector<double> GPTConfig::gammas() const {
@@ -100,7 +104,7 @@ std::string GPTConfig::to_json() const {
   nlohmann::json j = {{"vocab_size", vocab_size}, {"block_size", block_size}, {"n_layer", n_layer},
                       {"n_head", n_head},         {"n_embd", n_embd},         {"bias", bias},
                       {"norm", to_string(norm)},  {"mlp", to_string(mlp)},    {"pos", to_string(pos)},
-                      {"dropout", dropout},       {"mask", to_string(mask)},  {"gamma", to_string(gamma)},
+                      {"dropout", dropout},       {"mask", mask},  {"gamma", to_string(gamma)},
                       {"gamma_value", gamma_value}, {"tail", to_string(tail)}};
   return j.dump();
 }
@@ -148,7 +152,7 @@ GPTConfig GPTConfig::from_json(const std::string& text) {
     else if (key == "mlp") c.mlp = parse_mlp(text_of());
     else if (key == "pos") c.pos = parse_pos(text_of());
     else if (key == "dropout") c.dropout = number();
-    else if (key == "mask") c.mask = parse_mask(text_of());
+    else if (key == "mask") c.mask = strategy_info(text_of()).name;
     else if (key == "gamma") c.gamma = parse_gamma(text_of());
     else if (key == "gamma_value") c.gamma_value = number();
     else if (key == "tail") c.tail = parse_tail(text_of());
@@ -241,121 +245,92 @@ Tensor sinusoidal_positions(std::int64_t first, std::int64_t T, std::int64_t C, 
 
 namespace {
 
-// Rotary embedding, rotate-half (GPT-NeoX) convention, base 10000, at absolute positions first..first+T-1.
-// x is (B,H,T,D):  out = x * cos + rotate_half(x) * sin, rotate_half([x1, x2]) = [-x2, x1]
-Var apply_rope(const Var& x, std::int64_t first) {
-  const std::int64_t T = x.size(2), D = x.size(3), half = D / 2;
-  std::vector<double> c(static_cast<std::size_t>(T * D)), s(static_cast<std::size_t>(T * D));
-  for (std::int64_t t = 0; t < T; ++t)
-    for (std::int64_t i = 0; i < half; ++i) {
-      double theta = std::pow(10000.0, -2.0 * static_cast<double>(i) / static_cast<double>(D));
-      double angle = static_cast<double>(first + t) * theta;
-      c[t * D + i] = c[t * D + i + half] = std::cos(angle);
-      s[t * D + i] = s[t * D + i + half] = std::sin(angle);
-    }
-  Var cosv = Var::leaf(Tensor::from_values({T, D}, c, x.dtype()));
-  Var sinv = Var::leaf(Tensor::from_values({T, D}, s, x.dtype()));
-  Var x1 = slice(x, -1, 0, half), x2 = slice(x, -1, half, D);
-  Var rotated = concat({neg(x2), x1}, -1);
-  return add(mul(x, cosv), mul(rotated, sinv));
-}
-
 class Attention : public Module {
  public:
   Attention(const GPTConfig& c, Rng& rng) : cfg_(c) {
     const double proj_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.n_layer));
     c_attn = &register_module("c_attn", std::make_unique<Linear>(c.n_embd, 3 * c.n_embd, c.bias, 0.02, rng));
     c_proj = &register_module("c_proj", std::make_unique<Linear>(c.n_embd, c.n_embd, c.bias, proj_std, rng));
-    if (c.pos == PosKind::Alibi)
-      for (double s : alibi_slopes(c.n_head)) slopes_.push_back(s);
-    gammas_ = c.gammas();
+    // registered without a name prefix of its own: a strategy's parameters sit beside c_attn and c_proj
+    strategy_ = &register_module("", make_attention_strategy(c));
   }
 
-  // The additive bias (H, Tq, Tk): -inf where a key lies in a query's future, ALiBi's -slope * distance.
-  // Query i sits at absolute position q0 + i, key j at k0 + j.
-  Tensor bias_table(std::int64_t Tq, std::int64_t Tk, std::int64_t q0, std::int64_t k0, DType dtype) const {
-    const std::int64_t H = cfg_.n_head;
-    std::vector<double> b(static_cast<std::size_t>(H * Tq * Tk));
-    for (std::int64_t h = 0; h < H; ++h)
-      for (std::int64_t i = 0; i < Tq; ++i)
-        for (std::int64_t j = 0; j < Tk; ++j) {
-          std::int64_t dist = (q0 + i) - (k0 + j);
-          double v = dist < 0 ? -std::numeric_limits<double>::infinity() : 0.0;
-          if (dist >= 0 && !slopes_.empty()) v = -slopes_[h] * static_cast<double>(dist);
-          b[(h * Tq + i) * Tk + j] = v;
-        }
-    return Tensor::from_values({H, Tq, Tk}, b, dtype);
-  }
-
-  // StableMask's sink logit tau (H, Tq) for rows at absolute positions q0.. (spec §3, Z(i) with L = block_size)
-  // (in the activations' dtype: a float64 model gets taus computed in double, not rounded through float)
-  Tensor tau_table(std::int64_t Tq, std::int64_t q0, DType dtype = DType::F32) const {
-    Tensor t = Tensor::empty({cfg_.n_head, Tq}, dtype);
-    if (dtype == DType::F64)
-      stablemask_tau_table(gammas_, cfg_.block_size, Tq, q0, cfg_.tail, t.data<double>());
-    else
-      stablemask_tau_table(gammas_, cfg_.block_size, Tq, q0, cfg_.tail, t.data<float>());
-    return t;
-  }
-
-  // x is (B,T,C) -> (B,T,C)
+  // x is (B,T,C) -> (B,T,C). Three paths, one meaning: fused (training), KV-cached (generation), materialized
+  // (the recorder for heatmaps, and float64 for gradient checks and the PyTorch fixtures).
   Var forward(const Var& x, const ForwardOptions& opt, std::int64_t layer) const {
-    const std::int64_t B = x.size(0), T = x.size(1), C = cfg_.n_embd, H = cfg_.n_head, D = C / H;
-    const bool stable = cfg_.mask == MaskKind::StableMask;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-    const bool fused = opt.fused_attention && !opt.recorder && !opt.cache && x.dtype() == DType::F32;
-    // qkv = c_attn(x): q, k, v in that order along the output dimension (B,T,3C)
-    Var qkv_all = c_attn->forward(x);
-    if (fused) {
-      // The fused kernel reads the heads straight out of qkv and writes y (B,T,C) with the heads side by side:
-      // no split, permute or copy either way. RoPE rotates q and k within that packed layout first (rope_qkv:
-      // one op writing a fresh (B,T,3C), the same values as apply_rope on the split heads below).
-      std::vector<float> slopes(slopes_.begin(), slopes_.end());
-      Tensor tau = stable ? tau_table(T, opt.first_position) : Tensor();
-      const Var packed = cfg_.pos == PosKind::Rope ? rope_qkv(qkv_all, H, opt.first_position) : qkv_all;
-      return c_proj->forward(attention_fused_qkv(packed, H, tau, slopes, scale));
-    }
-    auto qkv = split(qkv_all, {C, C, C}, -1);
-    auto heads = [&](const Var& t) { return permute(reshape(t, {B, T, H, D}), {0, 2, 1, 3}); };  // (B,H,T,D)
-    Var q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
-    const std::int64_t q0 = opt.first_position;
-    if (cfg_.pos == PosKind::Rope) {
-      q = apply_rope(q, q0);
-      k = apply_rope(k, q0);
-    }
-    std::int64_t k0 = q0;
-    if (opt.cache) {
-      // generation: prepend the cached keys/values; they sit at the positions just before q0
-      if (B != 1) throw_error("attention: a KV cache needs batch size 1, got ", B);
-      auto& ck = opt.cache->k;
-      auto& cv = opt.cache->v;
-      if (static_cast<std::int64_t>(ck.size()) <= layer) {
-        ck.resize(static_cast<std::size_t>(layer + 1));
-        cv.resize(static_cast<std::size_t>(layer + 1));
-      }
-      if (ck[layer].defined()) {
-        k = concat({Var::leaf(ck[layer]), k}, 2);
-        v = concat({Var::leaf(cv[layer]), v}, 2);
-      }
-      ck[layer] = k.data().contiguous();
-      cv[layer] = v.data().contiguous();
-      k0 = q0 - (k.size(2) - T);
-    }
-    // The materialized path: for the recorder (heatmaps), the KV cache and float64 (gradient checks, fixtures).
-    Tensor probs;
-    Tensor tau = stable ? tau_table(T, q0, x.dtype()) : Tensor();
-    Var y = attention_materialized(q, k, v, bias_table(T, k.size(2), q0, k0, x.dtype()), tau, scale,
-                                   opt.recorder ? &probs : nullptr);
-    if (opt.recorder) opt.recorder->layers.push_back(probs);
-    // re-assemble the heads: (B,H,T,D) -> (B,T,C), then the output projection
-    return c_proj->forward(reshape(permute(y, {0, 2, 1, 3}), {B, T, C}));
+    // qkv = c_attn(x): q, k, v in that order along the output dimension (B,T,3C); RoPE rotates q and k in place
+    // of that layout (rope_qkv; tests/attention/test_rope_qkv.cpp keeps the composite version as its oracle)
+    Var qkv = c_attn->forward(x);
+    if (cfg_.pos == PosKind::Rope) qkv = rope_qkv(qkv, cfg_.n_head, opt.first_position);
+    Var y;
+    if (opt.cache) y = forward_cached(qkv, opt, layer);
+    else if (opt.fused_attention && !opt.recorder && x.dtype() == DType::F32) y = forward_fused(qkv, opt.first_position);
+    else y = forward_materialized(qkv, opt);
+    return c_proj->forward(y);
   }
   Linear *c_attn = nullptr, *c_proj = nullptr;
 
  private:
+  double scale() const { return 1.0 / std::sqrt(static_cast<double>(cfg_.head_size())); }
+
+  // The flash kernel reads the heads straight out of qkv (B,T,3C) and writes y (B,T,C) with the heads side by
+  // side: no split, permute or copy either way.
+  Var forward_fused(const Var& qkv, std::int64_t q0) const {
+    const Tensor tau = strategy_->tau(qkv.size(1), q0, DType::F32);
+    return attention_fused_qkv(qkv, cfg_.n_head, tau, strategy_->alibi_slopes(), scale());
+  }
+
+  // Generation (B = 1): this call's keys and values are appended to the layer's cache, and the queries attend
+  // over all of it. The cached keys sit at the positions just before q0.
+  Var forward_cached(const Var& qkv, const ForwardOptions& opt, std::int64_t layer) const {
+    if (qkv.size(0) != 1) throw_error("attention: a KV cache needs batch size 1, got ", qkv.size(0));
+    Heads h = split_heads(qkv);
+    auto& ck = opt.cache->k;
+    auto& cv = opt.cache->v;
+    if (static_cast<std::int64_t>(ck.size()) <= layer) {
+      ck.resize(static_cast<std::size_t>(layer + 1));
+      cv.resize(static_cast<std::size_t>(layer + 1));
+    }
+    if (ck[layer].defined()) {
+      h.k = concat({Var::leaf(ck[layer]), h.k}, 2);
+      h.v = concat({Var::leaf(cv[layer]), h.v}, 2);
+    }
+    ck[layer] = h.k.data().contiguous();
+    cv[layer] = h.v.data().contiguous();
+    const std::int64_t k0 = opt.first_position - (h.k.size(2) - qkv.size(1));
+    return attend(h, opt.first_position, k0, opt.recorder);
+  }
+
+  // The (B,H,T,T) probabilities built from elementary ops, handed to the recorder when there is one.
+  Var forward_materialized(const Var& qkv, const ForwardOptions& opt) const {
+    return attend(split_heads(qkv), opt.first_position, opt.first_position, opt.recorder);
+  }
+
+  struct Heads {
+    Var q, k, v;  // (B,H,T,D) each
+  };
+  Heads split_heads(const Var& qkv) const {
+    // qkv is (B,T,3C) -> three (B,H,T,D)
+    const std::int64_t B = qkv.size(0), T = qkv.size(1), C = cfg_.n_embd, H = cfg_.n_head, D = C / H;
+    auto parts = split(qkv, {C, C, C}, -1);
+    auto heads = [&](const Var& t) { return permute(reshape(t, {B, T, H, D}), {0, 2, 1, 3}); };
+    return {heads(parts[0]), heads(parts[1]), heads(parts[2])};
+  }
+
+  // Materialized attention of queries at positions q0.. over keys at k0..; returns y (B,T,C), heads re-assembled.
+  Var attend(const Heads& h, std::int64_t q0, std::int64_t k0, AttentionRecorder* recorder) const {
+    const std::int64_t B = h.q.size(0), T = h.q.size(2), Tk = h.k.size(2);
+    const DType dtype = h.q.dtype();
+    Tensor probs;
+    Var y = attention_materialized(h.q, h.k, h.v, strategy_->bias(T, Tk, q0, k0, dtype), strategy_->tau(T, q0, dtype),
+                                   scale(), recorder ? &probs : nullptr);
+    if (recorder) recorder->layers.push_back(probs);
+    // (B,H,T,D) -> (B,T,C)
+    return reshape(permute(y, {0, 2, 1, 3}), {B, T, cfg_.n_embd});
+  }
+
   GPTConfig cfg_;
-  std::vector<double> slopes_;  // ALiBi position slopes (empty unless pos == alibi)
-  std::vector<double> gammas_;  // StableMask decay per head
+  AttentionStrategy* strategy_ = nullptr;
 };
 
 class Block : public Module {
@@ -411,9 +386,7 @@ Var GPT::forward(const std::vector<std::int32_t>& idx, std::int64_t B, std::int6
     throw_error("GPT::forward: got ", idx.size(), " token ids for B = ", B, ", T = ", T, ", expected B*T >= 1 ids");
   if (opt.first_position < 0) throw_error("GPT::forward: got first_position ", opt.first_position, ", expected >= 0");
   Transformer& tr = *impl_->transformer;
-  if (config_.pos == PosKind::Learned && opt.first_position + T > config_.block_size)
-    throw_error("GPT::forward: positions up to ", opt.first_position + T - 1, " need learned position embeddings past block_size ",
-                config_.block_size, "; learned positions cannot extrapolate (use pos rope, alibi, sinusoidal or none)");
+  config_.check_positions("GPT::forward", opt.first_position, T);
   // x = wte[idx] + wpe[pos]      (B,T,C)
   Var x = embedding(tr.wte, idx, B, T);
   if (config_.pos == PosKind::Learned) x = add(x, slice(tr.wpe, 0, opt.first_position, opt.first_position + T));
@@ -457,11 +430,13 @@ std::vector<std::pair<std::string, Shape>> GPT::parameter_shapes(const GPTConfig
   };
   out.emplace_back("transformer.wte.weight", Shape{c.vocab_size, C});
   if (c.pos == PosKind::Learned) out.emplace_back("transformer.wpe.weight", Shape{c.block_size, C});
+  const auto strategy_shapes = make_attention_strategy(c)->parameter_shapes();  // the same in every layer
   for (std::int64_t i = 0; i < c.n_layer; ++i) {
     const std::string h = "transformer.h." + std::to_string(i);
     norm(h + ".ln_1");
     linear(h + ".attn.c_attn", C, 3 * C);
     linear(h + ".attn.c_proj", C, C);
+    for (const auto& [name, shape] : strategy_shapes) out.emplace_back(h + ".attn." + name, shape);
     norm(h + ".ln_2");
     linear(h + ".mlp.c_fc", C, 4 * C);
     if (c.mlp == MlpKind::SwiGLU) linear(h + ".mlp.c_gate", C, 4 * C);

@@ -1,6 +1,6 @@
 #pragma once
-// A small GPT (nanoGPT names and initialisation) whose attention takes a mask strategy: the standard
-// causal mask or StableMask (shared/docs/stablemask.md), with learned, sinusoidal, RoPE, ALiBi or no positions.
+// A small GPT (nanoGPT names and initialisation) whose attention takes a mask strategy
+// (nn/attention_strategy.h: the standard causal mask, StableMask, ...), with learned, sinusoidal, RoPE, ALiBi or no positions.
 //
 //   idx (B,T) -> wte + wpe -> n_layer x [ x += attn(norm(x)); x += mlp(norm(x)) ] -> ln_f -> logits (B,T,V)
 //   (lm_head is tied to wte: logits = x @ wte^T)
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "nn/attention_strategy.h"
 #include "nn/module.h"
 #include "nn/stablemask.h"
 #include "tensor/rng.h"
@@ -25,7 +26,6 @@ enum class MlpKind { Gelu, GeluExact, SwiGLU };
 // Vaswani et al. 2017 added the same way (no parameters, so it extends past block_size). Rope / Alibi act inside
 // attention. None: no position signal at all.
 enum class PosKind { Learned, Sinusoidal, Rope, Alibi, None };
-enum class MaskKind { Causal, StableMask };
 enum class GammaKind { Alibi, Constant };
 
 struct GPTConfig {
@@ -42,7 +42,7 @@ struct GPTConfig {
   PosKind pos = PosKind::Learned;
   double dropout = 0.0;
   // attention
-  MaskKind mask = MaskKind::Causal;
+  std::string mask = "causal";         // an attention strategy's name (nn/attention_strategy.h)
   GammaKind gamma = GammaKind::Alibi;  // StableMask decay per head: ALiBi slopes, or one constant
   double gamma_value = 0.5;            // used when gamma == Constant
   StableMaskTail tail = StableMaskTail::Finite;
@@ -52,18 +52,21 @@ struct GPTConfig {
   static GPTConfig from_json(const std::string& json);  // validates; unknown keys are an error
   std::vector<double> gammas() const;                   // (n_head) decay per head
   std::int64_t head_size() const { return n_embd / n_head; }
+  // Whether the model reads positions at and past block_size: every encoding but learned, whose table ends
+  // there. The one statement of this rule; check_positions enforces it.
+  bool positions_extrapolate() const { return pos != PosKind::Learned; }
+  // Throws, naming who asked, when positions first .. first+T-1 go past what the model can read.
+  void check_positions(const std::string& who, std::int64_t first, std::int64_t T) const;
 };
 
 const char* to_string(NormKind k);
 const char* to_string(MlpKind k);
 const char* to_string(PosKind k);
-const char* to_string(MaskKind k);
 const char* to_string(GammaKind k);
 const char* to_string(StableMaskTail k);
 NormKind parse_norm(const std::string& s);  // each throws listing the valid names
 MlpKind parse_mlp(const std::string& s);
 PosKind parse_pos(const std::string& s);
-MaskKind parse_mask(const std::string& s);
 GammaKind parse_gamma(const std::string& s);
 StableMaskTail parse_tail(const std::string& s);
 

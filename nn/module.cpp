@@ -12,7 +12,8 @@ Var Module::register_parameter(const std::string& name, Tensor init) {
 
 void Module::collect(const std::string& prefix, std::vector<std::pair<std::string, Var>>& out) const {
   for (const auto& [n, v] : params_) out.emplace_back(prefix + n, v);
-  for (const auto& [n, child] : children_) child->collect(prefix + n + ".", out);
+  // a child registered under "" adds no level to its parameters' names
+  for (const auto& [n, child] : children_) child->collect(n.empty() ? prefix : prefix + n + ".", out);
 }
 
 std::vector<std::pair<std::string, Var>> Module::named_parameters() const {

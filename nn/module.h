@@ -31,6 +31,7 @@ class Module {
 
  protected:
   Var register_parameter(const std::string& name, Tensor init);
+  // name "" puts the child's parameters at this module's level (an attention strategy's, beside c_attn)
   template <typename M>
   M& register_module(const std::string& name, std::unique_ptr<M> m) {
     M& ref = *m;

@@ -130,9 +130,9 @@ const float* tau_row_of(const Bias& bias, const Geometry& g, std::int64_t h) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The materialized reference: one query row at a time, every score, every probability stored.
+// The materialized kernel: one query row at a time, every score, every probability stored.
 
-void reference_forward_head(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, const float* q,
+void materialized_forward_head(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, const float* q,
                             const float* k, const float* v, float* probs, float* o) {
   // q, k, v, o are this head's (T, D); probs is this head's (T, T)
   const std::int64_t T = g.T, D = g.D;
@@ -159,7 +159,7 @@ void reference_forward_head(const Ops& ops, const Geometry& g, const Bias& bias,
   }
 }
 
-void reference_backward_head(const Ops& ops, const Geometry& g, const Bias& bias, const float* q, const float* k,
+void materialized_backward_head(const Ops& ops, const Geometry& g, const Bias& bias, const float* q, const float* k,
                              const float* v, const float* probs, const float* d_o, float* dq, float* dk, float* dv,
                              std::vector<float>& dp) {
   // all (T, D) except probs (T, T); dp is scratch of T floats
@@ -519,28 +519,28 @@ void validate_view(const char* op, const char* name, const Geometry& g, const vo
 Strides contiguous_strides(const Geometry& g) { return {g.H * g.T * g.D, g.T * g.D, g.D}; }
 Strides packed_strides(const Geometry& g, std::int64_t row_width) { return {g.T * row_width, g.D, row_width}; }
 
-void reference_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+void materialized_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
                        float* probs, float* o) {
   // q, k, v, o are (B,H,T,D); probs is (B,H,T,T)
-  validate("attention reference_forward", g, bias, {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"o", o}});
+  validate("attention materialized_forward", g, bias, {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"o", o}});
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, TT = g.T * g.T;
   run_tasks(BH, worth_threads(g) ? max_threads() : 1, [] { return 0; }, [&](std::int64_t bh, int) {
-    reference_forward_head(ops, g, bias, bh % g.H, q + bh * TD, k + bh * TD, v + bh * TD, probs + bh * TT,
+    materialized_forward_head(ops, g, bias, bh % g.H, q + bh * TD, k + bh * TD, v + bh * TD, probs + bh * TT,
                            o + bh * TD);
   });
 }
 
-void reference_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+void materialized_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
                         const float* probs, const float* d_o, float* dq, float* dk, float* dv) {
   // q, k, v, d_o, dq, dk, dv are (B,H,T,D); probs is (B,H,T,T)
-  validate("attention reference_backward", g, bias,
+  validate("attention materialized_backward", g, bias,
            {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"d_o", d_o}, {"dq", dq}, {"dk", dk}, {"dv", dv}});
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, TT = g.T * g.T;
   run_tasks(BH, worth_threads(g) ? max_threads() : 1, [&] { return std::vector<float>(g.T); },
             [&](std::int64_t bh, std::vector<float>& dp) {
-              reference_backward_head(ops, g, bias, q + bh * TD, k + bh * TD, v + bh * TD, probs + bh * TT,
+              materialized_backward_head(ops, g, bias, q + bh * TD, k + bh * TD, v + bh * TD, probs + bh * TT,
                                       d_o + bh * TD, dq + bh * TD, dk + bh * TD, dv + bh * TD, dp);
             });
 }

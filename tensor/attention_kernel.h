@@ -12,7 +12,7 @@
 // absolute position (stablemask_tau_table's first_row), ALiBi only on i - j.
 //
 // Two implementations of the same function:
-// - reference_*: materializes the (B, H, T, T) probabilities. Plain loops over rows and keys; the source of
+// - materialized_*: materializes the (B, H, T, T) probabilities. Plain loops over rows and keys; the source of
 //   attention heatmaps and the yardstick for the fused kernel in the tests.
 // - flash_*: fused and tiled (FlashAttention-2 style). Query tiles x key tiles with an online softmax; stores
 //   only O and LSE (B, H, T). The backward recomputes the probabilities tile by tile from Q, K and LSE.
@@ -21,7 +21,7 @@
 // All are parallel over (batch, head[, tile]) on the shared pool and give bit-identical results for any thread
 // count. Gradients are written, not accumulated (dq, dk, dv are overwritten).
 //
-// The reference kernels take contiguous (B, H, T, D) arrays. The fused kernel also takes strided views, so it
+// The materialized kernels take contiguous (B, H, T, D) arrays. The fused kernel also takes strided views, so it
 // can read q, k, v straight out of c_attn's (B, T, 3C) output and write into (B, T, C) and (B, T, 3C) buffers
 // without copies; the results are the same bits as with contiguous arrays.
 #include <cstdint>
@@ -58,10 +58,10 @@ Strides contiguous_strides(const Geometry& g);
 Strides packed_strides(const Geometry& g, std::int64_t row_width);
 
 // probs is (B, H, T, T), written in full (0 above the diagonal); o = probs @ v is (B, H, T, D).
-void reference_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+void materialized_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
                        float* probs, float* o);
-// probs from reference_forward; d_o is (B, H, T, D); dq, dk, dv (B, H, T, D) are overwritten.
-void reference_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
+// probs from materialized_forward; d_o is (B, H, T, D); dq, dk, dv (B, H, T, D) are overwritten.
+void materialized_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
                         const float* probs, const float* d_o, float* dq, float* dk, float* dv);
 
 // o is (B, H, T, D), lse is (B, H, T) (natural log, sink included).

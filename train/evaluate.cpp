@@ -40,10 +40,7 @@ void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t win
   if (window > T)
     throw_error("evaluation: got sliding window W = ", window, " larger than the context T = ", T,
                 ", expected 1 <= W <= T");
-  if (config.pos == PosKind::Learned && T > config.block_size)
-    throw_error("evaluation: context T = ", T, " exceeds the training length L = ", config.block_size,
-                " of a model with learned positions; learned position embeddings exist only for positions 0..",
-                config.block_size - 1, " and cannot extrapolate (rope, alibi, sinusoidal and none can)");
+  config.check_positions("evaluation: context T = " + std::to_string(T), 0, T);
 }
 
 // ---------------------------------------------------------------------------------------------------------

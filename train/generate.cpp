@@ -70,10 +70,10 @@ std::vector<std::int32_t> generate(GPT& model, const std::vector<std::int32_t>& 
   model.eval();
   Rng rng(opt.seed);
   const std::int64_t L = cfg.block_size, V = cfg.vocab_size;
-  const bool learned = cfg.pos == PosKind::Learned;
+  const bool bounded = !cfg.positions_extrapolate();  // past L: re-read the last L tokens from position 0
   std::vector<std::int32_t> seq(prompt), out;
 
-  // the logits of the last position of a fresh read of seq's last L tokens from position 0 (learned, past L)
+  // the logits of the last position of a fresh read of seq's last L tokens from position 0
   auto cropped_logits = [&]() {
     NoGrad no_grad;
     const std::int64_t n = std::min<std::int64_t>(L, static_cast<std::int64_t>(seq.size()));
@@ -82,9 +82,9 @@ std::vector<std::int32_t> generate(GPT& model, const std::vector<std::int32_t>& 
     return std::vector<double>(all.end() - V, all.end());
   };
 
-  KVDecoder dec(model, learned ? 0 : L);
+  KVDecoder dec(model, bounded ? 0 : L);
   std::vector<double> last;
-  if (learned && static_cast<std::int64_t>(seq.size()) > L) {
+  if (bounded && static_cast<std::int64_t>(seq.size()) > L) {
     last = cropped_logits();
   } else {
     std::vector<double> all = dec.feed(seq).to_vector();
@@ -96,7 +96,7 @@ std::vector<std::int32_t> generate(GPT& model, const std::vector<std::int32_t>& 
     seq.push_back(next);
     if (on_token) on_token(next);
     if (s + 1 == opt.max_new_tokens) break;
-    if (learned && static_cast<std::int64_t>(seq.size()) > L) {
+    if (bounded && static_cast<std::int64_t>(seq.size()) > L) {
       last = cropped_logits();
     } else {
       last = dec.feed({next}).to_vector();

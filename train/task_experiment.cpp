@@ -9,7 +9,7 @@
 
 namespace gradlab {
 
-GPTConfig task_model_config(const TaskExperiment& e, std::int64_t vocab, PosKind pos, MaskKind mask) {
+GPTConfig task_model_config(const TaskExperiment& e, std::int64_t vocab, PosKind pos, const std::string& mask) {
   GPTConfig c;
   c.vocab_size = vocab;
   c.block_size = e.T;
@@ -21,7 +21,7 @@ GPTConfig task_model_config(const TaskExperiment& e, std::int64_t vocab, PosKind
   return c;
 }
 
-TaskScore train_and_score_task(const TaskExperiment& e, const std::string& task_name, PosKind pos, MaskKind mask,
+TaskScore train_and_score_task(const TaskExperiment& e, const std::string& task_name, PosKind pos, const std::string& mask,
                                std::uint64_t seed) {
   auto task = make_task(task_name, e.T);
   GPT model(task_model_config(e, task->vocab_size(), pos, mask), seed);

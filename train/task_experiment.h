@@ -25,10 +25,10 @@ struct TaskScore {
 };
 
 // The GPT the experiment trains for a task of `vocab` ids (other fields keep GPTConfig's defaults).
-GPTConfig task_model_config(const TaskExperiment& e, std::int64_t vocab, PosKind pos, MaskKind mask);
+GPTConfig task_model_config(const TaskExperiment& e, std::int64_t vocab, PosKind pos, const std::string& mask);
 
 // Trains on the named task (make_task's names) with `seed` for the initialisation and the batches.
-TaskScore train_and_score_task(const TaskExperiment& e, const std::string& task, PosKind pos, MaskKind mask,
+TaskScore train_and_score_task(const TaskExperiment& e, const std::string& task, PosKind pos, const std::string& mask,
                                std::uint64_t seed);
 
 }  // namespace gradlab

@@ -1,4 +1,4 @@
-// Attention: the materialized composite (reference and heatmaps) and the fused flash kernel as one op.
+// Attention: the materialized composite (heatmaps, float64, the fused op's yardstick) and the fused flash kernel as one op.
 #include "autograd/attention.h"
 
 #include <vector>

@@ -1,6 +1,7 @@
 // Rotary position embedding as one op on c_attn's packed (B,T,3C) output: q and k rotated per head, v copied.
-// It replaces split, permute, slice, concat, neg, mul and add (nn/gpt.cpp's apply_rope, which stays as the
-// readable reference) and keeps the heads where attention_fused_qkv reads them.
+// It replaces split, permute, slice, concat, neg, mul and add (the composite that tests/attention/test_rope_qkv.cpp
+// keeps as its oracle) and keeps the heads where attention_fused_qkv reads them. Every attention path (fused,
+// KV-cached, materialized, float64) rotates with this op.
 //
 // Per head, with x = [x1, x2] (two halves of D/2) and the angle of frequency i at position p
 //   angle(p, i) = p * 10000^(-2i/D)                      (computed in double, then rounded to the dtype)
@@ -28,7 +29,7 @@ struct RopeTable {
 
 template <typename S>
 std::shared_ptr<const RopeTable<S>> rope_table(std::int64_t T, std::int64_t D, std::int64_t first) {
-  // cos, sin are (T, D/2); the same double expressions as apply_rope, so float32 rounds to the same values
+  // cos, sin are (T, D/2); the same double expressions as the composite oracle, so float32 rounds to the same values
   const std::int64_t half = D / 2;
   auto table = std::make_shared<RopeTable<S>>();
   table->cos.resize(static_cast<std::size_t>(T * half));

@@ -1,4 +1,4 @@
-// The attention kernels (tensor/attention_kernel.h): the materialized reference against double-precision
+// The attention kernels (tensor/attention_kernel.h): the materialized kernel against double-precision
 // math, then the fused flash kernel against the reference, forward and all three gradients.
 #include <doctest/doctest.h>
 
@@ -137,7 +137,7 @@ struct Outputs {
   std::vector<float> o, lse, probs, dq, dk, dv;
 };
 
-Outputs run_reference(const Problem& p) {
+Outputs run_materialized(const Problem& p) {
   const Geometry& g = p.g;
   const std::int64_t n = g.B * g.H * g.T * g.D;
   Outputs r;
@@ -146,8 +146,8 @@ Outputs run_reference(const Problem& p) {
   r.dq.assign(n, NAN);
   r.dk.assign(n, NAN);
   r.dv.assign(n, NAN);
-  reference_forward(g, p.bias, p.q.data(), p.k.data(), p.v.data(), r.probs.data(), r.o.data());
-  reference_backward(g, p.bias, p.q.data(), p.k.data(), p.v.data(), r.probs.data(), p.d_o.data(), r.dq.data(),
+  materialized_forward(g, p.bias, p.q.data(), p.k.data(), p.v.data(), r.probs.data(), r.o.data());
+  materialized_backward(g, p.bias, p.q.data(), p.k.data(), p.v.data(), r.probs.data(), p.d_o.data(), r.dq.data(),
                      r.dk.data(), r.dv.data());
   return r;
 }
@@ -178,7 +178,7 @@ TEST_CASE("reference attention rows sum to 1 (causal) and to S/(S+Z) (StableMask
       CAPTURE(mask_name(mask));
       CAPTURE(position_name(pos));
       const Problem p = make_problem({2, 3, 37, 8}, mask, /*L*/ 24, pos, 11);
-      const Outputs r = run_reference(p);
+      const Outputs r = run_materialized(p);
       const DoubleResult d = double_forward(p, to_double(p.q), to_double(p.k), to_double(p.v));
       const std::int64_t T = p.g.T;
       double worst = 0.0;
@@ -206,7 +206,7 @@ TEST_CASE("reference attention backward matches central differences of a double 
   for (Mask mask : {Mask::Causal, Mask::StableFinite, Mask::StableInfinite}) {
     CAPTURE(mask_name(mask));
     const Problem p = make_problem({1, 2, 6, 3}, mask, /*L*/ 4, Position::Alibi, 5);
-    const Outputs ref = run_reference(p);
+    const Outputs ref = run_materialized(p);
     const Outputs fused = run_flash(p);
     // loss = sum(dO * O) in double; its gradient with respect to q, k, v is what the backward returns
     auto loss = [&](const std::vector<double>& q, const std::vector<double>& k, const std::vector<double>& v) {
@@ -242,7 +242,7 @@ TEST_CASE("reference attention backward matches central differences of a double 
   }
 }
 
-TEST_CASE("flash attention forward and gradients equal the materialized reference") {
+TEST_CASE("flash attention forward and gradients equal the materialized kernel") {
   // o within 2e-6 and dq, dk, dv within 1e-5 of the reference (measured worst: 8e-7 and 1.2e-6), relative
   // to max(1, the array's largest entry); lse within 2e-6 of the double-precision value.
   const std::int64_t lengths[] = {1, 2, 7, 64, 129, 300};
@@ -259,7 +259,7 @@ TEST_CASE("flash attention forward and gradients equal the materialized referenc
           CAPTURE(position_name(pos));
           const std::int64_t D = T == 129 ? 20 : 16;  // 20: ragged SIMD ends
           const Problem p = make_problem({2, 3, T, D}, mask, L, pos, 1000 + T);
-          const Outputs ref = run_reference(p);
+          const Outputs ref = run_materialized(p);
           const Outputs fused = run_flash(p);
           const DoubleResult d = double_forward(p, to_double(p.q), to_double(p.k), to_double(p.v));
           const double err_o = relative_max_error(fused.o, ref.o);
@@ -292,7 +292,7 @@ TEST_CASE("flash attention with a dominant sink (tiny gamma) and a head dimensio
   p.tau.resize(p.g.H * p.g.T);
   stablemask_tau_table({1.0 / 1024, 0.25}, 200, p.g.T, 0, StableMaskTail::Finite, p.tau.data());
   p.bias.tau = p.tau.data();
-  const Outputs ref = run_reference(p);
+  const Outputs ref = run_materialized(p);
   const Outputs fused = run_flash(p);
   CHECK(relative_max_error(fused.o, ref.o) < 2e-6);
   CHECK(relative_max_error(fused.dq, ref.dq) < 2e-5);
@@ -307,10 +307,10 @@ TEST_CASE("flash attention is bit-identical on 1 and 2 threads") {
   const Problem p = make_problem({1, 3, 300, 64}, Mask::StableFinite, 200, Position::Alibi, 9);
   set_num_threads(1);
   const Outputs one = run_flash(p);
-  const Outputs ref_one = run_reference(p);
+  const Outputs ref_one = run_materialized(p);
   set_num_threads(2);
   const Outputs two = run_flash(p);
-  const Outputs ref_two = run_reference(p);
+  const Outputs ref_two = run_materialized(p);
   set_num_threads(saved);
   auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
@@ -329,13 +329,13 @@ TEST_CASE("attention kernels reject bad geometry / null pointers and bad bias ta
   std::vector<float> o(64), lse(8), probs(32), dq(64), dk(64), dv(64);
   for (Geometry bad : {Geometry{0, 2, 4, 8}, Geometry{1, 0, 4, 8}, Geometry{1, 2, 0, 8}, Geometry{1, 2, 4, -1}}) {
     CHECK_THROWS_AS(flash_forward(bad, p.bias, p.q.data(), p.k.data(), p.v.data(), o.data(), lse.data()), Error);
-    CHECK_THROWS_AS(reference_forward(bad, p.bias, p.q.data(), p.k.data(), p.v.data(), probs.data(), o.data()), Error);
+    CHECK_THROWS_AS(materialized_forward(bad, p.bias, p.q.data(), p.k.data(), p.v.data(), probs.data(), o.data()), Error);
   }
   CHECK_THROWS_AS(flash_forward(p.g, p.bias, p.q.data(), nullptr, p.v.data(), o.data(), lse.data()), Error);
   CHECK_THROWS_AS(flash_backward(p.g, p.bias, p.q.data(), p.k.data(), p.v.data(), o.data(), lse.data(),
                                  p.d_o.data(), dq.data(), nullptr, dv.data()),
                   Error);
-  CHECK_THROWS_AS(reference_backward(p.g, p.bias, p.q.data(), p.k.data(), p.v.data(), nullptr, p.d_o.data(),
+  CHECK_THROWS_AS(materialized_backward(p.g, p.bias, p.q.data(), p.k.data(), p.v.data(), nullptr, p.d_o.data(),
                                      dq.data(), dk.data(), dv.data()),
                   Error);
   std::vector<float> tau(8, 0.0f);

@@ -1,6 +1,6 @@
 // attention_fused_qkv (autograd/attention.h): the fused attention that reads q, k, v straight out of c_attn's
 // (B,T,3C) output and writes (B,T,C), against the split/permute path through attention_fused (same bits) and
-// against the materialized reference (same values), forward and d(qkv); and the strided kernel views under it.
+// against the materialized kernel (same values), forward and d(qkv); and the strided kernel views under it.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -149,7 +149,7 @@ TEST_CASE("attention_fused_qkv equals split/permute + attention_fused (bits) and
         // the same kernel arithmetic on other addresses: identical bits, output and every gradient element
         CHECK(compare(got.y, split_fused.y).n_different == 0);
         CHECK(compare(got.d_qkv, split_fused.d_qkv).n_different == 0);
-        // the materialized reference rounds differently
+        // the materialized kernel rounds differently
         CHECK(compare(got.y, materialized.y).max_rel < 2e-5);
         CHECK(compare(got.d_qkv, materialized.d_qkv).max_rel < 2e-5);
       }

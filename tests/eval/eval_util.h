@@ -18,7 +18,7 @@ namespace evaltest {
 
 using namespace gradlab;
 
-inline GPTConfig tiny_config(PosKind pos, MaskKind mask, std::int64_t n_layer = 2) {
+inline GPTConfig tiny_config(PosKind pos, const std::string& mask, std::int64_t n_layer = 2) {
   GPTConfig c;
   c.vocab_size = 11;
   c.block_size = 8;

@@ -32,7 +32,7 @@ struct TextModel {
   Tokenizer tok = Tokenizer::char_level(kText);
   std::string model_dir;
   std::string data;
-  TextModel(PosKind pos = PosKind::Rope, MaskKind mask = MaskKind::StableMask) {
+  TextModel(PosKind pos = PosKind::Rope, const std::string& mask = "stablemask") {
     GPTConfig c = tiny_config(pos, mask);
     c.vocab_size = tok.vocab_size();
     GPT model(c, 41);
@@ -155,7 +155,7 @@ TEST_CASE("gradlab eval --grads writes every parameter's gradient under its name
 TEST_CASE("gradlab eval on a position task reports accuracy") {
   TempDir dir("task");
   auto task = make_task("position-parity", 8);
-  GPTConfig c = tiny_config(PosKind::Alibi, MaskKind::StableMask);
+  GPTConfig c = tiny_config(PosKind::Alibi, "stablemask");
   c.vocab_size = task->vocab_size();
   GPT model(c, 3);
   save_model(dir.file("model.safetensors"), model, nullptr, "position-parity");
@@ -207,7 +207,7 @@ TEST_CASE("gradlab eval and sample: bad input is one line and exit code 2") {
   CHECK(r.err.find("12") != std::string::npos);
 
   // learned positions cannot evaluate past L
-  TextModel learned(PosKind::Learned, MaskKind::Causal);
+  TextModel learned(PosKind::Learned, "causal");
   Run l = eval({"--model", learned.model_dir, "--data", learned.data, "--ctx", "9"});
   CHECK(l.code == 2);
   CHECK(l.err.find("learned") != std::string::npos);

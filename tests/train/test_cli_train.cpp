@@ -159,7 +159,7 @@ TEST_CASE("cli: a short run ends with one JSON line and writes the checkpoint an
   CHECK(r.err.find("seed 5") != std::string::npos);
   LoadedCheckpoint ck = load_checkpoint(out);
   CHECK(ck.state.step == 7);
-  CHECK(ck.info.config.mask == MaskKind::StableMask);
+  CHECK(ck.info.config.mask == "stablemask");
   CHECK(ck.info.config.pos == PosKind::Rope);
   CHECK(ck.info.config.gamma == GammaKind::Constant);
   auto losses = csv_column(read_file(out + "/log.csv"), 2);

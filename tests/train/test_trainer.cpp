@@ -56,7 +56,7 @@ TEST_CASE("trainer: gradient accumulation of 2 half batches equals one full batc
 TEST_CASE("checkpoint: round trip of weights / moments / rng / config and tokenizer") {
   TempDir dir;
   const auto& data = small_grammar();
-  GPT model(tiny_config(MaskKind::StableMask), 11);
+  GPT model(tiny_config("stablemask"), 11);
   Trainer trainer(model, data, tiny_train_config(3, dir.path));
   TrainResult r = trainer.run();
   REQUIRE(r.status == TrainStatus::Completed);
@@ -150,7 +150,7 @@ TEST_CASE("resume: the loss curve continues bit for bit (without and with dropou
   const auto& data = small_grammar();
   for (double dropout : {0.0, 0.1}) {
   CAPTURE(dropout);
-  GPTConfig mc = tiny_config(MaskKind::StableMask);
+  GPTConfig mc = tiny_config("stablemask");
   mc.dropout = dropout;
   // uninterrupted: 10 steps
   GPT ref_model(mc, 21);

@@ -76,7 +76,7 @@ struct Replay {
 };
 
 // Replays the fixture's batches through Trainer::train_step in the given precision.
-Replay replay(const Trajectory& t, MaskKind mask, bool float64) {
+Replay replay(const Trajectory& t, const std::string& mask, bool float64) {
   GPTConfig c = GPTConfig::from_json(t.file.metadata.at("config"));
   REQUIRE(c.mask == mask);
   GPT model(c, 0);
@@ -127,7 +127,7 @@ double worst(const std::vector<double>& v) {
   return w;
 }
 
-void check_trajectory(const std::string& file, MaskKind mask) {
+void check_trajectory(const std::string& file, const std::string& mask) {
   Trajectory t = load_trajectory(file);
   REQUIRE(t.steps == 30);
   // The fixture is only a meaningful test if training moved and clipping both acted and did not.
@@ -163,11 +163,11 @@ void check_trajectory(const std::string& file, MaskKind mask) {
 TEST_SUITE("train") {
 
 TEST_CASE("trajectory: 30 AdamW steps (schedule, clipping, accumulation) match PyTorch, causal") {
-  check_trajectory("trajectory_causal.safetensors", MaskKind::Causal);
+  check_trajectory("trajectory_causal.safetensors", "causal");
 }
 
 TEST_CASE("trajectory: 30 AdamW steps (schedule, clipping, accumulation) match PyTorch, StableMask") {
-  check_trajectory("trajectory_stablemask.safetensors", MaskKind::StableMask);
+  check_trajectory("trajectory_stablemask.safetensors", "stablemask");
 }
 
 }  // TEST_SUITE

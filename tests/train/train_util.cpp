@@ -38,7 +38,7 @@ const gradlab::TextDataset& small_grammar() {
   return *data;
 }
 
-gradlab::GPTConfig tiny_config(gradlab::MaskKind mask) {
+gradlab::GPTConfig tiny_config(const std::string& mask) {
   gradlab::GPTConfig c;
   c.vocab_size = small_grammar().vocab_size();
   c.block_size = 32;

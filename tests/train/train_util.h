@@ -21,7 +21,7 @@ struct TempDir {
 const gradlab::TextDataset& small_grammar();
 
 // A tiny model for the small grammar: 2 layers, 2 heads, width 32, block 32.
-gradlab::GPTConfig tiny_config(gradlab::MaskKind mask = gradlab::MaskKind::Causal);
+gradlab::GPTConfig tiny_config(const std::string& mask = "causal");
 
 // A quiet training config for fast tests.
 gradlab::TrainConfig tiny_train_config(std::int64_t max_iters, const std::string& out_dir = "");

@@ -1,0 +1,122 @@
+// The attention strategies and their table. A new strategy is one class and one row here.
+#include "nn/attention_strategy.h"
+
+#include <cmath>
+#include <limits>
+
+#include "nn/gpt.h"
+#include "nn/stablemask.h"
+#include "tensor/error.h"
+
+namespace gradlab {
+
+namespace {
+
+// The plain causal mask: no sink, every row's real mass is 1.
+class CausalStrategy : public AttentionStrategy {
+ public:
+  using AttentionStrategy::AttentionStrategy;
+};
+
+// StableMask (Yin et al. 2024): a zero-value sink key per row with the fixed logit tau_i = log Z(i), Z from the
+// training length L = block_size and the decay gamma_h per head (nn/stablemask.h).
+class StableMaskStrategy : public AttentionStrategy {
+ public:
+  StableMaskStrategy(const GPTConfig& c, const StrategyInfo& info) : AttentionStrategy(c, info), gammas_(c.gammas()) {}
+  Tensor tau(std::int64_t Tq, std::int64_t q0, DType dtype) const override {
+    // tau is (H, Tq)
+    Tensor t = Tensor::empty({config().n_head, Tq}, dtype);
+    if (dtype == DType::F64)
+      stablemask_tau_table(gammas_, config().block_size, Tq, q0, config().tail, t.data<double>());
+    else
+      stablemask_tau_table(gammas_, config().block_size, Tq, q0, config().tail, t.data<float>());
+    return t;
+  }
+
+ private:
+  std::vector<double> gammas_;  // decay per head
+};
+
+template <typename S>
+std::unique_ptr<AttentionStrategy> make(const GPTConfig& c, const StrategyInfo& info) {
+  return std::make_unique<S>(c, info);
+}
+
+struct Row {
+  StrategyInfo info;
+  std::unique_ptr<AttentionStrategy> (*make)(const GPTConfig&, const StrategyInfo&);
+};
+
+// The table. The first row is the baseline.
+const Row kStrategies[] = {
+    {{"causal", "causal", "the standard mask: each row's softmax over keys j <= i sums to 1", false, false},
+     make<CausalStrategy>},
+    {{"stablemask", "StableMask",
+      "StableMask: one extra key per row with value 0 and logit log Z(i), so a row's real mass can be below 1", true,
+      false},
+     make<StableMaskStrategy>},
+};
+
+const Row& row(const std::string& name) {
+  for (const Row& r : kStrategies)
+    if (name == r.info.name) return r;
+  std::string valid;
+  for (const Row& r : kStrategies) valid += (valid.empty() ? "" : ", ") + std::string(r.info.name);
+  throw_error("unknown mask '", name, "', expected one of: ", valid);
+}
+
+}  // namespace
+
+const std::vector<std::string>& strategy_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const Row& r : kStrategies) n.emplace_back(r.info.name);
+    return n;
+  }();
+  return names;
+}
+
+const StrategyInfo& strategy_info(const std::string& name) { return row(name).info; }
+
+std::string strategy_help() {
+  std::string out;
+  for (const Row& r : kStrategies) out += (out.empty() ? "" : "; ") + std::string(r.info.name) + " = " + r.info.help;
+  return out;
+}
+
+const std::vector<std::string>& compared_strategies() {
+  static const std::vector<std::string> pair = {row("causal").info.name, row("stablemask").info.name};
+  return pair;
+}
+
+AttentionStrategy::AttentionStrategy(const GPTConfig& config, const StrategyInfo& info)
+    : config_(std::make_unique<GPTConfig>(config)), info_(info) {
+  if (config.pos == PosKind::Alibi) slopes_ = gradlab::alibi_slopes(config.n_head);
+  alibi_slopes_.assign(slopes_.begin(), slopes_.end());
+}
+
+AttentionStrategy::~AttentionStrategy() = default;
+
+Tensor AttentionStrategy::bias(std::int64_t Tq, std::int64_t Tk, std::int64_t q0, std::int64_t k0, DType dtype) const {
+  // bias is (H, Tq, Tk)
+  const std::int64_t H = config_->n_head;
+  std::vector<double> b(static_cast<std::size_t>(H * Tq * Tk));
+  for (std::int64_t h = 0; h < H; ++h)
+    for (std::int64_t i = 0; i < Tq; ++i)
+      for (std::int64_t j = 0; j < Tk; ++j) {
+        const std::int64_t dist = (q0 + i) - (k0 + j);
+        double v = dist < 0 ? -std::numeric_limits<double>::infinity() : 0.0;
+        if (dist >= 0 && !slopes_.empty()) v = -slopes_[h] * static_cast<double>(dist);
+        b[(h * Tq + i) * Tk + j] = v;
+      }
+  return Tensor::from_values({H, Tq, Tk}, b, dtype);
+}
+
+Tensor AttentionStrategy::tau(std::int64_t, std::int64_t, DType) const { return Tensor(); }
+
+std::unique_ptr<AttentionStrategy> make_attention_strategy(const GPTConfig& config) {
+  const Row& r = row(config.mask);
+  return r.make(config, r.info);
+}
+
+}  // namespace gradlab
