@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -315,6 +316,28 @@ std::vector<fs::path> project_markdown(const fs::path& root) {
   return files;
 }
 
+// "[`file`](file): `Name`" and "[`file`](file): `A::f`, `g`" name functions of that file: each must be defined or
+// declared there (its last name followed by '('), so a reader can go from a note to the code without grepping.
+std::vector<std::string> missing_functions(const fs::path& root, const fs::path& file) {
+  std::vector<std::string> problems;
+  const std::string name = fs::relative(file, root).generic_string();
+  static const std::regex cited(R"(\]\(([^)#\s]+)\):\s*((`[A-Za-z_][A-Za-z0-9_:~]*`(,\s*|\s+and\s+)?)+))");
+  static const std::regex one_name("`([A-Za-z0-9_:~]+)`");
+  for (const auto& [number, line] : prose_lines(read_text(file))) {
+    for (auto m = std::sregex_iterator(line.begin(), line.end(), cited); m != std::sregex_iterator(); ++m) {
+      const fs::path target = file.parent_path() / (*m)[1].str();
+      if (!fs::is_regular_file(target) || target.extension() == ".md") continue;
+      const std::string code = read_text(target), names = (*m)[2].str();
+      for (auto n = std::sregex_iterator(names.begin(), names.end(), one_name); n != std::sregex_iterator(); ++n) {
+        const std::string full = (*n)[1].str(), last = full.substr(full.rfind(':') == std::string::npos ? 0 : full.rfind(':') + 1);
+        if (!std::regex_search(code, std::regex("\\b" + last + "\\s*\\(")))
+          problems.push_back(name + ":" + std::to_string(number) + ": `" + full + "` is not a function of " + (*m)[1].str());
+      }
+    }
+  }
+  return problems;
+}
+
 // A scratch repository under the system temp folder, removed at the end of the test.
 struct ScratchRepo {
   fs::path root;
@@ -371,9 +394,15 @@ TEST_SUITE("docs") {
     CHECK(problems[4].find("#L<line>") != std::string::npos);
     CHECK(problems[5].find("'nothing'") != std::string::npos);
     CHECK(problems[6].find("lessons/bad.md:7:") == 0);
+
+    const fs::path named = repo.write("lessons/named.md", "[`src/f.cpp`](../src/f.cpp): `Box::grow`, `shrink`\n");
+    repo.write("src/f.cpp", "void Box::grow(int n) {}\n");
+    const auto missing = missing_functions(repo.root, named);
+    REQUIRE(missing.size() == 1);
+    CHECK(missing[0] == "lessons/named.md:1: `shrink` is not a function of ../src/f.cpp");
   }
 
-  TEST_CASE("docs: every relative link in README, READING, docs/ and lessons/ resolves") {
+  TEST_CASE("docs: every relative link in README, READING, docs/ and lessons/ resolves, and named functions exist") {
     const fs::path root = GRADLAB_SOURCE_DIR;
     const auto files = project_markdown(root);
     REQUIRE(files.size() >= 10);  // README, docs/, lessons/ notes: an empty list would prove nothing
@@ -382,6 +411,7 @@ TEST_SUITE("docs") {
     for (const fs::path& file : files) {
       links += static_cast<int>(markdown_links(read_text(file)).size());
       for (std::string& p : broken_links(root, file)) problems.push_back(std::move(p));
+      for (std::string& p : missing_functions(root, file)) problems.push_back(std::move(p));
     }
     for (const std::string& p : problems) MESSAGE(p);
     CHECK(links > 20);
