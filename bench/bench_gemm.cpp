@@ -169,8 +169,12 @@ void register_all() {
     const Shape s{false, false, n, n, n};
     for (gemm::Rung r : {gemm::Rung::Naive, gemm::Rung::Reordered, gemm::Rung::Blocked, gemm::Rung::Packed})
       register_gemm(gemm::rung_info(r), s, 1);
+    register_gemm(gemm::rung_info(gemm::Rung::PackedOpenMP), s, 2);
     register_gemm(gemm::rung_info(gemm::Rung::PackedParallel), s, 2);
   }
+  // OpenMP team against the worker pool on the shape a training step repeats most (the tiny GPT's c_attn).
+  for (gemm::Rung r : {gemm::Rung::PackedOpenMP, gemm::Rung::PackedParallel})
+    register_gemm(gemm::rung_info(r), Shape{false, false, 768, 128, 384}, 2);
   // Attention scores, one (T,d)x(d,T) product per head: see bench names gemm/batched/...
   for (int threads : {1, 2}) {
     const std::string name = "gemm/batched/NT/48x64x32x64/threads:" + std::to_string(threads);
