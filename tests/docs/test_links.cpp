@@ -361,7 +361,7 @@ struct ScratchRepo {
 }  // namespace
 
 TEST_SUITE("docs") {
-  TEST_CASE("docs: GitHub heading slugs") {
+  TEST_CASE("links: GitHub heading slugs") {
     CHECK(github_slug("Closed form") == "closed-form");
     CHECK(github_slug("KV cache and training length") == "kv-cache-and-training-length");
     CHECK(github_slug("A reading path: `Tensor::view` (20 lines)") == "a-reading-path-tensorview-20-lines");
@@ -372,7 +372,7 @@ TEST_SUITE("docs") {
     CHECK(anchors == std::set<std::string>{"top", "same", "same-1", "setext", "here"});
   }
 
-  TEST_CASE("docs: the link checker reports broken links and passes good ones") {
+  TEST_CASE("links: the checker reports broken links and passes good ones") {
     ScratchRepo repo;
     repo.write("docs/spec.md", "# Spec\n## Closed form\ntext\n");
     repo.write("src/code.cpp", "int a;\nint b;\nint c;\n");
@@ -402,7 +402,7 @@ TEST_SUITE("docs") {
     CHECK(missing[0] == "lessons/named.md:1: `shrink` is not a function of ../src/f.cpp");
   }
 
-  TEST_CASE("docs: every relative link in README, READING, docs/ and lessons/ resolves, and named functions exist") {
+  TEST_CASE("links: every relative link in the project notes resolves and every named function exists") {
     const fs::path root = GRADLAB_SOURCE_DIR;
     const auto files = project_markdown(root);
     REQUIRE(files.size() >= 10);  // README, docs/, lessons/ notes: an empty list would prove nothing
