@@ -62,7 +62,7 @@ struct Operands {
 };
 
 // C = op(A) op(B) (alpha 1, beta 0) checked on ~300 elements (corners, edges, random) against a float64 dot
-// product, with the rigorous float summation bound 2 (K+4) u sum|a b| (see tests/kernels/test_gemm.cpp).
+// product, with the rigorous float summation bound 2 (K+4) u sum|a b| (see tests/tensor/test_gemm.cpp).
 void validate_or_abort(const std::string& name, const Shape& s, const Operands& o) {
   Rng rng(7);
   std::vector<std::pair<int64_t, int64_t>> points = {
