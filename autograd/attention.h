@@ -1,5 +1,5 @@
 #pragma once
-// Attention as differentiable ops, in two implementations with one meaning (shared/docs/stablemask.md §3):
+// Attention as differentiable ops, in two implementations with one meaning (docs/stablemask.md#sink-logit):
 //
 //   a_ij  = q_i . k_j * scale + bias_ij            (bias: causal -inf above the diagonal, ALiBi)
 //   Attn  = softmax over [a_i0 .. a_i(Tk-1), tau_i], then the last (sink) column dropped

@@ -62,7 +62,7 @@ struct Operands {
 };
 
 // C = op(A) op(B) (alpha 1, beta 0) checked on ~300 elements (corners, edges, random) against a float64 dot
-// product, with the rigorous float summation bound 2 (K+4) u sum|a b| (see tests/kernels/test_gemm.cpp).
+// product, with the rigorous float summation bound 2 (K+4) u sum|a b| (see tests/tensor/test_gemm.cpp).
 void validate_or_abort(const std::string& name, const Shape& s, const Operands& o) {
   Rng rng(7);
   std::vector<std::pair<int64_t, int64_t>> points = {
@@ -169,8 +169,12 @@ void register_all() {
     const Shape s{false, false, n, n, n};
     for (gemm::Rung r : {gemm::Rung::Naive, gemm::Rung::Reordered, gemm::Rung::Blocked, gemm::Rung::Packed})
       register_gemm(gemm::rung_info(r), s, 1);
+    register_gemm(gemm::rung_info(gemm::Rung::PackedOpenMP), s, 2);
     register_gemm(gemm::rung_info(gemm::Rung::PackedParallel), s, 2);
   }
+  // OpenMP team against the worker pool on the shape a training step repeats most (the tiny GPT's c_attn).
+  for (gemm::Rung r : {gemm::Rung::PackedOpenMP, gemm::Rung::PackedParallel})
+    register_gemm(gemm::rung_info(r), Shape{false, false, 768, 128, 384}, 2);
   // Attention scores, one (T,d)x(d,T) product per head: see bench names gemm/batched/...
   for (int threads : {1, 2}) {
     const std::string name = "gemm/batched/NT/48x64x32x64/threads:" + std::to_string(threads);

@@ -1,4 +1,4 @@
-// The StableMask paper's absolute-position tasks (spec §5, paper App. B.2) in miniature: train a small GPT on
+// The StableMask paper's absolute-position tasks (docs/stablemask.md#claims-the-course-measures, paper App. B.2) in miniature: train a small GPT on
 // each task for every position encoding (none, learned, sinusoidal, rope, alibi) under each mask (causal,
 // StableMask), measure the accuracy on the task's fixed evaluation set, and write the table, with the seeds and
 // the conditions, to a markdown file (docs/science.md) beside the paper's numbers.
@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
   // the markdown section (between markers, so that hand-written text around it survives a re-run)
   std::ostringstream md;
   md << kBegin << "\n";
-  md << "## Absolute position: the paper's synthetic tasks (spec §5, paper App. B.2)\n\n";
+  md << "## Absolute position: the paper's synthetic tasks (paper App. B.2)\n\n";
   md << "Accuracy (%) on each task's fixed evaluation set (`data/tasks.h`, split val), mean over seeds "
      << "[";
   for (std::int64_t k = 0; k < s.seeds; ++k) md << (k ? ", " : "") << 1000 + k;
@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
       }
       md << "\n";
     }
-  md << "\nThe paper's accuracies without StableMask (spec §5; its models, lengths and training are larger and "
+  md << "\nThe paper's accuracies without StableMask ([docs/stablemask.md](stablemask.md#claims-the-course-measures); its models, lengths and training are larger and "
         "not fully specified): learned APE 97 / 94 / 98, sinusoidal 98 / 99 / 96, ALiBi 22 / 27 / 47, "
         "RoPE 25 / 25 / 43. The paper claims StableMask lets RoPE and ALiBi recover absolute position.\n\n";
   md << "Chance levels here: index and marker 1/T = " << pct(1.0 / static_cast<double>(s.T))

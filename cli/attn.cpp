@@ -1,5 +1,5 @@
 // gradlab attn: a checkpoint's attention maps on a text, drawn by viz/ (heatmaps with the raw data beside them),
-// and the first-token statistics of spec §5 printed per layer and head.
+// and the first-token statistics of docs/stablemask.md#statistics printed per layer and head.
 //
 //   one model, its own mask (or --mask NAME, same weights)  -> layers x heads grid (or one large panel)
 //   one model, --mask both (same weights, the mask flipped)  -> the compared pair (causal, StableMask) side by side

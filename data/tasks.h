@@ -1,5 +1,5 @@
 #pragma once
-// The StableMask paper's absolute-position tasks (stablemask.md §5, paper App. B.2), as Datasets with
+// The StableMask paper's absolute-position tasks (docs/stablemask.md#claims-the-course-measures, paper App. B.2), as Datasets with
 // per-position targets. Accuracy is the metric; loss and accuracy count only positions with a target (>= 0).
 //
 // Every task is built for a maximum length T (its number of position classes) and serves sequences of any

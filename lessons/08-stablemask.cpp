@@ -1,6 +1,6 @@
 // Lesson 08: StableMask. The pseudo-attention values, the P matrix, the real mass R_i of each row for several
 // decay rates, the closed form Z(i) checked against the materialized softmax, and an untrained model's
-// attention under both masks side by side (shared/docs/stablemask.md §2-§3).
+// attention under both masks side by side (docs/stablemask.md#training-form and #closed-form).
 #include <algorithm>
 #include <cmath>
 #include <limits>

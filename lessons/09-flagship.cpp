@@ -3,7 +3,7 @@
 // The same small GPT (same seed, same initial weights, same batches) is trained twice, once with each mask,
 // on the built-in grammar corpus (or --data FILE). Then we look at what the two models learned to attend to:
 // side-by-side heatmaps for a sample sentence, both loss curves, and the share of attention that lands on the
-// first token, raw and normalised by each row's real mass R_i (shared/docs/stablemask.md §5).
+// first token, raw and normalised by each row's real mass R_i (docs/stablemask.md#statistics).
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -364,7 +364,7 @@ int main(int argc, char** argv) {
     L.say("Raw share:        mean over rows i of Attn_i0.");
     L.say("Normalised share: mean over rows i of Attn_i0 / R_i, R_i = sum_{j<=i} Attn_ij (the row's real mass).");
     L.say("Under StableMask R_i < 1, so the raw share falls by construction; only a lower normalised share says");
-    L.say("the model relies less on the first token as a sink (spec section 5).");
+    L.say("the model relies less on the first token as a sink (docs/stablemask.md#statistics).");
     std::vector<LayerShare> share[2];
     for (std::size_t k = 0; k < 2; ++k)
       share[k] = first_token_share(*runs[k].model, *data, block, windows, min_row,

@@ -1,4 +1,4 @@
-// Lesson 10: absolute position. The StableMask paper's three synthetic tasks (shared/docs/stablemask.md §5)
+// Lesson 10: absolute position. The StableMask paper's three synthetic tasks (docs/stablemask.md#claims-the-course-measures)
 // for every position encoding (none, learned, sinusoidal, rope, alibi) under each mask (causal, StableMask):
 // why relative encodings cannot recover absolute position under a right-stochastic causal softmax, why
 // StableMask's decreasing real mass R_i can, and what this engine measures at a small scale, beside the paper's
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
 
     // ------------------------------------------------------------------------------------------------------
     L.step("The table, beside the paper");
-    // the paper's accuracies without StableMask (spec §5): index / marker / parity
+    // the paper's accuracies without StableMask (docs/stablemask.md#claims-the-course-measures): index / marker / parity
     const char* paper[5] = {"-", "97 / 94 / 98", "98 / 99 / 96", "25 / 25 / 43", "22 / 27 / 47"};
     std::string md = "| pos | mask | index | marker | parity | paper, causal (index / marker / parity) |\n";
     md += "|---|---|---|---|---|---|\n";

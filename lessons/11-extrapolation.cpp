@@ -1,6 +1,6 @@
 // Lesson 11: extrapolation. Train the same RoPE GPT at length L with each mask, then read 4L tokens through a
 // sliding KV window of L keys (the oldest key evicted, no sink tokens kept) and plot the loss per position.
-// The paper's claim (spec §5): the causal baseline's loss blows up past L, StableMask stays flat. Measured and
+// The paper's claim (docs/stablemask.md#claims-the-course-measures): the causal baseline's loss blows up past L, StableMask stays flat. Measured and
 // reported as found.
 #include <cmath>
 #include <memory>

@@ -1,7 +1,7 @@
 // Lesson 12: the KV cache, and why StableMask needs its inference form (SM-I) to keep one.
 // A KV-cached decode must give the same logits as a full forward pass; with the training-form StableMask tied
 // to the current length n, every new token would change all earlier rows; with SM-I (Z(i) computed with the
-// training length L, shared/docs/stablemask.md §4) no earlier row changes.
+// training length L, docs/stablemask.md#kv-cache-and-training-length) no earlier row changes.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
 
     // ------------------------------------------------------------------------------------------------------
     L.step("SM-I: one definition, every length");
-    L.say("gradlab computes Z(i) with the training length L always (spec section 4). For sequences of length L it");
+    L.say("gradlab computes Z(i) with the training length L always (docs/stablemask.md#kv-cache-and-training-length). For sequences of length L it");
     L.say("is exactly the paper's training formula; for shorter prefixes every row gets its training value; a row's");
     L.say("output never depends on how many tokens follow it, so the cache stays valid. Past L, Z(i) = 0 and the");
     L.say("row is plain softmax (the cache keeps the L most recent keys: a sliding window).");

@@ -2,7 +2,7 @@
 # The unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (not the lessons, not the benchmarks).
 # Builds in build-asan with -DGRADLAB_SANITIZE=ON and fails on the first sanitizer report: every report stops
 # the test process (halt_on_error / -fno-sanitize-recover), LeakSanitizer is on, and a report turns the test red.
-# Extra arguments go to ctest, e.g.  scripts/sanitize.sh -R '^io/'
+# Extra arguments go to ctest, e.g.  scripts/sanitize.sh -R '^data/'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh

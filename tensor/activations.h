@@ -35,7 +35,7 @@ void gelu_exact_forward_avx2(const float* x, float* y, std::int64_t n);
 void gelu_exact_backward_avx2(const float* x, const float* g, float* dx, std::int64_t n);
 // The vectorized erf those kernels use, y = erf(x), exposed so tests can hold it against std::erf.
 // Measured against std::erf in double: max error 7.2e-8 absolute, 8.4e-8 relative (normal floats), about
-// 1.2 ulp; checked in tests/kernels/test_gelu_exact.cpp.
+// 1.2 ulp; checked in tests/tensor/test_gelu_exact.cpp.
 void erf_avx2(const float* x, float* y, std::int64_t n);
 
 }  // namespace gradlab::kernels

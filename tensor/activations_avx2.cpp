@@ -51,7 +51,7 @@ inline __m256 tanh8(__m256 x) {
 // equioscillates. P fits erf(z)/z as a polynomial in w = z^2 on [0, 1] (max relative error 1.2e-9); Q fits
 // erfc(z) e^{z^2} in v on [1, 4] with weight e^{-z^2}, i.e. minimising erfc's absolute error (max 2.4e-9). What
 // remains is float rounding: measured max error 7.2e-8 absolute, 8.4e-8 relative against std::erf (about
-// 1.2 ulp), tested in tests/kernels/test_gelu_exact.cpp. NaN stays NaN.
+// 1.2 ulp), tested in tests/tensor/test_gelu_exact.cpp. NaN stays NaN.
 inline __m256 erf8(__m256 z, __m256* gauss) {
   const __m256 sign_mask = _mm256_set1_ps(-0.0f);
   const __m256 az = _mm256_andnot_ps(sign_mask, z);

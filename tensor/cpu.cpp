@@ -1,6 +1,10 @@
 #include "tensor/cpu.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <string>
+#include <thread>
 
 #include "tensor/error.h"
 #ifdef GRADLAB_HAVE_OPENMP
@@ -43,11 +47,30 @@ bool built_with_openmp() {
 #endif
 }
 
+#ifndef GRADLAB_HAVE_OPENMP
+namespace {
+// Without OpenMP the pool still needs a thread count: OMP_NUM_THREADS when it is a number >= 1 (so a build
+// with and one without OpenMP obey the same setting), else the hardware threads.
+int default_threads() {
+  if (const char* v = std::getenv("OMP_NUM_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (end != v && *end == '\0' && n >= 1 && n <= 4096) return static_cast<int>(n);
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+std::atomic<int>& thread_count() {
+  static std::atomic<int> count{default_threads()};
+  return count;
+}
+}  // namespace
+#endif
+
 int max_threads() {
 #ifdef GRADLAB_HAVE_OPENMP
   return omp_get_max_threads();
 #else
-  return 1;
+  return thread_count().load();
 #endif
 }
 
@@ -55,6 +78,8 @@ void set_num_threads(int n) {
   if (n < 1) throw_error("set_num_threads: got ", n, ", expected at least 1");
 #ifdef GRADLAB_HAVE_OPENMP
   omp_set_num_threads(n);
+#else
+  thread_count().store(n);
 #endif
 }
 
@@ -68,9 +93,11 @@ std::string build_info() {
     s += "off (GRADLAB_NO_AVX2 is set)";
   else
     s += "on";
-  s += ", OpenMP ";
+  // The matmuls and the other kernels run on gradlab's own worker pool (tensor/threads.h) whether or not
+  // OpenMP is built in; OpenMP then only supplies the thread count and the ladder's "openmp" rung.
+  s += built_with_openmp() ? ", OpenMP on, " : ", OpenMP off, ";
   const int n = max_threads();
-  s += built_with_openmp() ? "on, " + std::to_string(n) + (n == 1 ? " thread" : " threads") : "off (1 thread)";
+  s += std::to_string(n) + (n == 1 ? " thread" : " threads") + " on gradlab's worker pool";
   return s;
 }
 

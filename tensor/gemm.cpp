@@ -360,7 +360,8 @@ void edge_tile(MicroKernel kernel, int64_t kc, const float* A, int64_t a_rs, int
   for (int64_t r = 0; r < mr; ++r) std::memcpy(C + r * ldc, tile + r * kNR, nr * sizeof(float));
 }
 
-// Threads: the packed rungs run on gradlab's worker pool (tensor/threads.h), not OpenMP regions.
+// Threads: the engine's packed GEMM runs on gradlab's worker pool (tensor/threads.h). The ladder's "openmp"
+// rung runs the same units under `#pragma omp parallel for` instead, so lesson 04 can time the two.
 
 // Waits politely: a short busy spin, then give the core away (the machine may have fewer free cores than
 // threads; a spinning waiter would steal time from the very thread it waits for).
@@ -449,10 +450,13 @@ thread_local std::unique_ptr<std::atomic<int>[]> tl_states;
 thread_local size_t tl_states_capacity = 0;
 thread_local int tl_epoch = 0;
 
-// The packed GEMM with up to nthreads OpenMP threads. C is cut in units (row blocks, and column blocks when
-// there are few rows) that the threads take from a shared counter, so a thread that the OS delays simply
-// does less. K is cut in the same blocks whatever the thread count, so the result does not depend on it.
-void packed_impl(const Problem& p, int nthreads) {
+enum class Team { Pool, OpenMP };
+
+// The packed GEMM on up to nthreads threads of the pool (or of an OpenMP team). C is cut in units (row blocks,
+// and column blocks when there are few rows) handed out one at a time, so a thread that the OS delays simply
+// does less. K is cut in the same blocks whatever the thread count, so the result does not depend on it, nor
+// on which team ran it.
+void packed_impl(const Problem& p, int nthreads, Team team_kind = Team::Pool) {
   const MicroKernel kernel = select_micro_kernel();
   const bool avx2 = kernel != micro_kernel_portable;
   // K in equal blocks of at most kKC (a function of K alone: determinism).
@@ -499,14 +503,32 @@ void packed_impl(const Problem& p, int nthreads) {
     std::atomic<int64_t> next_unit{0};
     const int team = int(std::min<int64_t>(nthreads, units));
 
+    // unit u on thread tid of nt; Ap is that thread's A-packing buffer
+    auto do_unit = [&](int64_t u, int tid, int nt, float* Ap) {
+      const int64_t ru = u / col_units, cu = u % col_units;
+      const int64_t r0 = ru * unit_rows, r1 = std::min(p.M, r0 + unit_rows);
+      const int64_t q0 = panels * cu / col_units, q1 = panels * (cu + 1) / col_units;
+      run_unit(p, Bp, kernel, k_blocks, r0, r1, q0, q1, (q1 - q0) * tid / nt, Ap, direct);
+    };
+    if (team_kind == Team::OpenMP) {
+      // The textbook form: one parallel loop over the units, handed out one at a time (schedule dynamic).
+      // Without OpenMP the pragma is left out and the loop runs on the calling thread.
+#ifdef GRADLAB_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+#endif
+      for (int64_t u = 0; u < units; ++u) {
+#ifdef GRADLAB_HAVE_OPENMP
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int tid = 0, nt = 1;
+#endif
+        do_unit(u, tid, nt, tl_pack_a.get(size_t(unit_rows * kc_max)));
+      }
+      continue;
+    }
     parallel_run(team, [&](int tid, int nt) {
       float* Ap = tl_pack_a.get(size_t(unit_rows * kc_max));
-      for (int64_t u = next_unit.fetch_add(1); u < units; u = next_unit.fetch_add(1)) {
-        const int64_t ru = u / col_units, cu = u % col_units;
-        const int64_t r0 = ru * unit_rows, r1 = std::min(p.M, r0 + unit_rows);
-        const int64_t q0 = panels * cu / col_units, q1 = panels * (cu + 1) / col_units;
-        run_unit(p, Bp, kernel, k_blocks, r0, r1, q0, q1, (q1 - q0) * tid / nt, Ap, direct);
-      }
+      for (int64_t u = next_unit.fetch_add(1); u < units; u = next_unit.fetch_add(1)) do_unit(u, tid, nt, Ap);
     });
   }
 }
@@ -585,6 +607,14 @@ void gemm_packed_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
   packed_impl({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc}, max_threads());
 }
 
+void gemm_packed_openmp(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                        int64_t ldc) {
+  check_args("gemm_packed_openmp", trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc);
+  if (handled_trivially(M, N, K, alpha, beta, C, ldc)) return;
+  packed_impl({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc}, max_threads(), Team::OpenMP);
+}
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   check_args("sgemm", trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc);
@@ -637,7 +667,8 @@ const RungInfo kRungs[kNumRungs] = {
     {Rung::Reordered, "reordered", "i-k-j: the inner loop walks rows of B and C contiguously", gemm_reordered},
     {Rung::Blocked, "blocked", "+ cache blocking: a tile of B stays in L2 while all rows pass", gemm_blocked},
     {Rung::Packed, "packed", "+ packed panels and a 6x16 register-tiled micro-kernel, 1 thread", gemm_packed},
-    {Rung::PackedParallel, "parallel", "+ threads over blocks of C's rows/columns (never K)", gemm_packed_parallel},
+    {Rung::PackedOpenMP, "openmp", "+ threads: #pragma omp parallel for over blocks of C (never K)", gemm_packed_openmp},
+    {Rung::PackedParallel, "parallel", "+ threads: the same blocks on gradlab's worker pool", gemm_packed_parallel},
     {Rung::Sgemm, "sgemm", "the engine's entry point: packed, threads chosen by problem size", sgemm},
 };
 }  // namespace

@@ -6,9 +6,13 @@
 //   gemm_blocked          + cache blocking: tiles of A, B and C that stay in cache while they are reused
 //   gemm_packed           + BLIS/Goto packing into micro-panels and a register-tiled 6x16 micro-kernel
 //                         (AVX2+FMA when use_avx2(), a portable C++ kernel otherwise)
-//   gemm_packed_parallel  + threads over the rows/columns of C (never over K); max_threads() of them
+//   gemm_packed_openmp    + threads over blocks of C's rows/columns (never over K): `#pragma omp parallel for`
+//   gemm_packed_parallel  + the same blocks on gradlab's own worker pool (tensor/threads.h)
+// Both threaded rungs use max_threads() threads. Without OpenMP the openmp rung runs on one thread and the pool
+// rung is still threaded.
 //
-// sgemm() is what the engine calls: the fast rung, with the thread count chosen from the problem size.
+// sgemm() is what the engine calls: the packed rung on the worker pool, with the thread count chosen from the
+// problem size. Why the pool and not OpenMP: lesson 04's notes, with the measurements.
 //
 // Every function computes, row-major,
 //     C (M,N) = alpha * op(A) * op(B) + beta * C
@@ -20,8 +24,8 @@
 // C must not overlap A or B.
 //
 // Determinism: for a given problem, the result is bit-for-bit the same for every thread count and between
-// sgemm, sgemm_batched, gemm_packed and gemm_packed_parallel (threads split the rows/columns of C, never K,
-// so every element is summed in the same order). Results may differ between the AVX2 and the portable
+// sgemm, sgemm_batched, gemm_packed, gemm_packed_openmp and gemm_packed_parallel (threads split the
+// rows/columns of C, never K, so every element is summed in the same order). Results may differ between the AVX2 and the portable
 // kernel (FMA rounds once, mul+add twice).
 #include <cstdint>
 
@@ -52,6 +56,9 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void gemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_packed_openmp(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                        int64_t ldc);
 void gemm_packed_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                           int64_t ldc);
@@ -59,7 +66,7 @@ void gemm_packed_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
 using GemmFn = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
                         int64_t, float, float*, int64_t);
 
-enum class Rung { Naive, Reordered, Blocked, Packed, PackedParallel, Sgemm };
+enum class Rung { Naive, Reordered, Blocked, Packed, PackedOpenMP, PackedParallel, Sgemm };
 
 struct RungInfo {
   Rung rung;
@@ -69,7 +76,7 @@ struct RungInfo {
 };
 
 // The rungs in ladder order, ending with sgemm itself ("sgemm", the dispatching entry point).
-inline constexpr int kNumRungs = 6;
+inline constexpr int kNumRungs = 7;
 const RungInfo* rungs();               // array of kNumRungs entries
 const RungInfo& rung_info(Rung rung);  // one entry
 const char* micro_kernel_name();       // "avx2-fma 6x16" or "portable 6x16": what gemm_packed runs here

@@ -11,7 +11,7 @@
 //
 // Positions inside a window are absolute and start at 0. T > L (the training length, block_size) is allowed for
 // positions that extend (rope, alibi, none); learned positions give an error. Under StableMask a row past L-1
-// has no pseudo mass left (Z(i) = 0, finite tail; spec §4).
+// has no pseudo mass left (Z(i) = 0, finite tail; docs/stablemask.md#tail).
 //
 // Sliding window (window W, 1 <= W <= T): query t attends to the W most recent tokens, keys
 // max(0, t-W+1) .. t; the oldest key is evicted, no sink tokens are kept. Positions stay absolute and the

@@ -1,5 +1,5 @@
 #pragma once
-// One cell of the position experiments (stablemask.md §5): train a fresh GPT on a position task and score it on
+// One cell of the position experiments (docs/stablemask.md#claims-the-course-measures): train a fresh GPT on a position task and score it on
 // the task's fixed evaluation set. Lesson 10 and bench/position_tasks run the same recipe through this one
 // function, so the lesson's numbers and docs/science.md's table come from the same code.
 //

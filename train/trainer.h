@@ -10,13 +10,12 @@
 //     clip the gradient norm; AdamW step; log; every checkpoint_interval steps: checkpoint
 //     Ctrl-C seen -> checkpoint and stop
 //
-// Determinism: all randomness comes from Rngs seeded by `seed` (the model's initialisation, the data windows),
-// the evaluation batches come from their own Rng re-seeded at every evaluation (so evaluation never shifts the
-// training stream), and the kernels reduce in a fixed order for a given thread count: the same build,
-// seed and thread count give the same losses bit for bit, and a resumed run continues the uninterrupted
-// one's loss curve exactly (the data Rng, AdamW moments and step are in the checkpoint).
-// Dropout draws from the model's own generator, which the checkpoint does not hold (GPT exposes no state for
-// it): with dropout > 0 a resumed run is still correct but no longer bit-identical.
+// Determinism: all randomness comes from Rngs seeded by `seed` (the model's initialisation, the data windows,
+// dropout), the evaluation batches come from their own Rng re-seeded at every evaluation (so evaluation never
+// shifts the training stream), and the kernels reduce in a fixed order: the same build and seed give the same
+// losses bit for bit, and a resumed run continues the uninterrupted one's loss curve exactly. The checkpoint
+// holds everything that takes part: the data Rng, the model's dropout Rng (GPT::dropout_rng_state), the AdamW
+// moments and the step (tests/train: "resume ... without and with dropout").
 #include <atomic>
 #include <cmath>
 #include <cstdint>

@@ -47,7 +47,7 @@ struct NpyArray {
 NpyArray read_npy(const std::string& path);
 NpyArray parse_npy(const std::string& bytes);
 
-// ---- Statistics (spec §5) ----------------------------------------------------------------------------
+// ---- Statistics (docs/stablemask.md#statistics) -------------------------------------------------------------------
 struct HeadStats {
   std::int64_t layer = 0, head = 0;
   double first_share_raw = 0;   // mean over rows of Attn_i0

@@ -77,7 +77,7 @@ TEST_SUITE("tensor") {
       auto one = run_all(N, C);
       set_num_threads(2);
       if (max_threads() < 2) {
-        MESSAGE("this build runs one thread only (no OpenMP): nothing to compare");
+        MESSAGE("only one thread is available here: nothing to compare");
         return;
       }
       auto two = run_all(N, C);

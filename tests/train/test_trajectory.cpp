@@ -2,7 +2,7 @@
 // trained for 30 AdamW steps with the whole recipe (warmup + cosine schedule, decay on 2-D tensors only,
 // clipping that acts on some steps and not others, two micro-batches of accumulation), recorded in float64 by
 // tests/data/fixtures/make_trajectory.py. gradlab's Trainer::train_step replays the same batches from the same
-// initial weights. The one-step fixture (tests/model) pins forward and backward; this pins the optimizer loop.
+// initial weights. The one-step fixture (tests/nn) pins forward and backward; this pins the optimizer loop.
 #include <doctest/doctest.h>
 
 #include <cmath>

@@ -68,7 +68,7 @@ TEST_CASE("KV-cached logits equal the full forward pass step by step") {
 }
 
 // The naive StableMask of the training formula applied to the sequence as it grows: pseudo columns
-// j = i+1 .. n-1 with values -j*gamma, n the current length (spec §2). SM-I (spec §4) fixes the columns at the
+// j = i+1 .. n-1 with values -j*gamma, n the current length (docs/stablemask.md#training-form). SM-I (#kv-cache-and-training-length) fixes the columns at the
 // training length L instead. One head, row-major q, k, v (n, D); returns the outputs (n, D).
 std::vector<double> naive_stablemask_head(const std::vector<double>& q, const std::vector<double>& k,
                                           const std::vector<double>& v, std::int64_t n, std::int64_t D, double gamma,

@@ -173,7 +173,7 @@ TEST_SUITE("model") {
       }
   }
 
-  TEST_CASE("sinusoidal positions: the formula, offsets and no parameters; the width rules of sinusoidal and rope") {
+  TEST_CASE("sinusoidal positions: the formula, offsets and no parameters, and the width rules of sinusoidal and rope") {
     const std::int64_t T = 64, C = 16;
     Tensor pe = sinusoidal_positions(0, T, C, DType::F64);
     REQUIRE(pe.shape() == Shape{T, C});

@@ -12,7 +12,7 @@ using namespace gradlab;
 
 namespace {
 
-// Z(i) = sum over the pseudo columns j = i+1 .. last of e^{-j gamma}, term by term (spec section 2).
+// Z(i) = sum over the pseudo columns j = i+1 .. last of e^{-j gamma}, term by term (docs/stablemask.md#training-form).
 double naive_pseudo_mass(double gamma, std::int64_t last_column, std::int64_t row) {
   double z = 0.0;
   for (std::int64_t j = row + 1; j <= last_column; ++j) z += std::exp(-double(j) * gamma);

@@ -1,6 +1,6 @@
-// Hostile text and task input through the commands (`gradlab train --data`, `gradlab eval --data`). tests/io
+// Hostile text and task input through the commands (`gradlab train --data`, `gradlab eval --data`). tests/data
 // covers read_text_file on a missing, a directory, an empty and a chmod-000 file, and the tokenizer's UTF-8
-// rules; tests/train covers a missing, an empty and a too-short --data file. Here: the remaining kinds of
+// rules; test_cli_train.cpp covers a missing, an empty and a too-short --data file. Here: the remaining kinds of
 // path (FIFO, device, directory through the command), the exact length at which a text becomes long enough
 // for one window in both splits, unreadable files as root and as a user, and what the commands do with bytes
 // that are not UTF-8 (the behaviour documented in data/tokenizer.h).

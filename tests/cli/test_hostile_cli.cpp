@@ -1,4 +1,4 @@
-// Hostile command lines beyond those of tests/io (the parser alone) and tests/train (unknown flag, missing
+// Hostile command lines beyond those of test_args.cpp (the parser alone) and test_cli_train.cpp (unknown flag, missing
 // value, negative steps, heads that do not divide the width, zero batch): numbers that are not numbers, that
 // overflow or are not finite, empty values, repeated flags, control characters and non-UTF-8 bytes in flags
 // and values. Every one is exit code 2 with exactly one line on stderr, and nothing is created.

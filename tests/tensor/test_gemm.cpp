@@ -12,6 +12,7 @@
 // repeats one term of K is off by about |a_k b_k| ~ 1/K of that scale, far above tol for the K used here.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -22,6 +23,7 @@
 #include "tensor/error.h"
 #include "tensor/gemm.h"
 #include "tensor/rng.h"
+#include "tensor/threads.h"
 
 using namespace gradlab;
 using namespace gradlab::gemm;
@@ -190,7 +192,7 @@ TEST_CASE("gemm: packed rungs on shapes that cross every cache block (MC / KC / 
   cases.push_back(wide);
   wide.trans_b = true;
   cases.push_back(wide);
-  for (GemmFn fn : {gemm_packed, gemm_packed_parallel, sgemm}) {
+  for (GemmFn fn : {gemm_packed, gemm_packed_openmp, gemm_packed_parallel, sgemm}) {
     int failures = 0;
     uint64_t seed = 500;
     for (const Case& c : cases) failures += check_against_reference(fn, "packed", c, seed++);
@@ -221,8 +223,8 @@ TEST_CASE("gemm: zero sizes / K = 0 and alpha = 0 leave beta * C and do not read
   }
 }
 
-TEST_CASE("gemm: 1 / 2 and 3 threads / packed and parallel / give bit-identical results") {
-  if (!built_with_openmp()) MESSAGE("built without OpenMP: the 2-thread runs use 1 thread");
+TEST_CASE("gemm: 1 / 2 and 3 threads / packed, openmp and parallel / give bit-identical results") {
+  if (!built_with_openmp()) MESSAGE("built without OpenMP: the openmp rung runs on 1 thread, the pool on 2 and 3");
   ThreadCountGuard guard;
   // Tall (units of rows), few rows (units cut in columns too), an edge-heavy prime shape, and a packed B too big for
   // one column block, all forms.
@@ -242,6 +244,7 @@ TEST_CASE("gemm: 1 / 2 and 3 threads / packed and parallel / give bit-identical 
       const std::vector<float> two_threads = run(gemm_packed_parallel, c, o);
       const std::vector<float> sgemm_two = run(sgemm, c, o);
       const std::vector<float> serial = run(gemm_packed, c, o);
+      const std::vector<float> openmp_two = run(gemm_packed_openmp, c, o);
       set_num_threads(3);  // more threads than cores, and a pool worker left out when we go back to 2
       const std::vector<float> three_threads = run(gemm_packed_parallel, c, o);
       set_num_threads(2);
@@ -252,8 +255,23 @@ TEST_CASE("gemm: 1 / 2 and 3 threads / packed and parallel / give bit-identical 
       CHECK(same_bits(one_thread, serial));
       CHECK(same_bits(one_thread, sgemm_one));
       CHECK(same_bits(one_thread, sgemm_two));
+      CHECK(same_bits(one_thread, openmp_two));
     }
   }
+}
+
+TEST_CASE("gemm: the worker pool runs 2 threads with and without OpenMP") {
+  ThreadCountGuard guard;
+  set_num_threads(2);
+  CHECK(max_threads() == 2);
+  std::atomic<int> ran{0};
+  std::atomic<int> seen_nthreads{0};
+  parallel_run(2, [&](int, int nthreads) {
+    ran.fetch_add(1);
+    seen_nthreads.store(nthreads);
+  });
+  CHECK(ran.load() == 2);
+  CHECK(seen_nthreads.load() == 2);
 }
 
 TEST_CASE("gemm: sgemm_batched equals one sgemm per matrix / with broadcast operands / at 1 and 2 threads") {
@@ -344,7 +362,7 @@ TEST_CASE("gemm: the rung table names every rung once / in ladder order") {
     CHECK(&rung_info(rungs()[r].rung) == &rungs()[r]);
     names.push_back(rungs()[r].name);
   }
-  CHECK(names == std::vector<std::string>{"naive", "reordered", "blocked", "packed", "parallel", "sgemm"});
+  CHECK(names == std::vector<std::string>{"naive", "reordered", "blocked", "packed", "openmp", "parallel", "sgemm"});
 }
 
 }  // TEST_SUITE

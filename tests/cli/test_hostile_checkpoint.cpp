@@ -1,6 +1,6 @@
 // Hostile checkpoints, end to end: a real `gradlab train --out` directory whose model.safetensors (or
 // train_state.safetensors) is damaged, handed to the commands that load it (`gradlab train --resume DIR` and
-// `gradlab eval --model DIR`). tests/io checks the reader on hand-made byte strings; here the damage is done to
+// `gradlab eval --model DIR`). tests/train (test_safetensors) checks the reader on hand-made byte strings; here the damage is done to
 // the files the program itself wrote, and the check is on what the user sees: exit code 2, one line on stderr
 // that names the file (and the tensor or dtype when there is one), nothing on stdout, and no file of the
 // checkpoint touched.
