@@ -103,6 +103,20 @@ void TextDataset::set_bos(std::int32_t bos_id) {
   bos_ = bos_id;
 }
 
+void TextDataset::set_bos_character(const std::string& character) {
+  const std::vector<Utf8Char> chars = decode_utf8(character);
+  if (chars.size() != 1 || !chars[0].valid)
+    throw_error("dataset '", name_, "': BOS \"", character, "\" is ", chars.size(),
+                " characters, expected exactly one character");
+  std::int32_t id = -1;
+  if (tokenizer_.kind() == TokenizerKind::Char) id = tokenizer_.id_of(chars[0].code_point);
+  else if (character.size() == 1) id = static_cast<unsigned char>(character[0]);
+  if (id < 0)
+    throw_error("dataset '", name_, "': BOS ", describe_code_point(chars[0].code_point),
+                " does not occur in the text, expected the character that starts every document");
+  set_bos(id);
+}
+
 std::int64_t TextDataset::window_starts(Split split, std::int64_t T) const {
   const auto& pos = bos_positions(split);
   const std::int64_t last = split_size(split) - T - 1;  // the latest start that leaves T+1 tokens

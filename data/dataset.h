@@ -94,6 +94,8 @@ class TextDataset : public Dataset {
   // Declares the BOS token that starts every document (the document rule above); -1 turns it off. Throws for
   // an id outside the vocabulary and when a split holds no BOS.
   void set_bos(std::int32_t bos_id);
+  // The same from a character of the text ("^"): exactly one character of the vocabulary.
+  void set_bos_character(const std::string& character);
   std::int32_t bos() const { return bos_; }
   bool document_aligned() const { return bos_ >= 0; }
 

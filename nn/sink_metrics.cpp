@@ -244,6 +244,12 @@ std::string format_sink_report(const SinkReport& r) {
                   h.bos_norm, h.mid_bos_norm, h.real_mass, h.late_norm > r.eps ? "  sink" : "");
     out << line;
   }
+  out << format_sink_summary(r);
+  return out.str();
+}
+
+std::string format_sink_summary(const SinkReport& r) {
+  char line[512];
   std::snprintf(line, sizeof line,
                 "over %lld probe texts, rows i >= %lld: mean key-0 share %.4f raw, %.4f normalised (uniform rows: "
                 "%.4f, so %.1fx); sink ratio %.3f (%lld of %zu heads above eps = %.2f); strongest head L%lld/H%lld "
@@ -252,8 +258,7 @@ std::string format_sink_report(const SinkReport& r) {
                 r.mean.late_norm / r.uniform_late, r.sink_ratio, (long long)r.sink_heads, r.heads.size(), r.eps,
                 (long long)r.strongest.layer, (long long)r.strongest.head, r.strongest.late_norm, r.mean.real_mass,
                 r.mean.pseudo_mass());
-  out << line;
-  return out.str();
+  return line;
 }
 
 }  // namespace gradlab

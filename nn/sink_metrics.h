@@ -97,7 +97,9 @@ std::string sink_csv_header(const std::string& prefix = "");
 std::string sink_csv_rows(const SinkReport& report, const std::string& prefix_values = "");
 // The report as a JSON object: the options, sink_ratio, sink_heads, strongest, uniform_late, mean, layers, heads.
 std::string sink_json(const SinkReport& report);
-// A readable table: one line per head and the summary lines.
+// A readable table: one line per head, then format_sink_summary's line.
 std::string format_sink_report(const SinkReport& report);
+// One line: the mean key-0 share against uniform, the sink ratio, the strongest head, the real/pseudo mass.
+std::string format_sink_summary(const SinkReport& report);
 
 }  // namespace gradlab
