@@ -37,6 +37,13 @@ const std::map<std::string, std::map<std::string, std::int64_t>>& presets() {
   return p;
 }
 
+// The position tasks and the generated text corpora --task accepts.
+std::vector<std::string> train_task_names() {
+  std::vector<std::string> names = task_names();
+  names.push_back("bigram-backcopy");
+  return names;
+}
+
 void declare_flags(ArgParser& a) {
   a.section("data");
   a.add_string("data", "", "train on this text file (default: the built-in grammar corpus)", "FILE").no_default();
@@ -100,13 +107,6 @@ void declare_flags(ArgParser& a) {
       "val_loss. tokens_per_second counts batch_size*block_size per step over the steps after 5 warm-up steps.\n"
       "Exit codes: 0 done, 1 non-finite loss or runtime failure, 2 bad usage or input, 130 Ctrl-C (after a "
       "checkpoint).");
-}
-
-// The position tasks and the generated text corpora --task accepts.
-std::vector<std::string> train_task_names() {
-  std::vector<std::string> names = task_names();
-  names.push_back("bigram-backcopy");
-  return names;
 }
 
 // The value of an int flag: given > preset > default.

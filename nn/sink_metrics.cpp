@@ -35,9 +35,9 @@ HeadSink mean_of(const std::vector<HeadSink>& heads, std::int64_t layer) {
   return m;
 }
 
-nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::ordered_json num(double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr); }
 
-nlohmann::json head_json(const HeadSink& h) {
+nlohmann::ordered_json head_json(const HeadSink& h) {
   nlohmann::ordered_json j;
   j["layer"] = h.layer;
   if (h.head >= 0) j["head"] = h.head;
@@ -225,9 +225,9 @@ std::string sink_json(const SinkReport& r) {
   j["uniform_late"] = num(r.uniform_late);
   j["strongest"] = head_json(r.strongest);
   j["mean"] = head_json(r.mean);
-  j["layers"] = nlohmann::json::array();
+  j["layers"] = nlohmann::ordered_json::array();
   for (const HeadSink& l : r.layers) j["layers"].push_back(head_json(l));
-  j["heads"] = nlohmann::json::array();
+  j["heads"] = nlohmann::ordered_json::array();
   for (const HeadSink& h : r.heads) j["heads"].push_back(head_json(h));
   return j.dump();
 }
