@@ -21,20 +21,21 @@ for f in sorted(glob.glob(os.path.join(root, "seed-*", "summary.json"))):
 if runs:
     uniform = json.load(open(glob.glob(os.path.join(root, "seed-*", "summary.json"))[0]))["uniform"]
     print(f"lesson 09, {len(runs) // 2} seeds; uniform rows: {uniform:.4f}")
-    print("| mask | seeds | normalised first-token share | x uniform | raw share | sink ratio (eps 0.3) | strongest head | real mass | val loss |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| mask | seeds | normalised first-token share (rows >= 8; per seed) | x uniform | raw share | sink ratio (eps 0.3, rows >= 1) | sink ratio, rows >= 8 | strongest head | real mass | val loss |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for mask in ("causal", "stablemask"):
         r = [x for x in runs if x["mask"] == mask]
         if not r: continue
         share = ms([x["sinks"]["mean"]["late_norm"] for x in r])
         raw = ms([x["sinks"]["mean"]["late_raw"] for x in r])
         ratio = ms([x["sinks"]["sink_ratio"] for x in r])
+        late = ms([x["sinks"]["sink_ratio_late"] for x in r])
         strong = ms([x["sinks"]["strongest"]["late_norm"] for x in r])
         mass = ms([x["sinks"]["mean"]["real_mass"] for x in r])
         loss = ms([x["val_loss"] for x in r])
         per = ", ".join(f'{x["sinks"]["mean"]["late_norm"]:.3f}' for x in r)
         print(f"| {mask} | {len(r)} | {share[0]:.4f} ± {share[1]:.4f} ({per}) | {share[0]/uniform:.1f} | {raw[0]:.4f} ± {raw[1]:.4f} | "
-              f"{ratio[0]:.3f} ± {ratio[1]:.3f} | {strong[0]:.3f} ± {strong[1]:.3f} | {mass[0]:.3f} ± {mass[1]:.3f} | {loss[0]:.4f} ± {loss[1]:.4f} |")
+              f"{ratio[0]:.3f} ± {ratio[1]:.3f} | {late[0]:.3f} ± {late[1]:.3f} | {strong[0]:.3f} ± {strong[1]:.3f} | {mass[0]:.3f} ± {mass[1]:.3f} | {loss[0]:.4f} ± {loss[1]:.4f} |")
     c = {x["seed"]: x["sinks"]["mean"]["late_norm"] for x in runs if x["mask"] == "causal"}
     s = {x["seed"]: x["sinks"]["mean"]["late_norm"] for x in runs if x["mask"] == "stablemask"}
     lower = sum(1 for k in c if k in s and s[k] < c[k])

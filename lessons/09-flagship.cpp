@@ -42,7 +42,7 @@ std::vector<MaskChoice> masks_to_compare() {
 // One point of the emergence curve: the sink metrics on the probe texts before step `step`.
 struct EmergencePoint {
   std::int64_t step = 0;
-  double mean_late_norm = 0, strongest = 0, sink_ratio = 0;
+  double mean_late_norm = 0, strongest = 0, sink_ratio = 0, sink_ratio_late = 0;
   std::vector<double> layer_late_norm;
 };
 
@@ -62,6 +62,7 @@ EmergencePoint point(std::int64_t step, const SinkReport& r) {
   p.mean_late_norm = r.mean.late_norm;
   p.strongest = r.strongest.late_norm;
   p.sink_ratio = r.sink_ratio;
+  p.sink_ratio_late = r.sink_ratio_late;
   for (const HeadSink& l : r.layers) p.layer_late_norm.push_back(l.late_norm);
   return p;
 }
@@ -119,7 +120,8 @@ int main(int argc, char** argv) {
     a.add_int("emerge_every", 25, 1, 1'000'000, "measure the sinks every N steps during training (--quick: 5)")
         .no_default();
     a.add_int("min_row", 8, 1, 4096, "late rows: i >= min_row enter the first-token share");
-    a.add_double("eps", 0.3, 0.0, 1.0, "sink threshold: a head whose normalised first-token share exceeds it");
+    a.add_double("eps", 0.3, 0.0, 1.0, "sink threshold: a head whose normalised first-token share (rows i >= 1, as Gu "
+                 "et al. 2024) exceeds it is a sink head");
     a.add_int("documents", 8000, 10, 10'000'000, "bigram-backcopy: documents in the corpus (--quick: 600)").no_default();
     a.add_int("letters", 32, 4, 52, "bigram-backcopy: alphabet size, triggers x y z included");
     a.add_double("alpha", 0.2, 1e-3, 1000.0, "bigram-backcopy: Dirichlet concentration of the bigram rows");
@@ -276,9 +278,10 @@ int main(int argc, char** argv) {
       r.sinks = measure_sinks(*r.model, probes, so);
       r.emergence.push_back(point(iters, r.sinks));
       L.sayf("seed %llu %-10s val loss %.4f (%.1f s): normalised first-token share %.4f (%.1fx uniform), sink ratio "
-             "%.3f, strongest head L%lld/H%lld %.3f, real mass %.3f",
+             "%.3f (rows >= %lld: %.3f), strongest head L%lld/H%lld %.3f, real mass %.3f",
              (unsigned long long)r.seed, r.mask.name.c_str(), r.result.val_loss, r.seconds, r.sinks.mean.late_norm,
-             r.sinks.mean.late_norm / r.sinks.uniform_late, r.sinks.sink_ratio, (long long)r.sinks.strongest.layer,
+             r.sinks.mean.late_norm / r.sinks.uniform_late, r.sinks.sink_ratio, (long long)so.min_row,
+             r.sinks.sink_ratio_late, (long long)r.sinks.strongest.layer,
              (long long)r.sinks.strongest.head, r.sinks.strongest.late_norm, r.sinks.mean.real_mass);
     }
     const double uniform = runs[0].sinks.uniform_late;
@@ -348,13 +351,13 @@ int main(int argc, char** argv) {
     // ------------------------------------------------------------------------------------------------------
     L.step("Sink emergence over training");
     {
-      std::string ecsv = "seed,mask,step,mean_late_norm,strongest_late_norm,sink_ratio";
+      std::string ecsv = "seed,mask,step,mean_late_norm,strongest_late_norm,sink_ratio,sink_ratio_late";
       for (std::int64_t l = 0; l < cfg.n_layer; ++l) ecsv += fmt(",layer%lld_late_norm", (long long)l);
       ecsv += "\n";
       for (const Run& r : runs)
         for (const EmergencePoint& p : r.emergence) {
-          ecsv += fmt("%llu,%s,%lld,%.6f,%.6f,%.6f", (unsigned long long)r.seed, r.mask.file.c_str(), (long long)p.step,
-                      p.mean_late_norm, p.strongest, p.sink_ratio);
+          ecsv += fmt("%llu,%s,%lld,%.6f,%.6f,%.6f,%.6f", (unsigned long long)r.seed, r.mask.file.c_str(),
+                      (long long)p.step, p.mean_late_norm, p.strongest, p.sink_ratio, p.sink_ratio_late);
           for (double v : p.layer_late_norm) ecsv += fmt(",%.6f", v);
           ecsv += "\n";
         }
@@ -432,13 +435,14 @@ int main(int argc, char** argv) {
 
     // ------------------------------------------------------------------------------------------------------
     L.step("Verdict");
-    std::vector<double> share[2], ratio[2], strongest[2], mass[2], loss[2];
+    std::vector<double> share[2], ratio[2], ratio_late[2], strongest[2], mass[2], loss[2];
     int lower = 0, goal = 0;
     for (std::int64_t s = 0; s < n_seeds; ++s) {
       for (std::size_t m = 0; m < 2; ++m) {
         const Run& r = run_of(s, m);
         share[m].push_back(r.sinks.mean.late_norm);
         ratio[m].push_back(r.sinks.sink_ratio);
+        ratio_late[m].push_back(r.sinks.sink_ratio_late);
         strongest[m].push_back(r.sinks.strongest.late_norm);
         mass[m].push_back(r.sinks.mean.real_mass);
         loss[m].push_back(r.result.val_loss);
@@ -449,14 +453,17 @@ int main(int argc, char** argv) {
     L.sayf("%lld seed%s (%llu..%llu), %lld steps, %lld probe texts, rows i >= %lld; mean ± sd over seeds:",
            (long long)n_seeds, n_seeds > 1 ? "s" : "", (unsigned long long)L.seed(),
            (unsigned long long)(L.seed() + n_seeds - 1), (long long)iters, (long long)used_probes, (long long)so.min_row);
-    L.sayf("%-11s | %-17s | %-9s | %-17s | %-17s | %-17s | %s", "mask", "normalised share", "x uniform",
-           "sink ratio", "strongest head", "real mass", "val loss");
+    L.sayf("%-11s | %-17s | %-9s | %-15s | %-15s | %-15s | %-15s | %s", "mask", "normalised share", "x uniform",
+           "sink ratio", "ratio, late", "strongest head", "real mass", "val loss");
     for (std::size_t m = 0; m < 2; ++m)
-      L.sayf("%-11s | %-17s | %9.1f | %-17s | %-17s | %-17s | %s", masks[m].name.c_str(), pm(mean_sd(share[m])).c_str(),
-             mean_sd(share[m]).mean / uniform, pm(mean_sd(ratio[m]), "%.3f").c_str(),
-             pm(mean_sd(strongest[m]), "%.3f").c_str(), pm(mean_sd(mass[m]), "%.3f").c_str(),
-             pm(mean_sd(loss[m])).c_str());
-    L.sayf("The causal goal of this lesson (normalised share >= 4x uniform = %.4f and sink ratio >= 0.25) is met in "
+      L.sayf("%-11s | %-17s | %9.1f | %-15s | %-15s | %-15s | %-15s | %s", masks[m].name.c_str(),
+             pm(mean_sd(share[m])).c_str(), mean_sd(share[m]).mean / uniform, pm(mean_sd(ratio[m]), "%.3f").c_str(),
+             pm(mean_sd(ratio_late[m]), "%.3f").c_str(), pm(mean_sd(strongest[m]), "%.3f").c_str(),
+             pm(mean_sd(mass[m]), "%.3f").c_str(), pm(mean_sd(loss[m])).c_str());
+    L.sayf("Normalised share: rows i >= %lld. Sink ratio: the fraction of heads whose share on rows i >= 1 exceeds eps "
+           "= %.2f (Gu et al. 2024); 'late': the same on rows i >= %lld.",
+           (long long)so.min_row, so.eps, (long long)so.min_row);
+    L.sayf("The causal goal of this lesson (normalised share >= 4x uniform = %.4f and eps = 0.3 sink ratio >= 0.25) is met in "
            "%d of %lld seeds.",
            4 * uniform, goal, (long long)n_seeds);
     const MeanSd c = mean_sd(share[0]), st = mean_sd(share[1]);

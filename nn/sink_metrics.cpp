@@ -162,13 +162,15 @@ SinkReport SinkAccumulator::report() const {
       hs.real_mass = ratio(s.real_mass, late_rows_);
       r.heads.push_back(hs);
       layer.push_back(hs);
-      if (hs.late_norm > options_.eps) r.sink_heads += 1;
+      if (hs.first_norm > options_.eps) r.sink_heads += 1;
+      if (hs.late_norm > options_.eps) r.sink_heads_late += 1;
       if (r.heads.size() == 1 || hs.late_norm > r.strongest.late_norm) r.strongest = hs;
     }
     r.layers.push_back(mean_of(layer, l));
   }
   r.mean = mean_of(r.heads, -1);
   r.sink_ratio = static_cast<double>(r.sink_heads) / static_cast<double>(r.heads.size());
+  r.sink_ratio_late = static_cast<double>(r.sink_heads_late) / static_cast<double>(r.heads.size());
   return r;
 }
 
@@ -210,6 +212,7 @@ std::string sink_csv_rows(const SinkReport& r, const std::string& prefix_values)
     for (double v : {h.first_raw, h.first_norm, h.late_raw, h.late_norm, h.bos_raw, h.bos_norm, h.mid_bos_norm,
                      h.real_mass, h.pseudo_mass()})
       out += "," + csv_num(v);
+    out += h.first_norm > r.eps ? ",1" : ",0";
     out += h.late_norm > r.eps ? ",1\n" : ",0\n";
   }
   return out;
@@ -222,6 +225,8 @@ std::string sink_json(const SinkReport& r) {
   j["eps"] = r.eps;
   j["sink_ratio"] = r.sink_ratio;
   j["sink_heads"] = r.sink_heads;
+  j["sink_ratio_late"] = r.sink_ratio_late;
+  j["sink_heads_late"] = r.sink_heads_late;
   j["uniform_late"] = num(r.uniform_late);
   j["strongest"] = head_json(r.strongest);
   j["mean"] = head_json(r.mean);
@@ -252,11 +257,11 @@ std::string format_sink_summary(const SinkReport& r) {
   char line[512];
   std::snprintf(line, sizeof line,
                 "over %lld probe texts, rows i >= %lld: mean key-0 share %.4f raw, %.4f normalised (uniform rows: "
-                "%.4f, so %.1fx); sink ratio %.3f (%lld of %zu heads above eps = %.2f); strongest head L%lld/H%lld "
-                "at %.4f; mean real mass %.4f (pseudo %.4f)\n",
+                "%.4f, so %.1fx); sink ratio %.3f (%lld of %zu heads above eps = %.2f on rows i >= 1; %lld on rows "
+                "i >= %lld); strongest head L%lld/H%lld at %.4f; mean real mass %.4f (pseudo %.4f)\n",
                 (long long)r.probes, (long long)r.min_row, r.mean.late_raw, r.mean.late_norm, r.uniform_late,
                 r.mean.late_norm / r.uniform_late, r.sink_ratio, (long long)r.sink_heads, r.heads.size(), r.eps,
-                (long long)r.strongest.layer, (long long)r.strongest.head, r.strongest.late_norm, r.mean.real_mass,
+                (long long)r.sink_heads_late, (long long)r.min_row, (long long)r.strongest.layer, (long long)r.strongest.head, r.strongest.late_norm, r.mean.real_mass,
                 r.mean.pseudo_mass());
   return line;
 }

@@ -13,7 +13,10 @@
 //                           that see one; NaN when no probe has a BOS after position 0
 //   real_mass               mean R_i over rows i >= min_row; pseudo mass = 1 - real_mass
 // Rows with R_i = 0 count as 0 in the normalised shares. The model-level numbers:
-//   sink_ratio              the fraction of heads whose late_norm exceeds eps (Gu et al. 2024 use eps = 0.3)
+//   sink_ratio              the fraction of heads whose first_norm exceeds eps: Gu et al. 2024's sink ratio
+//                           (they average a head's attention on the first token over the rows, eps = 0.3;
+//                           here without row 0, which can only attend to key 0, and normalised by R_i)
+//   sink_ratio_late         the same on late_norm (rows i >= min_row): stricter, the first rows do not count
 //   strongest               the head with the largest late_norm
 //   uniform_late            what late_norm would be if every row spread its mass evenly over keys 0..i:
 //                           the mean of 1/(i+1) over the same rows (the baseline a sink is measured against)
@@ -50,8 +53,10 @@ struct SinkReport {
   std::vector<HeadSink> heads;   // layer-major, n_layer * n_head
   std::vector<HeadSink> layers;  // n_layer: means over the heads of each layer
   HeadSink mean;                 // the mean over all heads
-  double sink_ratio = 0;         // fraction of heads with late_norm > eps
+  double sink_ratio = 0;         // fraction of heads with first_norm > eps (Gu et al.)
   std::int64_t sink_heads = 0;   // how many that is
+  double sink_ratio_late = 0;    // fraction of heads with late_norm > eps
+  std::int64_t sink_heads_late = 0;
   HeadSink strongest;            // the head with the largest late_norm
   double uniform_late = 0;       // late_norm of uniform rows (the baseline)
   const HeadSink& at(std::int64_t layer, std::int64_t head) const {
@@ -91,11 +96,12 @@ SinkReport measure_sinks(GPT& model, const std::vector<std::vector<std::int32_t>
 Tensor record_attention(GPT& model, const std::vector<std::int32_t>& ids);
 
 // One CSV row per head: layer,head,first_raw,first_norm,late_raw,late_norm,bos_raw,bos_norm,mid_bos_norm,
-// real_mass,pseudo_mass,sink (late_norm > eps: 1 or 0). `prefix` columns (e.g. "seed,mask,") are prepended to
+// real_mass,pseudo_mass,sink (first_norm > eps: 1 or 0),sink_late (late_norm > eps). `prefix` columns (e.g. "seed,mask,") are prepended to
 // the header and `prefix_values` to each row.
 std::string sink_csv_header(const std::string& prefix = "");
 std::string sink_csv_rows(const SinkReport& report, const std::string& prefix_values = "");
-// The report as a JSON object: the options, sink_ratio, sink_heads, strongest, uniform_late, mean, layers, heads.
+// The report as a JSON object: the options, sink_ratio, sink_heads, sink_ratio_late, sink_heads_late, strongest,
+// uniform_late, mean, layers, heads.
 std::string sink_json(const SinkReport& report);
 // A readable table: one line per head, then format_sink_summary's line.
 std::string format_sink_report(const SinkReport& report);

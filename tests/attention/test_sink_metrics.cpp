@@ -64,13 +64,20 @@ TEST_CASE("sink metrics: every share of a hand-computed map") {
   CHECK(h1.mid_bos_norm == doctest::Approx((0.3 / 0.9 + 0.25) / 2).epsilon(tol));
   // the model-level numbers
   CHECK(r.uniform_late == doctest::Approx((1.0 / 3 + 1.0 / 4) / 2).epsilon(1e-12));
-  CHECK(r.sink_heads == 1);  // head 1 (0.2917) is above 0.29, head 0 (0.15) is not
+  // sink ratio on rows i >= 1: head 1 (0.3611) is above 0.29, head 0 (0.2667) is not; on rows >= 2 the same
+  CHECK(r.sink_heads == 1);
   CHECK(r.sink_ratio == 0.5);
+  CHECK(r.sink_heads_late == 1);  // head 1: 0.2917 > 0.29
+  CHECK(r.sink_ratio_late == 0.5);
   CHECK(r.strongest.head == 1);
   CHECK(r.layers[0].late_norm == doctest::Approx((0.15 + (0.3 / 0.9 + 0.25) / 2) / 2).epsilon(tol));
   CHECK(r.mean.real_mass == doctest::Approx(0.975).epsilon(tol));
-  // a higher eps: no sink
+  // eps = 0.3: head 1 is a sink on rows i >= 1 (0.3611) but not on the late rows (0.2917)
   o.eps = 0.3;
+  const SinkReport r3 = sink_metrics(hand_maps(), {5, 1, 5, 2}, o);
+  CHECK(r3.sink_ratio == 0.5);
+  CHECK(r3.sink_ratio_late == 0.0);
+  o.eps = 0.4;
   CHECK(sink_metrics(hand_maps(), {5, 1, 5, 2}, o).sink_ratio == 0.0);
 }
 
