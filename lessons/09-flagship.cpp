@@ -108,9 +108,9 @@ int main(int argc, char** argv) {
     a.add_string("bos", "", "--data: this character starts every document (windows then start at it)", "CHAR")
         .no_default();
     a.add_int("seeds", 1, 1, 1000, "seeds to train (each: both masks); seed, seed+1, ...");
-    a.add_int("iters", 600, 1, 1'000'000, "optimizer steps per model (default 600; --quick: 20)").no_default();
-    a.add_int("n_layer", 2, 1, 64, "transformer blocks");
-    a.add_int("n_head", 4, 1, 64, "heads per block");
+    a.add_int("iters", 1000, 1, 1'000'000, "optimizer steps per model (default 1000; --quick: 20)").no_default();
+    a.add_int("n_layer", 1, 1, 64, "transformer blocks");
+    a.add_int("n_head", 2, 1, 64, "heads per block");
     a.add_int("n_embd", 64, 8, 4096, "model width");
     a.add_int("block_size", 64, 16, 4096, "training context length L (default 64; --quick: 32)").no_default();
     a.add_int("batch_size", 32, 1, 4096, "sequences per step (default 32; --quick: 4)").no_default();
@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
   return lesson::run(argc, argv, info, declare, [](Lesson& L) {
     cli::ArgParser& a = L.args();
     const bool quick = L.quick();
-    const std::int64_t iters = a.given("iters") ? a.get_int64("iters") : (quick ? 20 : 600);
+    const std::int64_t iters = a.given("iters") ? a.get_int64("iters") : (quick ? 20 : 1000);
     const std::int64_t block = a.given("block_size") ? a.get_int64("block_size") : (quick ? 32 : 64);
     const std::int64_t batch = a.given("batch_size") ? a.get_int64("batch_size") : (quick ? 4 : 32);
     const std::int64_t n_probes = a.given("probes") ? a.get_int64("probes") : (quick ? 4 : 32);

@@ -45,7 +45,9 @@ struct Reader {
 int main(int argc, char** argv) {
   lesson::Info info{11, "extrapolation", "Extrapolation and StreamingLLM: train at L, read 4L through a window", 11};
   auto declare = [](cli::ArgParser& a) {
-    a.add_int("iters", 600, 1, 1'000'000, "optimizer steps per model (default 600; --quick: 20)").no_default();
+    a.add_int("iters", 1000, 1, 1'000'000, "optimizer steps per model (default 1000; --quick: 20)").no_default();
+    a.add_int("n_layer", 1, 1, 64, "transformer blocks (lesson 09's model, with RoPE)");
+    a.add_int("n_head", 2, 1, 64, "heads per block");
     a.add_int("windows", 24, 1, 10000, "evaluation documents of 4L tokens (default 24; --quick: 2)").no_default();
     a.add_int("seeds", 1, 1, 1000, "seeds to train (each: both masks); seed, seed+1, ...");
     a.add_int("block_size", 64, 8, 1024, "training length L = the window W (default 64; --quick: 16)").no_default();
@@ -53,7 +55,7 @@ int main(int argc, char** argv) {
   return lesson::run(argc, argv, info, declare, [](Lesson& L) {
     const bool quick = L.quick();
     cli::ArgParser& a = L.args();
-    const std::int64_t iters = a.given("iters") ? a.get_int64("iters") : (quick ? 20 : 600);
+    const std::int64_t iters = a.given("iters") ? a.get_int64("iters") : (quick ? 20 : 1000);
     const std::int64_t n_docs = a.given("windows") ? a.get_int64("windows") : (quick ? 2 : 24);
     const std::int64_t block = a.given("block_size") ? a.get_int64("block_size") : (quick ? 16 : 64);
     const std::int64_t T = 4 * block, n_seeds = a.get_int64("seeds");
@@ -79,11 +81,12 @@ int main(int argc, char** argv) {
     GPTConfig cfg;
     cfg.vocab_size = data->vocab_size();
     cfg.block_size = block;
-    cfg.n_layer = 2;
-    cfg.n_head = 4;
+    cfg.n_layer = a.get_int64("n_layer");
+    cfg.n_head = a.get_int64("n_head");
     cfg.n_embd = 64;
     cfg.bias = false;
     cfg.pos = PosKind::Rope;  // rotary positions extend past L (learned ones cannot)
+    cfg.validate();
     TrainConfig tc;
     tc.batch_size = quick ? 4 : 32;
     tc.max_iters = iters;
@@ -95,8 +98,9 @@ int main(int argc, char** argv) {
     tc.schedule.warmup_iters = std::min<std::int64_t>(50, iters / 10);
     tc.schedule.lr_decay_iters = iters;
     tc.progress = Progress::Mode::Quiet;
-    L.sayf("GPT 2 layers x 4 heads x 64, RoPE, trained at L = %lld for %lld steps of %lld documents; seeds %llu..%llu.",
-           (long long)block, (long long)iters, (long long)tc.batch_size, (unsigned long long)L.seed(),
+    L.sayf("GPT %lld layer(s) x %lld heads x 64, RoPE, trained at L = %lld for %lld steps of %lld documents; seeds "
+           "%llu..%llu.",
+           (long long)cfg.n_layer, (long long)cfg.n_head, (long long)block, (long long)iters, (long long)tc.batch_size, (unsigned long long)L.seed(),
            (unsigned long long)(L.seed() + n_seeds - 1));
     std::vector<std::vector<std::int32_t>> probes;
     {
