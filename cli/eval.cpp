@@ -30,7 +30,9 @@ const char* const kEvalRuleText =
     "positions). --window W: each query attends to the W most recent tokens only (a KV cache that evicts the "
     "oldest, no kept sink tokens); positions stay absolute and StableMask's sink uses each row's absolute "
     "position. --keep_first K (with --window W, K < W): the first K tokens of each window stay in the cache for "
-    "good and the W-K most recent fill the rest (StreamingLLM's attention sinks; positions stay absolute).\n"
+    "good and the W-K most recent fill the rest (StreamingLLM's attention sinks; positions stay absolute). "
+    "--window_positions: positions are counted inside the window instead (0..W-1, keys recomputed for every query, "
+    "StreamingLLM's scheme), so a model with learned positions can read T > L with W <= L.\n"
     "Documents: for a model trained on documents (--task bigram-backcopy, or --data with --bos CHAR) and with "
     "--bos CHAR, window 0 starts at the first BOS and window k at the first BOS at or after the end of window "
     "k-1; tokens before the first BOS or between a window's end and the next BOS are not scored.\n"
@@ -106,6 +108,8 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
     a.add_int("ctx", 1, 1, 1 << 20, "window length T (default: the model's training length L)").no_default();
     a.add_int("window", 1, 1, 1 << 20, "sliding KV window W <= T: attend to the W most recent tokens").no_default();
     a.add_int("keep_first", 0, 0, 1 << 20, "with --window W: keep the first K < W tokens in the window (StreamingLLM)");
+    a.add_flag("window_positions", "with --window W: count positions inside the window (0..W-1, keys recomputed "
+               "per query, as StreamingLLM), so learned positions can read past L");
     a.add_string("bos", "", "this character starts every document: windows follow the document rule (default: as "
                  "the model's training data declared)", "CHAR").no_default();
     a.add_string("grads", "", "write d(loss)/d(parameter) for every parameter to this safetensors file", "FILE")
@@ -139,7 +143,8 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
     const std::int64_t W = a.given("window") ? a.get_int64("window") : 0;
     const std::int64_t K = a.get_int64("keep_first");
     if (K > 0 && W == 0) throw_error("--keep_first ", K, " needs --window W (it keeps what the window would evict)");
-    check_eval_length(cfg, T, W, K);
+    const bool window_positions = a.get_flag("window_positions");
+    check_eval_length(cfg, T, W, K, window_positions);
     if (a.given("grads")) grads_path = a.get_string("grads");
     if (!grads_path.empty() && W > 0 && W < T)
       throw_error("--grads with a sliding window (W = ", W, " < T = ", T,
@@ -239,6 +244,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
     EvalOptions eo;
     eo.window = W;
     eo.keep_first = K;
+    eo.window_positions = window_positions;
     eo.batch_size = a.get_int64("batch_size");
     eo.accuracy = task;
     eo.grads = !grads_path.empty();

@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
     a.add_int("iters", 1000, 1, 1'000'000, "optimizer steps per model (default 1000; --quick: 20)").no_default();
     a.add_int("n_layer", 1, 1, 64, "transformer blocks (lesson 09's model, with RoPE)");
     a.add_int("n_head", 2, 1, 64, "heads per block");
+    a.add_choice("pos", {"rope", "sinusoidal", "alibi", "none"}, "rope",
+                 "position encoding (one that extends past L; learned positions cannot)");
     a.add_int("windows", 24, 1, 10000, "evaluation documents of 4L tokens (default 24; --quick: 2)").no_default();
     a.add_int("seeds", 1, 1, 1000, "seeds to train (each: both masks); seed, seed+1, ...");
     a.add_int("block_size", 64, 8, 1024, "training length L = the window W (default 64; --quick: 16)").no_default();
@@ -85,7 +87,7 @@ int main(int argc, char** argv) {
     cfg.n_head = a.get_int64("n_head");
     cfg.n_embd = 64;
     cfg.bias = false;
-    cfg.pos = PosKind::Rope;  // rotary positions extend past L (learned ones cannot)
+    cfg.pos = parse_pos(a.get_choice("pos"));  // positions that extend past L (learned ones cannot)
     cfg.validate();
     TrainConfig tc;
     tc.batch_size = quick ? 4 : 32;
@@ -98,9 +100,9 @@ int main(int argc, char** argv) {
     tc.schedule.warmup_iters = std::min<std::int64_t>(50, iters / 10);
     tc.schedule.lr_decay_iters = iters;
     tc.progress = Progress::Mode::Quiet;
-    L.sayf("GPT %lld layer(s) x %lld heads x 64, RoPE, trained at L = %lld for %lld steps of %lld documents; seeds "
+    L.sayf("GPT %lld layer(s) x %lld heads x 64, %s positions, trained at L = %lld for %lld steps of %lld documents; seeds "
            "%llu..%llu.",
-           (long long)cfg.n_layer, (long long)cfg.n_head, (long long)block, (long long)iters, (long long)tc.batch_size, (unsigned long long)L.seed(),
+           (long long)cfg.n_layer, (long long)cfg.n_head, to_string(cfg.pos), (long long)block, (long long)iters, (long long)tc.batch_size, (unsigned long long)L.seed(),
            (unsigned long long)(L.seed() + n_seeds - 1));
     std::vector<std::vector<std::int32_t>> probes;
     {

@@ -54,7 +54,8 @@ Batch make_document_eval_windows(const std::vector<std::int32_t>& tokens, std::i
   return out;
 }
 
-void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t window, std::int64_t keep_first) {
+void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t window, std::int64_t keep_first,
+                       bool window_positions) {
   if (T < 1) throw_error("evaluation: got context length T = ", T, ", expected T >= 1");
   if (window < 0) throw_error("evaluation: got sliding window W = ", window, ", expected W >= 1");
   if (window > T)
@@ -67,7 +68,12 @@ void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t win
   if (keep_first > 0 && keep_first >= window)
     throw_error("evaluation: got keep_first K = ", keep_first, " with window W = ", window,
                 ", expected K < W (the window holds the K kept tokens and the W-K most recent)");
-  if (config.pos == PosKind::Learned && T > config.block_size)
+  if (window_positions && (window == 0 || window >= T))
+    throw_error("evaluation: window positions need a sliding window W < T (got W = ", window, ", T = ", T, ")");
+  if (window_positions && config.pos == PosKind::Learned && window > config.block_size)
+    throw_error("evaluation: window W = ", window, " exceeds the training length L = ", config.block_size,
+                " of a model with learned positions (positions inside the window run 0..W-1)");
+  if (!window_positions && config.pos == PosKind::Learned && T > config.block_size)
     throw_error("evaluation: context T = ", T, " exceeds the training length L = ", config.block_size,
                 " of a model with learned positions; learned position embeddings exist only for positions 0..",
                 config.block_size - 1, " and cannot extrapolate (rope, alibi, sinusoidal and none can)");
@@ -205,7 +211,7 @@ EvalResult evaluate(GPT& model, const Batch& windows, const EvalOptions& opt) {
       static_cast<std::int64_t>(windows.targets.size()) != B * T)
     throw_error("evaluate: got a batch B = ", B, ", T = ", T, " with ", windows.inputs.size(), " inputs and ",
                 windows.targets.size(), " targets, expected B, T >= 1 and B*T of each");
-  check_eval_length(cfg, T, opt.window, opt.keep_first);
+  check_eval_length(cfg, T, opt.window, opt.keep_first, opt.window_positions);
   if (opt.batch_size < 1) throw_error("evaluate: got batch_size ", opt.batch_size, ", expected >= 1");
   check_ids(windows.inputs, V, false, "input");
   check_ids(windows.targets, V, true, "target");
@@ -226,7 +232,40 @@ EvalResult evaluate(GPT& model, const Batch& windows, const EvalOptions& opt) {
   if (opt.grads) model.zero_grad();
 
   Tally tally(T);
-  if (sliding) {
+  if (sliding && opt.window_positions) {
+    // per window: one pass over the prefix 0..W-1 (queries t < W), then one batch of T-W rows, row r holding the
+    // window of query t = W + r (K kept tokens, then the W-K most recent) at positions 0..W-1
+    const std::int64_t W = opt.window, K = opt.keep_first;
+    NoGrad no_grad;
+    for (std::int64_t b = 0; b < B; ++b) {
+      const std::int32_t* in = windows.inputs.data() + b * T;
+      std::vector<std::int32_t> prefix(in, in + W);
+      Var head = model.forward(prefix, 1, W);  // (1, W, V)
+      tally.add(head.data().to_vector(), V, windows.targets.data() + b * T, W, T);
+      const std::int64_t rows = T - W;
+      std::vector<std::int32_t> ctx(static_cast<std::size_t>(rows * W));
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t t = W + r;
+        std::int32_t* c = ctx.data() + r * W;
+        std::copy(in, in + K, c);
+        std::copy(in + t - (W - K) + 1, in + t + 1, c + K);
+      }
+      std::vector<double> last;  // (rows, V): each row's last position
+      for (std::int64_t r0 = 0; r0 < rows; r0 += opt.batch_size * 8) {
+        const std::int64_t nr = std::min(opt.batch_size * 8, rows - r0);
+        std::vector<std::int32_t> chunk(ctx.begin() + r0 * W, ctx.begin() + (r0 + nr) * W);
+        const std::vector<double> lg = model.forward(chunk, nr, W).data().to_vector();  // (nr, W, V)
+        for (std::int64_t r = 0; r < nr; ++r)
+          last.insert(last.end(), lg.begin() + ((r * W) + W - 1) * V, lg.begin() + (r * W + W) * V);
+      }
+      // the targets of queries W..T-1 sit at positions W..T-1 of the window: tally them there
+      std::vector<double> full(static_cast<std::size_t>(T * V), 0.0);
+      std::copy(last.begin(), last.end(), full.begin() + W * V);
+      std::vector<std::int32_t> tg(windows.targets.begin() + b * T, windows.targets.begin() + (b + 1) * T);
+      std::fill(tg.begin(), tg.begin() + W, -1);  // already counted from the prefix pass
+      tally.add(full, V, tg.data(), T, T);
+    }
+  } else if (sliding) {
     // one window at a time through a KV cache holding at most W keys
     for (std::int64_t b = 0; b < B; ++b) {
       KVDecoder dec(model, opt.window, opt.keep_first);

@@ -24,6 +24,11 @@
 // StreamingLLM). Positions stay absolute (StreamingLLM re-numbers positions inside the cache; here a kept token
 // keeps its own position, so RoPE sees the true distances).
 //
+// Window positions (window_positions = true; StreamingLLM's scheme): positions are counted inside the window, not
+// in the stream. Query t (t >= W) reads the window's W tokens (the K kept, then the W-K most recent) at positions
+// 0..W-1 and is the last of them; its keys are recomputed for every query (a sliding window with re-computation),
+// so learned positions work as long as W <= L. Queries t < W see the plain prefix 0..t.
+//
 // Documents (the document rule of data/dataset.h): make_document_eval_windows starts window 0 at the first BOS
 // and window k at the first BOS at or after the end of window k-1.
 #include <cstdint>
@@ -47,11 +52,13 @@ Batch make_document_eval_windows(const std::vector<std::int32_t>& tokens, std::i
 // Throws a one-line error unless the model can be evaluated on windows of T positions with a sliding window W
 // (0 = none) keeping the first K tokens: T >= 1; 0 <= W <= T; 0 <= K < W when K > 0; learned positions need
 // T <= block_size.
-void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t window, std::int64_t keep_first = 0);
+void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t window, std::int64_t keep_first = 0,
+                       bool window_positions = false);
 
 struct EvalOptions {
   std::int64_t window = 0;      // sliding KV window W; 0 (or W >= T): full causal attention over the window
   std::int64_t keep_first = 0;  // K: the first K tokens stay in the window (StreamingLLM); needs 0 < K < W
+  bool window_positions = false;  // positions 0..W-1 inside the window, keys recomputed (see above); needs W
   std::int64_t batch_size = 8;  // windows per forward pass on the full-attention path
   bool accuracy = false;        // count argmax(logits) == target (the position tasks)
   bool grads = false;           // accumulate d(mean loss)/d(parameter) into EvalResult::grads

@@ -102,3 +102,43 @@ TEST_CASE("make_document_eval_windows: windows start at the BOS, text before the
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("eval") {
+
+TEST_CASE("window positions: with RoPE and nothing kept they equal the absolute KV window; with K kept, a direct pass") {
+  // one layer of RoPE, causal: attention depends only on relative distances, and the recent W tokens are
+  // contiguous, so counting positions inside the window changes nothing when no token is kept
+  GPT model(tiny_config(PosKind::Rope, MaskKind::Causal, /*n_layer=*/1), 7);
+  perturb(model, 0.3, 8);
+  Batch b = make_eval_windows(random_tokens(2 * 15, 11, 3), 14);
+  EvalOptions abs;
+  abs.window = 5;
+  EvalOptions rel = abs;
+  rel.window_positions = true;
+  const EvalResult a = evaluate(model, b, abs), r = evaluate(model, b, rel);
+  CHECK(a.tokens == r.tokens);
+  for (std::int64_t t = 0; t < 14; ++t) CHECK(r.per_position[t] == doctest::Approx(a.per_position[t]).epsilon(1e-5));
+  // learned positions, K = 2: query t reads tokens 0, 1 and t-2..t at positions 0..4
+  GPT learned(tiny_config(PosKind::Learned, MaskKind::StableMask, 2), 9);
+  perturb(learned, 0.3, 10);
+  Batch one = make_eval_windows(random_tokens(15, 11, 4), 14);
+  rel.keep_first = 2;
+  const EvalResult k = evaluate(learned, one, rel);
+  const std::int64_t t = 11;
+  const std::vector<std::int32_t> ctx = {one.inputs[0], one.inputs[1], one.inputs[t - 2], one.inputs[t - 1], one.inputs[t]};
+  std::vector<double> lg;
+  {
+    NoGrad ng;
+    learned.eval();
+    lg = row(learned.forward(ctx, 1, 5).data().to_vector(), 4, 11);
+  }
+  double m = -1e300, s = 0;
+  for (double z : lg) m = std::max(m, z);
+  for (double z : lg) s += std::exp(z - m);
+  CHECK(k.per_position[t] == doctest::Approx(m + std::log(s) - lg[one.targets[t]]).epsilon(1e-5));
+  // learned positions past L are fine inside the window, W > L is not
+  rel.window = 9;  // tiny_config's L is 8
+  CHECK_THROWS_AS(evaluate(learned, one, rel), Error);
+}
+
+}  // TEST_SUITE
