@@ -1,6 +1,7 @@
-// Lesson 11: extrapolation and StreamingLLM, where sinks exist. Train the same RoPE GPT at length L with each
-// mask on bigram-backcopy documents (BOS at position 0, so causal heads form a sink on it), then read documents
-// of 4L tokens, with a BOS only at their start, through a sliding KV window of W = L keys:
+// Lesson 11: extrapolation and StreamingLLM, where sinks exist. Train lesson 09's GPT (learned positions) at length
+// L with each mask on bigram-backcopy documents (BOS at position 0, so causal heads form a sink on it), then read
+// documents of 4L tokens, with a BOS only at their start, through a sliding window of W = L tokens whose positions
+// are counted inside the window (0..W-1, as StreamingLLM does; --pos rope reads with absolute positions instead):
 //   causal, window W, nothing kept         the first token (the sink) is evicted once the window slides
 //   causal, window W, first K = 1, 2, 4 kept (StreamingLLM, Xiao et al. 2023)
 //   StableMask, window W, nothing kept     (the paper's claim: it needs no sink, so eviction costs little)
@@ -46,10 +47,10 @@ int main(int argc, char** argv) {
   lesson::Info info{11, "extrapolation", "Extrapolation and StreamingLLM: train at L, read 4L through a window", 11};
   auto declare = [](cli::ArgParser& a) {
     a.add_int("iters", 1000, 1, 1'000'000, "optimizer steps per model (default 1000; --quick: 20)").no_default();
-    a.add_int("n_layer", 1, 1, 64, "transformer blocks (lesson 09's model, with RoPE)");
+    a.add_int("n_layer", 1, 1, 64, "transformer blocks (lesson 09's model)");
     a.add_int("n_head", 2, 1, 64, "heads per block");
-    a.add_choice("pos", {"rope", "sinusoidal", "alibi", "none"}, "rope",
-                 "position encoding (one that extends past L; learned positions cannot)");
+    a.add_choice("pos", {"learned", "rope", "sinusoidal", "alibi", "none"}, "learned",
+                 "position encoding; learned: positions inside the window (StreamingLLM), others: absolute positions");
     a.add_int("windows", 24, 1, 10000, "evaluation documents of 4L tokens (default 24; --quick: 2)").no_default();
     a.add_int("seeds", 1, 1, 1000, "seeds to train (each: both masks); seed, seed+1, ...");
     a.add_int("block_size", 64, 8, 1024, "training length L = the window W (default 64; --quick: 16)").no_default();
@@ -87,7 +88,8 @@ int main(int argc, char** argv) {
     cfg.n_head = a.get_int64("n_head");
     cfg.n_embd = 64;
     cfg.bias = false;
-    cfg.pos = parse_pos(a.get_choice("pos"));  // positions that extend past L (learned ones cannot)
+    cfg.pos = parse_pos(a.get_choice("pos"));
+    const bool window_positions = cfg.pos == PosKind::Learned;  // learned positions exist only for 0..L-1
     cfg.validate();
     TrainConfig tc;
     tc.batch_size = quick ? 4 : 32;
@@ -113,12 +115,15 @@ int main(int argc, char** argv) {
     so.bos = data->bos();
     so.min_row = std::min<std::int64_t>(8, block - 1);
 
-    const std::vector<Reader> readers = {
+    std::vector<Reader> readers = {
         {"causal, window W, keep 0", 0, block, 0},     {"causal, window W, keep 1", 0, block, 1},
         {"causal, window W, keep 2", 0, block, 2},     {"causal, window W, keep 4", 0, block, 4},
-        {"StableMask, window W, keep 0", 1, block, 0}, {"causal, no window", 0, 0, 0},
-        {"StableMask, no window", 1, 0, 0},
+        {"StableMask, window W, keep 0", 1, block, 0}, {"StableMask, window W, keep 1", 1, block, 1},
     };
+    if (!window_positions) {  // full attention over 4L needs positions past L
+      readers.push_back({"causal, no window", 0, 0, 0});
+      readers.push_back({"StableMask, no window", 1, 0, 0});
+    }
     // results[seed][reader] = per-position loss
     std::vector<std::vector<std::vector<double>>> results;
     std::vector<double> sink_share[2];
@@ -147,6 +152,7 @@ int main(int argc, char** argv) {
         EvalOptions eo;
         eo.window = rd.window;
         eo.keep_first = rd.keep;
+        eo.window_positions = window_positions && rd.window > 0;
         per_reader.push_back(evaluate(*models[rd.model], docs, eo).per_position);
       }
       results.push_back(std::move(per_reader));
@@ -156,7 +162,11 @@ int main(int argc, char** argv) {
     L.step("Loss per block of L positions, reading 4L tokens");
     L.sayf("Window W = L = %lld keys; 'keep K': the first K tokens stay in the window (StreamingLLM), so the window",
            (long long)block);
-    L.say("holds K kept tokens and the W-K most recent. Positions stay absolute (RoPE rotates by the true position).");
+    L.say("holds K kept tokens and the W-K most recent. " +
+          std::string(window_positions ? "Positions are counted inside the window (0..W-1; keys recomputed for each "
+                                         "query), as StreamingLLM does, so position 0 holds the first kept token, or "
+                                         "the oldest recent one when nothing is kept."
+                                       : "Positions stay absolute (RoPE rotates by the true position)."));
     L.sayf("Mean over %lld seed%s (sd over seeds in brackets), nats/token:", (long long)n_seeds, n_seeds > 1 ? "s" : "");
     L.sayf("  %-30s %16s %16s %16s %16s", "reader", "0..L", "L..2L", "2L..3L", "3L..4L");
     std::string csv = "seed,reader,block0,block1,block2,block3\n";
@@ -200,7 +210,7 @@ int main(int argc, char** argv) {
     lp.x_label = "position in the document";
     lp.y_label = "cross-entropy (nats/token)";
     lp.smooth = quick ? 1 : 8;
-    for (std::size_t k = 0; k < 5; ++k) lp.series.push_back({readers[k].name, {}, results[0][k]});
+    for (std::size_t k = 0; k < 6; ++k) lp.series.push_back({readers[k].name, {}, results[0][k]});
     lp.hlines.push_back({"entropy rate of the corpus", corpus.nats_per_token()});
     L.wrote(lesson::save_line_plot(lp, L.stem("loss_per_position")));
 
