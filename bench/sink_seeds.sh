@@ -43,7 +43,8 @@ if runs:
     print(f"StableMask's normalised share is lower in {lower} of {len(c)} seeds; the causal goal (>= 4x uniform and sink ratio >= 0.25) is met in {goal} of {len(c)}.")
 rows = []
 for f in sorted(glob.glob(os.path.join(root, "seed-*", "loss_per_block.csv"))):
-    rows += list(csv.DictReader(open(f)))
+    for r in list(csv.reader(open(f)))[1:]:  # seed, reader (quoted; older runs left it unquoted), 4 blocks
+        rows.append({"seed": r[0], "reader": ",".join(r[1:-4]), **{f"block{b}": r[-4 + b] for b in range(4)}})
 if rows:
     readers = list(dict.fromkeys(r["reader"] for r in rows))
     print(f"lesson 11, {len(set(r['seed'] for r in rows))} seeds: loss per block of L positions (mean ± sd over seeds)")

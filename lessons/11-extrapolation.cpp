@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
       }
       L.say(line);
       for (std::int64_t s = 0; s < n_seeds; ++s) {
-        csv += fmt("%llu,%s", (unsigned long long)(L.seed() + s), readers[k].name.c_str());
+        csv += fmt("%llu,\"%s\"", (unsigned long long)(L.seed() + s), readers[k].name.c_str());
         for (std::size_t blk = 0; blk < 4; ++blk)
           csv += fmt(",%.6f", mean_range(results[s][k], blk * block, (blk + 1) * block));
         csv += "\n";
@@ -195,7 +195,7 @@ int main(int argc, char** argv) {
     L.save_text("loss_per_block.csv", csv);
     {
       std::string pcsv = "position";
-      for (const Reader& rd : readers) pcsv += "," + rd.name;
+      for (const Reader& rd : readers) pcsv += ",\"" + rd.name + "\"";
       pcsv += "\n";
       for (std::int64_t t = 0; t < T; ++t) {
         pcsv += std::to_string(t);
