@@ -488,7 +488,11 @@ int main(int argc, char** argv) {
            "to the pseudo key.",
            100 * (1 - mean_sd(mass[1]).mean), (long long)so.min_row);
     if (quick) L.say("(--quick: the models are barely trained; this verdict means nothing, the full run is the lesson.)");
-    if (n_seeds < 5) L.say("For the 5-seed table of docs/science.md run with --seeds 5.");
+    if (n_seeds < 3)
+      L.sayf("With %lld seed%s this is a hint, not a result: run --seeds 5 for the table of docs/science.md.",
+             (long long)n_seeds, n_seeds > 1 ? "s" : "");
+    else if (n_seeds < 5)
+      L.say("For the 5-seed table of docs/science.md run with --seeds 5.");
     {
       std::string j = fmt("{\"seeds\": %lld, \"first_seed\": %llu, \"iters\": %lld, \"block_size\": %lld, \"n_layer\": "
                           "%lld, \"n_head\": %lld, \"n_embd\": %lld, \"batch_size\": %lld, \"lr\": %g, \"probes\": %lld, "
