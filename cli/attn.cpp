@@ -13,6 +13,7 @@
 #include "cli/args.h"
 #include "cli/eval.h"
 #include "data/tasks.h"
+#include "nn/sink_metrics.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 #include "viz/attention.h"
@@ -68,14 +69,18 @@ std::unique_ptr<GPT> with_mask(const GPT& model, const std::string& mask, const 
   return m;
 }
 
-viz::AttentionMaps record(GPT& model, const std::vector<std::int32_t>& ids, const std::string& label) {
-  NoGrad ng;
-  model.eval();
-  AttentionRecorder rec;
-  ForwardOptions fo;
-  fo.recorder = &rec;
-  model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo);
-  return viz::AttentionMaps::from_tensor(rec.stacked(0), label, strategy_info(model.config().mask).has_sink);
+// The maps of one model on the text, for the figure, and its sink metrics (nn/sink_metrics.h).
+struct Recorded {
+  viz::AttentionMaps maps;
+  SinkReport sinks;
+};
+
+Recorded record(GPT& model, const std::vector<std::int32_t>& ids, const std::string& label, const SinkOptions& so) {
+  const Tensor att = record_attention(model, ids);  // (n_layer, n_head, T, T)
+  Recorded r;
+  r.maps = viz::AttentionMaps::from_tensor(att, label, strategy_info(model.config().mask).has_sink);
+  if (ids.size() >= 2) r.sinks = sink_metrics(att, ids, so);
+  return r;
 }
 
 std::string mask_label(const std::string& mask) { return strategy_info(mask).label; }
@@ -121,6 +126,7 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
   viz::HeatmapOptions ho;
   std::string stem, text;
   std::string mask_choice;
+  SinkOptions sink_options;
   try {
     a.add_string("model", "", "checkpoint directory or model.safetensors; give --model twice to compare two models",
                  "DIR")
@@ -141,13 +147,21 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
     a.add_string("range", ":", "token range a:b for queries and keys (negative counts from the end)", "a:b");
     a.add_choice("colormap", {"viridis", "cividis"}, "viridis", "colour map (both perceptually uniform)");
     a.add_int("threads", 0, 0, 1024, "threads (0: all the machine offers)");
+    a.add_double("eps", 0.3, 0.0, 1.0, "sink threshold: a head is a sink head when its normalised key-0 share "
+                 "(rows i >= min_row) exceeds it (Gu et al. 2024)");
+    a.add_int("min_row", 8, 1, 1 << 20, "the late rows of the sink metrics: i >= min_row");
+    a.add_string("bos", "", "the BOS character, for the attention-on-BOS metrics (default: as the model's training "
+                 "data declared)", "CHAR").no_default();
     a.epilog(
         "Every panel uses one fixed [0, 1] colour scale; under StableMask rows sum to less than 1 and the extra "
         "column on the right of each panel is the pseudo mass 1 - sum_j Attn_ij. The .npy files hold all layers "
         "and heads as float32 (n_layer, n_head, T, T); the .json holds the tokens.\n"
         "Printed per layer and head: the share of attention on the first token, raw and normalised by the row's "
         "real mass, and the mean real mass (rows i >= 8 when the text is long enough). The last stdout line is "
-        "one JSON object with the files written and these statistics.");
+        "one JSON object with the files written, these statistics and \"sinks\": per mask the sink metrics of "
+        "nn/sink_metrics.h (per layer and head: key-0 share over rows i >= 1 and rows i >= min_row, raw and "
+        "normalised by the real mass; the share on every BOS; the sink ratio at eps; the strongest head; the "
+        "mean real and pseudo mass).");
     a.parse(args);
     if (a.help_requested()) {
       out << a.help();
@@ -239,6 +253,19 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
     for (std::int32_t id : ids)
       tokens.push_back(task ? task->token_name(id) : first.info.tokenizer->decode_one(id));
 
+    sink_options.eps = a.get_double("eps");
+    sink_options.min_row = a.get_int64("min_row");
+    const std::string bos_char = a.given("bos") ? a.get_string("bos") : declared_bos(first.path);
+    if (!bos_char.empty() && first.info.tokenizer) {
+      std::vector<std::int32_t> b;
+      try {
+        b = first.info.tokenizer->encode(bos_char);
+      } catch (const Error& e) {
+        throw_error("--bos: ", e.what());
+      }
+      if (b.size() != 1) throw_error("--bos \"", bos_char, "\": expected exactly one character, got ", b.size());
+      sink_options.bos = b[0];
+    }
     ho.layers = parse_index_list(a.get_string("layers"), cfg.n_layer, "layers");
     ho.heads = parse_index_list(a.get_string("heads"), cfg.n_head, "heads");
     viz::parse_token_range(a.get_string("range"), T, &ho.range_begin, &ho.range_end);
@@ -251,7 +278,7 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
 
   try {
     // the attention maps to draw: one set, or a left/right pair
-    std::vector<viz::AttentionMaps> maps;
+    std::vector<Recorded> recorded;
     GPT& m0 = *models[0].model;
     if (models.size() == 2) {
       std::string l0 = mask_label(m0.config().mask), l1 = mask_label(models[1].model->config().mask);
@@ -259,18 +286,20 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
         l0 += " (" + std::filesystem::path(models[0].path).filename().string() + ")";
         l1 += " (" + std::filesystem::path(models[1].path).filename().string() + ")";
       }
-      maps.push_back(record(m0, ids, l0));
-      maps.push_back(record(*models[1].model, ids, l1));
+      recorded.push_back(record(m0, ids, l0, sink_options));
+      recorded.push_back(record(*models[1].model, ids, l1, sink_options));
     } else if (mask_choice == "both") {
       for (const std::string& mask : compared_strategies()) {
         std::unique_ptr<GPT> keep;
-        maps.push_back(record(under_mask(m0, mask, models[0].path, keep), ids, mask_label(mask)));
+        recorded.push_back(record(under_mask(m0, mask, models[0].path, keep), ids, mask_label(mask), sink_options));
       }
     } else {
       const std::string want = mask_choice == "own" ? m0.config().mask : mask_choice;
       std::unique_ptr<GPT> keep;
-      maps.push_back(record(under_mask(m0, want, models[0].path, keep), ids, mask_label(want)));
+      recorded.push_back(record(under_mask(m0, want, models[0].path, keep), ids, mask_label(want), sink_options));
     }
+    std::vector<viz::AttentionMaps> maps;
+    for (const Recorded& r : recorded) maps.push_back(r.maps);
 
     viz::Canvas figure = [&] {
       if (maps.size() == 2) return viz::heatmap_compare(maps[0], maps[1], tokens, ho);
@@ -291,6 +320,14 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
     if (stats.size() == 2) out << viz::format_stats_comparison(stats[0], stats[1]);
     else out << viz::format_stats(stats[0]);
     for (const auto& s : stats) j["stats"].push_back(stats_json(s));
+    j["sinks"] = nlohmann::json::array();
+    if (ids.size() >= 2)
+      for (const Recorded& r : recorded) {
+        nlohmann::json s = nlohmann::json::parse(sink_json(r.sinks));
+        s["mask"] = r.maps.mask;
+        j["sinks"].push_back(s);
+        out << r.maps.mask << ": " << format_sink_summary(r.sinks);
+      }
     for (const auto& f : files) err << "wrote " << f << "\n";
     out << j.dump() << "\n";
     out.flush();

@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/eval.h"
 #include "train/evaluate.h"
+#include "data/bigram_backcopy.h"
 #include "data/grammar.h"
 #include "train/safetensors.h"
 #include "data/tasks.h"
@@ -28,7 +29,13 @@ const char* const kEvalRuleText =
     "(loss and accuracy). T may exceed the training length L for rope, alibi, sinusoidal and none (not for learned "
     "positions). --window W: each query attends to the W most recent tokens only (a KV cache that evicts the "
     "oldest, no kept sink tokens); positions stay absolute and StableMask's sink uses each row's absolute "
-    "position.\n"
+    "position. --keep_first K (with --window W, K < W): the first K tokens of each window stay in the cache for "
+    "good and the W-K most recent fill the rest (StreamingLLM's attention sinks; positions stay absolute). "
+    "--window_positions: positions are counted inside the window instead (0..W-1, keys recomputed for every query, "
+    "StreamingLLM's scheme), so a model with learned positions can read T > L with W <= L.\n"
+    "Documents: for a model trained on documents (--task bigram-backcopy, or --data with --bos CHAR) and with "
+    "--bos CHAR, window 0 starts at the first BOS and window k at the first BOS at or after the end of window "
+    "k-1; tokens before the first BOS or between a window's end and the next BOS are not scored.\n"
     "Output: the last line on stdout is one JSON object: loss, tokens (targets counted), windows, ctx, window, "
     "per_position, and for tasks accuracy and per_position_accuracy.";
 
@@ -65,6 +72,16 @@ std::unique_ptr<GPT> load_cli_model(const std::string& path, ModelInfo* info) {
   return load_model(file, info);
 }
 
+std::string declared_bos(const std::string& model_path) {
+  const std::string state = join_path(model_path, kTrainStateFileName);
+  struct stat st {};
+  if (::stat(state.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
+  const nlohmann::json src = nlohmann::json::parse(load_train_state(state).data, nullptr, false);
+  if (!src.is_object()) return "";
+  if (src.value("kind", "") == "bigram-backcopy") return std::string(1, kBigramBackcopyBos);
+  return src.contains("bos") && src.at("bos").is_string() ? src.at("bos").get<std::string>() : "";
+}
+
 namespace {
 
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
@@ -90,6 +107,11 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
                  "val for the model's own data)");
     a.add_int("ctx", 1, 1, 1 << 20, "window length T (default: the model's training length L)").no_default();
     a.add_int("window", 1, 1, 1 << 20, "sliding KV window W <= T: attend to the W most recent tokens").no_default();
+    a.add_int("keep_first", 0, 0, 1 << 20, "with --window W: keep the first K < W tokens in the window (StreamingLLM)");
+    a.add_flag("window_positions", "with --window W: count positions inside the window (0..W-1, keys recomputed "
+               "per query, as StreamingLLM), so learned positions can read past L");
+    a.add_string("bos", "", "this character starts every document: windows follow the document rule (default: as "
+                 "the model's training data declared)", "CHAR").no_default();
     a.add_string("grads", "", "write d(loss)/d(parameter) for every parameter to this safetensors file", "FILE")
         .no_default();
     a.add_int("batch_size", 8, 1, 1 << 16, "windows per forward pass");
@@ -119,7 +141,10 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
     const GPTConfig& cfg = model->config();
     const std::int64_t T = a.given("ctx") ? a.get_int64("ctx") : cfg.block_size;
     const std::int64_t W = a.given("window") ? a.get_int64("window") : 0;
-    check_eval_length(cfg, T, W);
+    const std::int64_t K = a.get_int64("keep_first");
+    if (K > 0 && W == 0) throw_error("--keep_first ", K, " needs --window W (it keeps what the window would evict)");
+    const bool window_positions = a.get_flag("window_positions");
+    check_eval_length(cfg, T, W, K, window_positions);
     if (a.given("grads")) grads_path = a.get_string("grads");
     if (!grads_path.empty() && W > 0 && W < T)
       throw_error("--grads with a sliding window (W = ", W, " < T = ", T,
@@ -129,6 +154,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
     std::string task_name = a.given("task") ? a.get_choice("task") : "";
     // Without --data/--task: the model's own data, as its checkpoint recorded it (train_state.safetensors).
     std::string text;
+    std::string bos_char = a.given("bos") ? a.get_string("bos") : "";
     bool own_text = false;
     if (!a.given("data") && task_name.empty()) {
       if (!info.task.empty()) {
@@ -141,7 +167,12 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
                       " was trained on text and its directory has no ", kTrainStateFileName, " naming the data");
         const nlohmann::json src = nlohmann::json::parse(load_train_state(state).data, nullptr, false);
         const std::string kind = src.is_object() ? src.value("kind", "") : "";
-        if (kind == "grammar" && src.contains("seed") && src.contains("target_chars")) {
+        if (kind == "bigram-backcopy") {
+          const BigramBackcopyOptions o = BigramBackcopyOptions::from_json(src.dump());
+          text = generate_bigram_backcopy(o).text;
+          data_name = "bigram-backcopy corpus (seed " + std::to_string(o.seed) + ")";
+          if (bos_char.empty()) bos_char = std::string(1, kBigramBackcopyBos);
+        } else if (kind == "grammar" && src.contains("seed") && src.contains("target_chars")) {
           GrammarOptions g;
           g.seed = src.at("seed").get<std::uint64_t>();
           g.target_chars = src.at("target_chars").get<std::int64_t>();
@@ -150,6 +181,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
         } else if (kind == "file" && src.contains("path")) {
           data_name = src.at("path").get<std::string>();
           text = read_text_file(data_name);
+          if (bos_char.empty() && src.contains("bos")) bos_char = src.at("bos").get<std::string>();
         } else {
           throw_error("give --data FILE (a text) or --task NAME; ", state, " does not name a text source");
         }
@@ -157,6 +189,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
       }
     }
     if (!task_name.empty()) {
+      if (a.given("bos")) throw_error("--bos: position tasks have no documents");
       // the task as the model saw it: its classes follow the training length L
       auto t = make_task(task_name, cfg.block_size);
       if (t->vocab_size() != cfg.vocab_size)
@@ -191,14 +224,27 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
         if (split == "train") tokens.resize(n_train);
         else tokens.erase(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(n_train));
       }
+      std::int32_t bos = -1;
+      if (!bos_char.empty()) {
+        std::vector<std::int32_t> b;
+        try {
+          b = info.tokenizer->encode(bos_char);
+        } catch (const Error& e) {
+          throw_error("--bos: ", e.what());
+        }
+        if (b.size() != 1) throw_error("--bos \"", bos_char, "\": expected exactly one character, got ", b.size());
+        bos = b[0];
+      }
       try {
-        windows = make_eval_windows(tokens, T);
+        windows = bos >= 0 ? make_document_eval_windows(tokens, T, bos) : make_eval_windows(tokens, T);
       } catch (const Error& e) {
         throw_error("--data ", data_name, " (", split, "): ", e.what());
       }
     }
     EvalOptions eo;
     eo.window = W;
+    eo.keep_first = K;
+    eo.window_positions = window_positions;
     eo.batch_size = a.get_int64("batch_size");
     eo.accuracy = task;
     eo.grads = !grads_path.empty();
@@ -225,7 +271,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
 
   err << "eval: " << data_name << ", " << r.windows << " windows of T = " << r.T;
-  if (r.window > 0) err << " (sliding window W = " << r.window << ")";
+  if (r.window > 0) err << " (sliding window W = " << r.window << ", first " << r.keep_first << " kept)";
   err << ", " << r.tokens << " targets: loss " << r.loss << " (perplexity " << std::exp(r.loss) << ")";
   if (task) err << ", accuracy " << r.accuracy;
   err << "\n";
@@ -235,6 +281,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
   j["windows"] = r.windows;
   j["ctx"] = r.T;
   j["window"] = r.window > 0 ? nlohmann::json(r.window) : nlohmann::json(nullptr);
+  j["keep_first"] = r.keep_first;
   j["data"] = data_name;
   j["per_position"] = numbers(r.per_position);
   if (task) {

@@ -33,4 +33,8 @@ void print_error(std::ostream& err, const char* command, const std::exception& e
 // path when it does not exist or does not hold a valid model.
 std::unique_ptr<GPT> load_cli_model(const std::string& path, ModelInfo* info);
 
+// The BOS character the checkpoint directory's training data declared (train_state's data source: "bos", or
+// '^' for bigram-backcopy); "" when it declares none or the path is not a directory with a train_state.
+std::string declared_bos(const std::string& model_path);
+
 }  // namespace gradlab::cli

@@ -14,6 +14,7 @@
 
 #include "cli/args.h"
 #include "train/checkpoint.h"
+#include "data/bigram_backcopy.h"
 #include "data/grammar.h"
 #include "data/tasks.h"
 #include "data/textfile.h"
@@ -36,11 +37,22 @@ const std::map<std::string, std::map<std::string, std::int64_t>>& presets() {
   return p;
 }
 
+// The position tasks and the generated text corpora --task accepts.
+std::vector<std::string> train_task_names() {
+  std::vector<std::string> names = task_names();
+  names.push_back("bigram-backcopy");
+  return names;
+}
+
 void declare_flags(ArgParser& a) {
   a.section("data");
   a.add_string("data", "", "train on this text file (default: the built-in grammar corpus)", "FILE").no_default();
-  a.add_choice("task", task_names(), task_names().front(), "train on a position task instead of text").no_default();
+  a.add_choice("task", train_task_names(), task_names().front(),
+               "train on a position task, or on the generated bigram-backcopy corpus (documents, sinks form)")
+      .no_default();
   a.add_choice("tokenizer", {"char", "byte"}, "char", "text tokenizer: sorted characters of the text, or bytes");
+  a.add_string("bos", "", "--data: this character starts every document; windows then start at a document start "
+               "(BOS at position 0), off by default", "CHAR").no_default();
   a.section("model (nanoGPT names)");
   a.add_choice("config", {"tiny", "small"}, "tiny",
                "preset: tiny = 4 layers, 4 heads, 128 wide, block 64, batch 12; small = 6/6/384, block 256, batch 8")
@@ -87,6 +99,10 @@ void declare_flags(ArgParser& a) {
   a.epilog(
       "Data: the default is the built-in grammar corpus (generated, nothing to download; its entropy rate is "
       "printed so a loss can be read against it). The last 10% of the tokens are the validation split.\n"
+      "Documents: --task bigram-backcopy generates documents '^' + 64 letters (Guo et al. 2024; its parameters are "
+      "printed and stored in train_state.safetensors) and --data FILE --bos CHAR declares that CHAR starts every "
+      "document of a text. Training windows then start at a document start (BOS at position 0; a window longer "
+      "than its document runs into the next ones) and evaluation follows the document rule of gradlab eval --help.\n"
       "Output: the last line on stdout is one JSON object: iters, tokens, seconds, tokens_per_second, train_loss, "
       "val_loss. tokens_per_second counts batch_size*block_size per step over the steps after 5 warm-up steps.\n"
       "Exit codes: 0 done, 1 non-finite loss or runtime failure, 2 bad usage or input, 130 Ctrl-C (after a "
@@ -114,6 +130,13 @@ LoadedData load_data(const nlohmann::json& src, std::int64_t block_size, const T
   const std::string kind = src.value("kind", "");
   if (kind == "task") {
     d.dataset = make_task(src.at("name").get<std::string>(), block_size);
+  } else if (kind == "bigram-backcopy") {
+    BigramBackcopyCorpus corpus;
+    auto ds = make_bigram_backcopy_dataset(BigramBackcopyOptions::from_json(d.source), &corpus);
+    err << corpus.describe() << "\n";
+    if (tokenizer && tokenizer->vocab() != ds->tokenizer()->vocab())
+      throw_error("resume: the regenerated bigram-backcopy corpus has another vocabulary than the checkpoint");
+    d.dataset = std::move(ds);
   } else if (kind == "grammar" || kind == "file") {
     std::string text, name;
     if (kind == "grammar") {
@@ -140,6 +163,7 @@ LoadedData load_data(const nlohmann::json& src, std::int64_t block_size, const T
       }
       d.dataset = TextDataset::from_text(name, text, tok == "byte" ? TokenizerKind::Byte : TokenizerKind::Char);
     }
+    if (src.contains("bos")) static_cast<TextDataset*>(d.dataset.get())->set_bos_character(src.at("bos").get<std::string>());
   } else {
     throw_error("unknown data source ", d.source);
   }
@@ -252,10 +276,14 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
 
       // the data decides the vocabulary
       nlohmann::json src;
-      if (a.given("task")) {
+      if (a.given("bos") && !a.given("data")) throw_error("--bos needs --data FILE (generated corpora declare their own)");
+      if (a.given("task") && a.get_choice("task") == "bigram-backcopy") {
+        src = nlohmann::json::parse(BigramBackcopyOptions{}.to_json());
+      } else if (a.given("task")) {
         src = {{"kind", "task"}, {"name", a.get_choice("task")}};
       } else if (a.given("data")) {
         src = {{"kind", "file"}, {"path", a.get_string("data")}, {"tokenizer", a.get_choice("tokenizer")}};
+        if (a.given("bos")) src["bos"] = a.get_string("bos");
       } else {
         GrammarOptions g;
         src = {{"kind", "grammar"},

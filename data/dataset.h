@@ -10,6 +10,15 @@
 // Evaluation rule (gradlab eval): consecutive non-overlapping windows of T+1 tokens, window k covering split
 // tokens [k(T+1), (k+1)(T+1)), starting at token 0; inputs are its first T tokens and targets its last T. The
 // last partial window is dropped. The mean cross-entropy over all targets of all windows is the loss.
+//
+// Documents (off by default; TextDataset::set_bos, `--bos CHAR`, built in for bigram-backcopy): a declared BOS
+// token starts every document. Training windows then start only at a BOS: s is uniform over the split's BOS
+// positions with s + T + 1 <= its length, so position 0 of every window is a BOS. A window longer than its
+// document runs on into the next ones (packing: documents follow each other with their own BOS; no padding).
+// Evaluation rule for documents: window 0 starts at the split's first BOS, window k at the first BOS at or
+// after the end of window k-1 (its T+1 tokens), as long as T+1 tokens remain; tokens before the first BOS and
+// between a window's end and the next BOS are not scored. With documents of exactly T+1 tokens every document
+// is one window.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +42,10 @@ struct Batch {
 
 // A uniform integer in [0, n) for any n > 0 (two draws when n does not fit 32 bits).
 std::uint64_t uniform_index(Rng& rng, std::uint64_t n);
+
+// The evaluation windows of the document rule above over tokens[0, n): their start offsets. T >= 1.
+std::vector<std::int64_t> document_window_starts(const std::int32_t* tokens, std::int64_t n, std::int64_t T,
+                                                 std::int32_t bos);
 
 class Dataset {
  public:
@@ -78,11 +91,28 @@ class TextDataset : public Dataset {
   std::int64_t split_size(Split split) const;
   const std::int32_t* split_begin(Split split) const;
 
+  // Declares the BOS token that starts every document (the document rule above); -1 turns it off. Throws for
+  // an id outside the vocabulary and when a split holds no BOS.
+  void set_bos(std::int32_t bos_id);
+  // The same from a character of the text ("^"): exactly one character of the vocabulary.
+  void set_bos_character(const std::string& character);
+  std::int32_t bos() const { return bos_; }
+  bool document_aligned() const { return bos_ >= 0; }
+
  private:
+  // BOS positions of a split (offsets from split_begin), ascending.
+  const std::vector<std::int64_t>& bos_positions(Split split) const {
+    return split == Split::Train ? bos_train_ : bos_val_;
+  }
+  // How many BOS positions s of a split allow a window: s + T + 1 <= split length.
+  std::int64_t window_starts(Split split, std::int64_t T) const;
+
   std::string name_;
   std::vector<std::int32_t> tokens_;
   Tokenizer tokenizer_;
   std::int64_t n_train_ = 0;
+  std::int32_t bos_ = -1;
+  std::vector<std::int64_t> bos_train_, bos_val_;
 };
 
 }  // namespace gradlab

@@ -1,21 +1,25 @@
-// Lesson 09, the flagship: the causal mask against StableMask.
+// Lesson 09, the flagship: the attention sink, and what StableMask does to it.
 //
-// The same small GPT (same seed, same initial weights, same batches) is trained twice, once with each mask,
-// on the built-in grammar corpus (or --data FILE). Then we look at what the two models learned to attend to:
-// side-by-side heatmaps for a sample sentence, both loss curves, and the share of attention that lands on the
-// first token, raw and normalised by each row's real mass R_i (docs/stablemask.md#statistics).
+// The same small GPT (same seed, same initial weights, same batches) is trained twice, once with each mask, on
+// the built-in bigram-backcopy corpus (Guo et al. 2024; or --data FILE [--bos CHAR]). Every training window
+// starts at a document's BOS, so the BOS sits at position 0. On this data causal heads that only copy after a
+// trigger learn to park their attention on the BOS when they have nothing to do: an attention sink. We measure
+// it with the engine's sink metrics (nn/sink_metrics.h, docs/stablemask.md#statistics) on probe texts, watch it emerge during training, draw
+// the strongest sink head beside the same head under StableMask, and report over --seeds N seeds whether
+// StableMask lowers the sink on this data.
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "data/bigram_backcopy.h"
+#include "data/textfile.h"
 #include "lessons/lesson.h"
 #include "lessons/plot.h"
-#include "data/grammar.h"
-#include "data/textfile.h"
-#include "train/trainer.h"
+#include "nn/sink_metrics.h"
 #include "tensor/cpu.h"
+#include "train/trainer.h"
 #include "viz/attention.h"
 #include "viz/heatmap.h"
 
@@ -25,141 +29,176 @@ using gradlab::lesson::Lesson;
 
 namespace {
 
-struct Run {
-  std::string name;  // the strategy's label: "causal" / "StableMask"
-  std::string mask;  // the strategy: "causal" / "stablemask"
-  bool sink = false;  // rows may hold less than 1 of real mass
-  std::unique_ptr<GPT> model;
-  TrainResult result;
-  double seconds = 0;
+// The masks the lesson compares, in drawing order (left, right).
+struct MaskChoice {
+  std::string name;   // the strategy's label: "causal", "StableMask"
+  std::string file;   // the strategy's name, also in file names: "causal", "stablemask"
+  bool sink = false;  // rows may keep less than 1 of real mass (a sink key)
 };
-
-// Per-layer first-token statistics, averaged over the heads of a layer and over many windows.
-struct LayerShare {
-  double raw = 0, norm = 0, mass = 0;
-};
-
-// Records the attention of `model` on `count` validation windows of length T and averages the per-head
-// statistics of viz::attention_stats (rows i >= min_row) into one value per layer.
-std::vector<LayerShare> first_token_share(GPT& model, const Dataset& data, std::int64_t T, std::int64_t count,
-                                          std::int64_t min_row, bool stable, viz::AttentionStats* last_stats) {
-  const GPTConfig& cfg = model.config();
-  std::vector<LayerShare> out(static_cast<std::size_t>(cfg.n_layer));
-  const std::int64_t available = data.eval_window_count(Split::Val, T);
-  count = std::min(count, available);
-  if (count < 1) throw_error("lesson 09: the validation split has no window of length ", T);
-  // Spread the windows over the whole validation split.
-  const std::int64_t stride = std::max<std::int64_t>(1, available / count);
-  NoGrad no_grad;
-  model.eval();
-  for (std::int64_t w = 0; w < count; ++w) {
-    Batch b = data.eval_windows(Split::Val, T, w * stride, 1);
-    AttentionRecorder rec;
-    ForwardOptions opt;
-    opt.recorder = &rec;
-    model.forward(b.inputs, 1, T, opt);
-    viz::AttentionMaps maps = viz::AttentionMaps::from_tensor(rec.stacked(0), stable ? "StableMask" : "causal", stable);
-    viz::AttentionStats st = viz::attention_stats(maps, min_row);
-    for (const auto& h : st.heads) {
-      auto& o = out[static_cast<std::size_t>(h.layer)];
-      o.raw += h.first_share_raw;
-      o.norm += h.first_share_norm;
-      o.mass += h.mean_real_mass;
-    }
-    if (last_stats && w == 0) *last_stats = st;
+std::vector<MaskChoice> masks_to_compare() {
+  std::vector<MaskChoice> out;
+  for (const std::string& name : compared_strategies()) {
+    const StrategyInfo& info = strategy_info(name);
+    out.push_back({info.label, info.name, info.has_sink});
   }
-  const double denom = static_cast<double>(count * cfg.n_head);
-  for (auto& o : out) {
-    o.raw /= denom;
-    o.norm /= denom;
-    o.mass /= denom;
-  }
-  model.train();
   return out;
 }
 
-// The sample sentence: the first full line of the validation split (or its first tokens), T tokens long.
-std::vector<std::int32_t> sample_tokens(const TextDataset& data, std::int64_t T) {
-  const std::int32_t* val = data.split_begin(Split::Val);
-  const std::int64_t n = data.split_size(Split::Val);
-  const std::int32_t newline = data.tokenizer()->id_of(U'\n');
-  std::int64_t start = 0;
-  if (newline >= 0) {
-    for (std::int64_t i = 0; i + 1 + T <= n; ++i)
-      if (val[i] == newline) {
-        start = i + 1;
-        break;
-      }
-  }
-  if (start + T > n) start = 0;
-  return std::vector<std::int32_t>(val + start, val + start + T);
+// One point of the emergence curve: the sink metrics on the probe texts before step `step`.
+struct EmergencePoint {
+  std::int64_t step = 0;
+  double mean_late_norm = 0, strongest = 0, sink_ratio = 0, sink_ratio_late = 0;
+  std::vector<double> layer_late_norm;
+};
+
+struct Run {
+  std::uint64_t seed = 0;
+  MaskChoice mask;
+  std::unique_ptr<GPT> model;
+  TrainResult result;
+  double seconds = 0;
+  SinkReport sinks;  // after training, on all probe texts
+  std::vector<EmergencePoint> emergence;
+};
+
+EmergencePoint point(std::int64_t step, const SinkReport& r) {
+  EmergencePoint p;
+  p.step = step;
+  p.mean_late_norm = r.mean.late_norm;
+  p.strongest = r.strongest.late_norm;
+  p.sink_ratio = r.sink_ratio;
+  p.sink_ratio_late = r.sink_ratio_late;
+  for (const HeadSink& l : r.layers) p.layer_late_norm.push_back(l.late_norm);
+  return p;
 }
 
-double mean_of(const std::vector<double>& v, std::size_t from, std::size_t to) {
+struct MeanSd {
+  double mean = NAN, sd = NAN;
+};
+MeanSd mean_sd(const std::vector<double>& v) {
+  MeanSd m;
+  if (v.empty()) return m;
   double s = 0;
-  std::size_t n = 0;
-  for (std::size_t i = from; i < to && i < v.size(); ++i, ++n) s += v[i];
-  return n ? s / static_cast<double>(n) : NAN;
+  for (double x : v) s += x;
+  m.mean = s / static_cast<double>(v.size());
+  double q = 0;
+  for (double x : v) q += (x - m.mean) * (x - m.mean);
+  m.sd = v.size() > 1 ? std::sqrt(q / static_cast<double>(v.size() - 1)) : 0.0;
+  return m;
+}
+std::string pm(const MeanSd& m, const char* f = "%.4f") {
+  return fmt(f, m.mean) + " ± " + fmt(f, m.sd);
+}
+
+// A token's label in the figures: the character, with triggers marked ("x*") and the BOS as "^".
+std::vector<std::string> token_labels(const TextDataset& data, const std::vector<std::int32_t>& ids,
+                                      const BigramBackcopyCorpus* corpus) {
+  std::vector<std::string> out;
+  for (std::int32_t id : ids) {
+    std::string s = data.tokenizer()->decode_one(id);
+    if (s == "\n") s = "\\n";
+    if (corpus && s.size() == 1 && corpus->is_trigger(s[0])) s += "*";
+    out.push_back(s);
+  }
+  return out;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  lesson::Info info{9, "flagship", "Flagship: the causal mask against StableMask, trained side by side", 1337};
+  lesson::Info info{9, "flagship", "Flagship: the attention sink, causal against StableMask", 1337};
   auto declare = [](cli::ArgParser& a) {
-    a.add_string("data", "", "train on this text file (default: the built-in grammar corpus)", "FILE").no_default();
-    a.add_int("iters", 800, 1, 1'000'000, "optimizer steps per model (default 800; --quick: 25)").no_default();
-    a.add_int("n_layer", 4, 1, 64, "transformer blocks");
-    a.add_int("n_head", 4, 1, 64, "heads per block");
+    a.add_string("data", "", "train on this text file (default: the built-in bigram-backcopy corpus)", "FILE")
+        .no_default();
+    a.add_string("bos", "", "--data: this character starts every document (windows then start at it)", "CHAR")
+        .no_default();
+    a.add_int("seeds", 1, 1, 1000, "seeds to train (each: both masks); seed, seed+1, ...");
+    a.add_int("iters", 1000, 1, 1'000'000, "optimizer steps per model (default 1000; --quick: 20)").no_default();
+    a.add_int("n_layer", 1, 1, 64, "transformer blocks");
+    a.add_int("n_head", 2, 1, 64, "heads per block");
     a.add_int("n_embd", 64, 8, 4096, "model width");
     a.add_int("block_size", 64, 16, 4096, "training context length L (default 64; --quick: 32)").no_default();
-    a.add_int("batch_size", 8, 1, 4096, "sequences per step (default 8; --quick: 4)").no_default();
+    a.add_int("batch_size", 32, 1, 4096, "sequences per step (default 32; --quick: 4)").no_default();
     a.add_double("lr", 3e-3, 1e-6, 1.0, "peak learning rate (warmup, then cosine decay to lr/10)");
-    a.add_int("windows", 64, 1, 100000, "validation windows averaged for the first-token share (default 64; --quick: 4)")
+    a.add_int("probes", 32, 1, 100000, "validation documents the sink metrics average over (default 32; --quick: 4)")
         .no_default();
-    a.add_int("min_row", 8, 0, 4096, "rows i >= min_row enter the first-token share");
+    a.add_int("emerge_every", 25, 1, 1'000'000, "measure the sinks every N steps during training (--quick: 5)")
+        .no_default();
+    a.add_int("min_row", 8, 1, 4096, "late rows: i >= min_row enter the first-token share");
+    a.add_double("eps", 0.3, 0.0, 1.0, "sink threshold: a head whose normalised first-token share (rows i >= 1, as Gu "
+                 "et al. 2024) exceeds it is a sink head");
+    a.add_int("documents", 8000, 10, 10'000'000, "bigram-backcopy: documents in the corpus (--quick: 600)").no_default();
+    a.add_int("letters", 32, 4, 52, "bigram-backcopy: alphabet size, triggers x y z included");
+    a.add_double("alpha", 0.2, 1e-3, 1000.0, "bigram-backcopy: Dirichlet concentration of the bigram rows");
+    a.add_int("data_seed", 1, 0, 1'000'000'000, "bigram-backcopy: seed of the bigram table and the documents");
   };
   return lesson::run(argc, argv, info, declare, [](Lesson& L) {
     cli::ArgParser& a = L.args();
     const bool quick = L.quick();
-    const std::int64_t iters = a.given("iters") ? a.get_int64("iters") : (quick ? 25 : 800);
+    const std::int64_t iters = a.given("iters") ? a.get_int64("iters") : (quick ? 20 : 1000);
     const std::int64_t block = a.given("block_size") ? a.get_int64("block_size") : (quick ? 32 : 64);
-    const std::int64_t batch = a.given("batch_size") ? a.get_int64("batch_size") : (quick ? 4 : 8);
-    const std::int64_t windows = a.given("windows") ? a.get_int64("windows") : (quick ? 4 : 64);
-    const std::int64_t min_row = std::min<std::int64_t>(a.get_int64("min_row"), block - 1);
+    const std::int64_t batch = a.given("batch_size") ? a.get_int64("batch_size") : (quick ? 4 : 32);
+    const std::int64_t n_probes = a.given("probes") ? a.get_int64("probes") : (quick ? 4 : 32);
+    const std::int64_t every = a.given("emerge_every") ? a.get_int64("emerge_every") : (quick ? 5 : 25);
+    const std::int64_t n_seeds = a.get_int64("seeds");
+    SinkOptions so;
+    so.min_row = std::min<std::int64_t>(a.get_int64("min_row"), block - 1);
+    so.eps = a.get_double("eps");
 
     // ------------------------------------------------------------------------------------------------------
     L.step("The data");
     std::unique_ptr<TextDataset> data;
-    double floor_nats = NAN;
-    if (a.given("data")) {
+    BigramBackcopyCorpus corpus;
+    const bool bb = !a.given("data");
+    if (!bb) {
       const std::string file = a.get_string("data");
       data = TextDataset::from_text(file, read_text_file(file), TokenizerKind::Char);
-      L.say("Training text: " + file + " (character-level tokens).");
+      if (a.given("bos")) data->set_bos_character(a.get_string("bos"));
+      L.say("Training text: " + file + " (character-level tokens)" +
+            (data->document_aligned() ? ", documents start at " + a.get_string("bos") + "." : "."));
     } else {
-      GrammarOptions go;
-      go.seed = 1;
-      go.target_chars = quick ? 40'000 : 250'000;
-      GrammarCorpus corpus;
-      data = make_grammar_dataset(go, &corpus);
-      floor_nats = corpus.nats_per_char();
-      L.say("The built-in grammar corpus: short stories from a small stochastic grammar, generated in code.");
+      if (a.given("bos")) throw_error("--bos: the bigram-backcopy corpus declares its own BOS '^'");
+      BigramBackcopyOptions o;
+      o.seed = static_cast<std::uint64_t>(a.get_int64("data_seed"));
+      o.documents = a.given("documents") ? a.get_int64("documents") : (quick ? 600 : 8000);
+      o.doc_length = block;  // '^' + L letters: every document is exactly one training window
+      o.letters = a.get_int64("letters");
+      o.alpha = a.get_double("alpha");
+      data = make_bigram_backcopy_dataset(o, &corpus);
+      L.say("The built-in bigram-backcopy corpus (Guo et al. 2024), generated in code:");
       L.say(corpus.describe());
-      L.sayf("No model can beat the entropy rate on fresh text: %.3f nats/char is the floor of the loss.", floor_nats);
+      L.say("Each document is the BOS '^' and letters drawn from a fixed random bigram table, except that after a");
+      L.say("trigger (" + corpus.alphabet.substr(corpus.alphabet.size() - 3) +
+            ") the next letter copies the letter before the trigger. Only the copy needs attention.");
+      L.sayf("No model can beat the entropy rate on fresh documents: %.3f nats/token is the floor of the loss.",
+             corpus.nats_per_token());
     }
     data->check_length(block);
     L.say(data->describe());
-    const std::vector<std::int32_t> sample = sample_tokens(*data, block);
-    const std::string sample_text = data->tokenizer()->decode(sample);
+    if (data->document_aligned())
+      L.say("Document-aligned training: every window starts at a BOS, so position 0 always holds the BOS.");
+    else
+      L.say("No BOS declared: windows start anywhere (give --bos CHAR if the text has document starts).");
+    // the probe texts: the first validation windows (with documents: whole documents, BOS first)
+    const std::int64_t available = data->eval_window_count(Split::Val, block);
+    const std::int64_t used_probes = std::min(n_probes, available);
+    if (used_probes < 1) throw_error("lesson 09: the validation split has no window of length ", block);
+    std::vector<std::vector<std::int32_t>> probes;
     {
-      std::string shown = sample_text;
-      std::replace(shown.begin(), shown.end(), '\n', ' ');
-      L.say("Sample sentence (the first line of the validation split, " + std::to_string(block) + " tokens):");
-      L.say("  \"" + shown + "\"");
+      Batch b = data->eval_windows(Split::Val, block, 0, used_probes);
+      for (std::int64_t k = 0; k < used_probes; ++k)
+        probes.emplace_back(b.inputs.begin() + k * block, b.inputs.begin() + (k + 1) * block);
     }
+    so.bos = data->bos();
+    const std::vector<std::string> labels = token_labels(*data, probes[0], bb ? &corpus : nullptr);
+    std::string probe_text;
+    for (const auto& s : labels) probe_text += s;
+    L.sayf("Probe texts: the first %lld validation windows of %lld tokens. The first one:", (long long)used_probes,
+           (long long)block);
+    L.say("  " + probe_text + (bb ? "   (* marks a trigger)" : ""));
 
     // ------------------------------------------------------------------------------------------------------
-    L.step("Two models, one seed");
+    L.step("Two models per seed");
     GPTConfig cfg;
     cfg.vocab_size = data->vocab_size();
     cfg.block_size = block;
@@ -169,70 +208,46 @@ int main(int argc, char** argv) {
     cfg.bias = false;
     cfg.pos = PosKind::Learned;
     cfg.validate();
-    std::vector<Run> runs(compared_strategies().size());
-    for (std::size_t k = 0; k < runs.size(); ++k) {
-      Run& r = runs[k];
-      r.mask = compared_strategies()[k];
-      r.name = strategy_info(r.mask).label;
-      r.sink = strategy_info(r.mask).has_sink;
-      GPTConfig c = cfg;
-      c.mask = r.mask;
-      r.model = std::make_unique<GPT>(c, L.seed());
-    }
-    L.sayf("GPT: %lld layers, %lld heads, width %lld, block_size L = %lld, learned positions, %lld parameters.",
-           (long long)cfg.n_layer, (long long)cfg.n_head, (long long)cfg.n_embd, (long long)cfg.block_size,
-           (long long)runs[0].model->num_parameters());
-    L.say("The mask has no parameters, so with the same seed both models start from identical weights:");
+    const std::vector<MaskChoice> masks = masks_to_compare();
+    std::vector<Run> runs;  // seed-major: runs[s * masks + m]
+    for (std::int64_t s = 0; s < n_seeds; ++s)
+      for (const MaskChoice& m : masks) {
+        Run r;
+        r.seed = L.seed() + static_cast<std::uint64_t>(s);
+        r.mask = m;
+        GPTConfig c = cfg;
+        c.mask = m.file;
+        r.model = std::make_unique<GPT>(c, r.seed);
+        runs.push_back(std::move(r));
+      }
+    auto run_of = [&](std::int64_t s, std::size_t m) -> Run& { return runs[static_cast<std::size_t>(s) * masks.size() + m]; };
+    L.sayf("GPT: %lld layers x %lld heads (%lld heads in all), width %lld, L = %lld, learned positions, %lld "
+           "parameters; seeds %llu..%llu.",
+           (long long)cfg.n_layer, (long long)cfg.n_head, (long long)(cfg.n_layer * cfg.n_head), (long long)cfg.n_embd,
+           (long long)block, (long long)runs[0].model->num_parameters(), (unsigned long long)L.seed(),
+           (unsigned long long)(L.seed() + n_seeds - 1));
     {
-      auto a0 = runs[0].model->state_dict(), a1 = runs[1].model->state_dict();
+      auto a0 = run_of(0, 0).model->state_dict(), a1 = run_of(0, 1).model->state_dict();
       bool same = a0.size() == a1.size();
       for (std::size_t i = 0; same && i < a0.size(); ++i)
         same = a0[i].first == a1[i].first && a0[i].second.to_floats() == a1[i].second.to_floats();
-      L.check(same, "initial weights of the causal and the StableMask model are bit-identical",
+      L.check(same, "the mask has no parameters: with the same seed both models start from identical weights",
               std::to_string(a0.size()) + " tensors");
     }
-    std::vector<double> gammas = cfg.gammas();
-    std::string gl;
-    for (double g : gammas) gl += fmt(" %.4f", g);
-    L.say("StableMask decay rate per head (the ALiBi slopes 2^(-8(h+1)/H)):" + gl);
-    L.say("Row i's pseudo-attention mass is the constant Z(i) = sum_{j>i}^{L-1} e^{-j gamma}; for head 0:");
-    for (std::int64_t i : {std::int64_t{0}, std::int64_t{8}, block / 2, block - 2, block - 1})
-      L.sayf("  row %3lld: Z = %.4f  (tau = log Z = %s)", (long long)i,
-             std::exp(stablemask_tau(gammas[0], block, i, StableMaskTail::Finite)),
-             i >= block - 1 ? "-inf, plain softmax" : fmt("%.3f", stablemask_tau(gammas[0], block, i, StableMaskTail::Finite)).c_str());
-
     // Mechanical claims about the masks, on the untrained models.
-    {
-      NoGrad ng;
-      for (auto& r : runs) {
-        AttentionRecorder rec;
-        ForwardOptions opt;
-        opt.recorder = &rec;
-        r.model->forward(sample, 1, block, opt);
-        Tensor att = rec.stacked(0);  // (n_layer, H, T, T)
-        viz::AttentionMaps m = viz::AttentionMaps::from_tensor(att, r.name, r.sink);
-        double max_future = 0, min_mass = 1e9, max_mass = 0, last_row_dev = 0;
-        for (std::int64_t l = 0; l < m.n_layer; ++l)
-          for (std::int64_t h = 0; h < m.n_head; ++h)
-            for (std::int64_t i = 0; i < block; ++i) {
-              for (std::int64_t j = i + 1; j < block; ++j) max_future = std::max(max_future, (double)std::fabs(m.at(l, h, i, j)));
-              const double R = m.row_mass(l, h, i);
-              min_mass = std::min(min_mass, R);
-              max_mass = std::max(max_mass, R);
-              if (i == block - 1) last_row_dev = std::max(last_row_dev, std::fabs(R - 1.0));
-            }
-        L.check(max_future == 0.0, r.name + ": no attention on future tokens (j > i)", fmt("max %.1e", max_future));
-        if (!r.sink) {
-          L.check(max_mass - 1 < 1e-5 && 1 - min_mass < 1e-5, "causal: every row sums to 1",
-                  fmt("R_i in [%.6f, %.6f]", min_mass, max_mass));
-        } else {
-          L.check(max_mass < 1 + 1e-5 && min_mass < 0.999, "StableMask: rows sum to less than 1 (pseudo slots took mass)",
-                  fmt("R_i in [%.4f, %.4f]", min_mass, max_mass));
-          L.check(last_row_dev < 1e-5, "StableMask: the last row (i = L-1, no pseudo slots) sums to 1",
-                  fmt("max |R - 1| = %.1e", last_row_dev));
-        }
-      }
+    for (std::size_t m = 0; m < masks.size(); ++m) {
+      const SinkReport r = measure_sinks(*run_of(0, m).model, {probes[0]}, so);
+      double lo = 1e9, hi = 0;
+      for (const HeadSink& h : r.heads) lo = std::min(lo, h.real_mass), hi = std::max(hi, h.real_mass);
+      if (!masks[m].sink)
+        L.check(hi < 1 + 1e-5 && lo > 1 - 1e-5, "causal, untrained: every row's real mass R_i is 1",
+                fmt("mean R in [%.6f, %.6f]", lo, hi));
+      else
+        L.check(hi < 1 + 1e-5 && lo < 0.999, "StableMask, untrained: rows keep less than 1 (the pseudo key took mass)",
+                fmt("mean R in [%.4f, %.4f]", lo, hi));
     }
+    L.say("Under StableMask the raw first-token share falls by construction (R_i < 1). The sink metrics therefore");
+    L.say("also divide by R_i: the normalised share A_i0 / R_i says how the real attention is spread.");
 
     // ------------------------------------------------------------------------------------------------------
     TrainConfig tc;
@@ -240,8 +255,7 @@ int main(int argc, char** argv) {
     tc.max_iters = iters;
     tc.eval_interval = 0;  // evaluate once, at the end
     tc.eval_iters = quick ? 2 : 8;
-    tc.log_interval = std::max<std::int64_t>(1, iters / 8);
-    tc.seed = L.seed();
+    tc.log_interval = std::max<std::int64_t>(1, iters / 4);
     tc.schedule.learning_rate = a.get_double("lr");
     tc.schedule.min_lr = tc.schedule.learning_rate / 10;
     tc.schedule.warmup_iters = std::min<std::int64_t>(50, iters / 10);
@@ -249,215 +263,259 @@ int main(int argc, char** argv) {
     tc.adamw.weight_decay = 0.1;
     tc.grad_clip = 1.0;
     tc.out_dir = "";  // nothing on disk: the lesson writes its own files
-    for (std::size_t k = 0; k < runs.size(); ++k) {
-      Run& r = runs[k];
-      L.step("Train the " + r.name + " model");
-      L.sayf("%lld steps of AdamW, batch %lld x %lld tokens, lr %.0e with warmup and cosine decay, seed %llu.",
-             (long long)iters, (long long)batch, (long long)block, tc.schedule.learning_rate,
-             (unsigned long long)L.seed());
-      if (k == 1) L.say("Same seed, so the same initial weights and the very same batches as the causal run.");
+    tc.progress = Progress::Mode::Quiet;
+    L.step("Train");
+    L.sayf("%lld steps of AdamW per model, batch %lld x %lld tokens, lr %.0e with warmup and cosine decay. Every %lld",
+           (long long)iters, (long long)batch, (long long)block, tc.schedule.learning_rate, (long long)every);
+    L.say("steps the sink metrics are measured on the probe texts (for the emergence plot).");
+    for (Run& r : runs) {
+      tc.seed = r.seed;
       const double t0 = lesson::now_seconds();
       Trainer trainer(*r.model, *data, tc);
+      trainer.hooks.before_step = [&](std::int64_t it, GPT& model) {
+        if (it % every == 0) r.emergence.push_back(point(it, measure_sinks(model, probes, so)));
+      };
       r.result = trainer.run();
       r.seconds = lesson::now_seconds() - t0;
-      L.check(r.result.status == TrainStatus::Completed, r.name + ": training completed", r.result.message);
-      const auto& ls = r.result.losses;
-      L.sayf("loss: first step %.3f, mean of the last 20 steps %.3f; final train %.3f, val %.3f nats/char (%.1f s)",
-             ls.empty() ? NAN : ls.front(), mean_of(ls, ls.size() > 20 ? ls.size() - 20 : 0, ls.size()),
-             r.result.train_loss, r.result.val_loss, r.seconds);
-      L.check(std::isfinite(r.result.val_loss), r.name + ": the validation loss is finite");
+      L.check(r.result.status == TrainStatus::Completed && std::isfinite(r.result.val_loss),
+              fmt("seed %llu, %s: training completed with a finite loss", (unsigned long long)r.seed, r.mask.name.c_str()),
+              r.result.message);
+      r.sinks = measure_sinks(*r.model, probes, so);
+      r.emergence.push_back(point(iters, r.sinks));
+      L.sayf("seed %llu %-10s val loss %.4f (%.1f s): normalised first-token share %.4f (%.1fx uniform), sink ratio "
+             "%.3f (rows >= %lld: %.3f), strongest head L%lld/H%lld %.3f, real mass %.3f",
+             (unsigned long long)r.seed, r.mask.name.c_str(), r.result.val_loss, r.seconds, r.sinks.mean.late_norm,
+             r.sinks.mean.late_norm / r.sinks.uniform_late, r.sinks.sink_ratio, (long long)so.min_row,
+             r.sinks.sink_ratio_late, (long long)r.sinks.strongest.layer,
+             (long long)r.sinks.strongest.head, r.sinks.strongest.late_norm, r.sinks.mean.real_mass);
     }
+    const double uniform = runs[0].sinks.uniform_late;
 
     // ------------------------------------------------------------------------------------------------------
     L.step("Loss curves");
     {
-      std::string csv = "step,causal,stablemask\n";
-      const auto& a0 = runs[0].result.losses;
-      const auto& a1 = runs[1].result.losses;
-      for (std::size_t i = 0; i < std::max(a0.size(), a1.size()); ++i)
-        csv += fmt("%zu,%.6f,%.6f\n", i, i < a0.size() ? a0[i] : NAN, i < a1.size() ? a1[i] : NAN);
-      L.save_text("loss.csv", csv);
+      std::string csv = "seed,mask,step,loss\n";
       lesson::LinePlot plot;
-      plot.title = "Training loss: causal vs StableMask (seed " + std::to_string(L.seed()) + ")";
+      plot.title = fmt("Training loss, causal vs StableMask (seed %llu)", (unsigned long long)L.seed());
       plot.x_label = "step";
-      plot.y_label = "loss (nats/char)";
-      plot.series.push_back({"causal", {}, a0});
-      plot.series.push_back({"StableMask", {}, a1});
-      if (std::isfinite(floor_nats)) plot.hlines.push_back({"entropy rate of the grammar", floor_nats});
-      plot.smooth = std::max<std::size_t>(1, a0.size() / 40);
-      L.wrote(lesson::save_line_plot(plot, L.stem("loss")));
-      L.sayf("%-12s %10s %10s %14s", "", "train", "val", "last-20 mean");
-      for (auto& r : runs) {
-        const auto& ls = r.result.losses;
-        L.sayf("%-12s %10.4f %10.4f %14.4f", r.name.c_str(), r.result.train_loss, r.result.val_loss,
-               mean_of(ls, ls.size() > 20 ? ls.size() - 20 : 0, ls.size()));
+      plot.y_label = "loss (nats/token)";
+      for (const Run& r : runs) {
+        for (std::size_t i = 0; i < r.result.losses.size(); ++i)
+          csv += fmt("%llu,%s,%zu,%.6f\n", (unsigned long long)r.seed, r.mask.file.c_str(), i, r.result.losses[i]);
+        if (r.seed == L.seed()) plot.series.push_back({r.mask.name, {}, r.result.losses});
       }
-      const double dv = runs[1].result.val_loss - runs[0].result.val_loss;
-      L.sayf("Validation loss difference StableMask - causal: %+.4f nats/char (%s at this scale, one seed).", dv,
-             std::fabs(dv) < 0.01 ? "no meaningful difference" : (dv < 0 ? "StableMask lower" : "causal lower"));
+      if (bb) plot.hlines.push_back({"entropy rate of the corpus", corpus.nats_per_token()});
+      plot.smooth = std::max<std::size_t>(1, static_cast<std::size_t>(iters) / 40);
+      L.save_text("loss.csv", csv);
+      L.wrote(lesson::save_line_plot(plot, L.stem("loss")));
+      for (std::size_t m = 0; m < masks.size(); ++m) {
+        std::vector<double> v;
+        for (std::int64_t s = 0; s < n_seeds; ++s) v.push_back(run_of(s, m).result.val_loss);
+        L.sayf("%-10s validation loss over %lld seeds: %s nats/token", masks[m].name.c_str(), (long long)n_seeds,
+               pm(mean_sd(v)).c_str());
+      }
     }
 
     // ------------------------------------------------------------------------------------------------------
-    L.step("Attention on the sample sentence");
-    std::vector<viz::AttentionMaps> maps;
-    std::vector<std::string> tokens;
-    for (std::int32_t id : sample) tokens.push_back(data->tokenizer()->decode_one(id));
-    {
-      NoGrad ng;
-      for (auto& r : runs) {
-        r.model->eval();
-        AttentionRecorder rec;
-        ForwardOptions opt;
-        opt.recorder = &rec;
-        r.model->forward(sample, 1, block, opt);
-        maps.push_back(viz::AttentionMaps::from_tensor(rec.stacked(0), r.name, r.sink));
-      }
+    L.step("The sink metrics");
+    L.sayf("Averaged over %lld probe texts, rows i >= %lld (eps = %.2f). Uniform rows would give key 0 a share of %.4f.",
+           (long long)used_probes, (long long)so.min_row, so.eps, uniform);
+    L.say("Seed " + std::to_string(L.seed()) + ", per head:");
+    for (std::size_t m = 0; m < masks.size(); ++m) {
+      L.say(masks[m].name + ":");
+      L.say(format_sink_report(run_of(0, m).sinks));
     }
-    // For each layer, draw the head whose causal map puts the most (normalised) mass on the first token.
-    viz::AttentionStats s0 = viz::attention_stats(maps[0], min_row);
-    viz::HeatmapOptions ho;
-    ho.layers.clear();
-    std::vector<std::int64_t> best_head(static_cast<std::size_t>(cfg.n_layer), 0);
-    for (const auto& h : s0.heads) {
-      const auto& cur = s0.heads[static_cast<std::size_t>(h.layer * cfg.n_head + best_head[h.layer])];
-      if (h.first_share_norm > cur.first_share_norm) best_head[h.layer] = h.head;
-    }
-    std::string picked;
-    for (std::int64_t l = 0; l < cfg.n_layer; ++l) picked += fmt(" L%lld/H%lld", (long long)l, (long long)best_head[l]);
-    L.say("Left: causal, right: StableMask, same sentence, same (layer, head). For each layer the figure shows the");
-    L.say("head with the largest first-token share in the causal model:" + picked + ".");
-    L.say("StableMask panels carry an extra 'sink' column: the pseudo mass 1 - R_i each row gave away.");
+    std::string csv = sink_csv_header("seed,mask,");
+    for (const Run& r : runs) csv += sink_csv_rows(r.sinks, fmt("%llu,%s,", (unsigned long long)r.seed, r.mask.file.c_str()));
+    L.save_text("sinks.csv", csv);
+    // per layer, mean over seeds: causal (raw = normalised), StableMask raw and normalised, uniform rows
     {
-      // heatmap_compare draws the selected heads of the selected layers; one figure per layer keeps it small.
-      std::vector<std::string> files;
+      lesson::BarChart bc;
+      bc.title = fmt("First-token share per layer (rows i >= %lld, %lld probes, %lld seed%s)", (long long)so.min_row,
+                     (long long)used_probes, (long long)n_seeds, n_seeds > 1 ? "s, mean" : "");
+      bc.y_label = "share of attention on token 0";
+      bc.series = {"causal (raw = normalised)", "StableMask raw", "StableMask normalised", "uniform rows"};
+      bc.width = 1000;
+      std::string lcsv = "layer,causal_raw,causal_norm,stablemask_raw,stablemask_norm,stablemask_real_mass,uniform\n";
       for (std::int64_t l = 0; l < cfg.n_layer; ++l) {
-        viz::HeatmapOptions o;
-        o.layers = {l};
-        o.heads = {best_head[l]};
-        o.subtitle = "\"" + sample_text + "\"";
-        std::replace(o.subtitle.begin(), o.subtitle.end(), '\n', ' ');
-        o.max_width = 1400;
-        o.max_height = 900;
-        o.cell_values = false;
-        o.title = fmt("layer %lld, head %lld: causal vs StableMask (seed %llu)", (long long)l, (long long)best_head[l],
-                      (unsigned long long)L.seed());
-        viz::Canvas fig = viz::heatmap_compare(maps[0], maps[1], tokens, o);
-        L.wrote(viz::save_attention_figure(L.stem(fmt("attention_layer%lld", (long long)l)), fig, {&maps[0], &maps[1]},
-                                           tokens, o));
+        double v[5] = {0, 0, 0, 0, 0};
+        for (std::int64_t s = 0; s < n_seeds; ++s) {
+          const HeadSink& c = run_of(s, 0).sinks.layers[l];
+          const HeadSink& st = run_of(s, 1).sinks.layers[l];
+          v[0] += c.late_raw / n_seeds, v[1] += c.late_norm / n_seeds, v[2] += st.late_raw / n_seeds;
+          v[3] += st.late_norm / n_seeds, v[4] += st.real_mass / n_seeds;
+        }
+        bc.groups.push_back(fmt("layer %lld", (long long)l));
+        bc.values.push_back({v[1], v[2], v[3], uniform});
+        lcsv += fmt("%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f\n", (long long)l, v[0], v[1], v[2], v[3], v[4], uniform);
       }
+      L.save_text("first_token_share.csv", lcsv);
+      L.wrote(lesson::save_bar_chart(bc, L.stem("first_token_share")));
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    L.step("Sink emergence over training");
+    {
+      std::string ecsv = "seed,mask,step,mean_late_norm,strongest_late_norm,sink_ratio,sink_ratio_late";
+      for (std::int64_t l = 0; l < cfg.n_layer; ++l) ecsv += fmt(",layer%lld_late_norm", (long long)l);
+      ecsv += "\n";
+      for (const Run& r : runs)
+        for (const EmergencePoint& p : r.emergence) {
+          ecsv += fmt("%llu,%s,%lld,%.6f,%.6f,%.6f,%.6f", (unsigned long long)r.seed, r.mask.file.c_str(),
+                      (long long)p.step, p.mean_late_norm, p.strongest, p.sink_ratio, p.sink_ratio_late);
+          for (double v : p.layer_late_norm) ecsv += fmt(",%.6f", v);
+          ecsv += "\n";
+        }
+      L.save_text("emergence.csv", ecsv);
+      // the mean over seeds at each measured step (every run measures at the same steps)
+      lesson::LinePlot lp;
+      lp.title = fmt("Sink emergence: first-token share during training (%lld seed%s, rows i >= %lld)",
+                     (long long)n_seeds, n_seeds > 1 ? "s, mean" : "", (long long)so.min_row);
+      lp.x_label = "training step";
+      lp.y_label = "normalised share of attention on token 0";
+      for (std::size_t m = 0; m < masks.size(); ++m) {
+        const std::size_t n_points = run_of(0, m).emergence.size();
+        std::vector<double> x(n_points), mean(n_points, 0.0), strongest(n_points, 0.0);
+        for (std::size_t k = 0; k < n_points; ++k) {
+          x[k] = static_cast<double>(run_of(0, m).emergence[k].step);
+          for (std::int64_t s = 0; s < n_seeds; ++s) {
+            mean[k] += run_of(s, m).emergence[k].mean_late_norm / n_seeds;
+            strongest[k] += run_of(s, m).emergence[k].strongest / n_seeds;
+          }
+        }
+        lp.series.push_back({masks[m].name + ", strongest head", x, strongest});
+        lp.series.push_back({masks[m].name + ", mean of all heads", x, mean});
+      }
+      lp.hlines.push_back({"uniform rows", uniform});
+      lp.hlines.push_back({fmt("eps = %.2f", so.eps), so.eps});
+      L.wrote(lesson::save_line_plot(lp, L.stem("sink_emergence")));
+      const Run& c0 = run_of(0, 0);
+      std::int64_t first_above = -1;
+      for (const EmergencePoint& p : c0.emergence)
+        if (first_above < 0 && p.strongest > so.eps) first_above = p.step;
+      if (first_above >= 0)
+        L.sayf("Seed %llu, causal: the strongest head first exceeds eps = %.2f at step %lld of %lld.",
+               (unsigned long long)c0.seed, so.eps, (long long)first_above, (long long)iters);
+      else
+        L.sayf("Seed %llu, causal: no head exceeds eps = %.2f during training.", (unsigned long long)c0.seed, so.eps);
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    L.step("The strongest causal sink head, beside the same head under StableMask");
+    {
+      const HeadSink best = run_of(0, 0).sinks.strongest;
+      std::vector<viz::AttentionMaps> maps;
+      for (std::size_t m = 0; m < masks.size(); ++m)
+        maps.push_back(viz::AttentionMaps::from_tensor(record_attention(*run_of(0, m).model, probes[0]), masks[m].name,
+                                                       masks[m].sink));
+      const HeadSink& same = run_of(0, 1).sinks.at(best.layer, best.head);
+      L.sayf("Seed %llu: layer %lld, head %lld puts %.3f of each row on the BOS at position 0 (causal); the same head",
+             (unsigned long long)L.seed(), (long long)best.layer, (long long)best.head, best.late_norm);
+      L.sayf("under StableMask: %.3f normalised (%.3f raw, real mass %.3f; the rest went to the pseudo key).",
+             same.late_norm, same.late_raw, same.real_mass);
+      viz::HeatmapOptions o;
+      o.layers = {best.layer};
+      o.heads = {best.head};
+      o.cell_values = false;
+      o.max_width = 1400;
+      o.max_height = 900;
+      o.stats_min_row = so.min_row;
+      o.subtitle = probe_text + (bb ? "   (* = trigger)" : "");
+      o.title = fmt("Attention sink: layer %lld, head %lld, causal vs StableMask (seed %llu, %lld steps)",
+                    (long long)best.layer, (long long)best.head, (unsigned long long)L.seed(), (long long)iters);
+      viz::Canvas fig = viz::heatmap_compare(maps[0], maps[1], labels, o);
+      L.wrote(viz::save_attention_figure(L.stem("sink_side_by_side"), fig, {&maps[0], &maps[1]}, labels, o));
+      L.say("StableMask's panel carries an extra column on the right: the pseudo mass 1 - R_i each row gave away.");
       viz::HeatmapOptions g;
       g.cell_values = false;
       g.max_width = 1600;
       g.max_height = 1600;
-      for (std::size_t k = 0; k < 2; ++k) {
-        g.title = "all heads, " + runs[k].name + fmt(" (seed %llu)", (unsigned long long)L.seed());
-        viz::Canvas fig = viz::heatmap_grid(maps[k], tokens, g);
-        L.wrote(viz::save_attention_figure(L.stem("attention_grid_" + runs[k].mask),
-                                           fig, {&maps[k]}, tokens, g));
+      g.stats_min_row = so.min_row;
+      for (std::size_t m = 0; m < masks.size(); ++m) {
+        g.title = "all heads, " + masks[m].name + fmt(" (seed %llu)", (unsigned long long)L.seed());
+        viz::Canvas grid = viz::heatmap_grid(maps[m], labels, g);
+        L.wrote(viz::save_attention_figure(L.stem("attention_grid_" + masks[m].file), grid, {&maps[m]}, labels, g));
       }
-    }
-    L.say("Per-head statistics on this one sentence (rows i >= " + std::to_string(min_row) + "):");
-    L.say(viz::format_stats_comparison(s0, viz::attention_stats(maps[1], min_row)));
-
-    // ------------------------------------------------------------------------------------------------------
-    L.step("The first-token share per layer, raw and normalised");
-    L.say("Raw share:        mean over rows i of Attn_i0.");
-    L.say("Normalised share: mean over rows i of Attn_i0 / R_i, R_i = sum_{j<=i} Attn_ij (the row's real mass).");
-    L.say("Under StableMask R_i < 1, so the raw share falls by construction; only a lower normalised share says");
-    L.say("the model relies less on the first token as a sink (docs/stablemask.md#statistics).");
-    std::vector<LayerShare> share[2];
-    for (std::size_t k = 0; k < 2; ++k)
-      share[k] = first_token_share(*runs[k].model, *data, block, windows, min_row,
-                                   runs[k].sink, nullptr);
-    const std::int64_t used = std::min<std::int64_t>(windows, data->eval_window_count(Split::Val, block));
-    L.sayf("Averaged over %lld validation windows of %lld tokens, all heads, rows i >= %lld:", (long long)used,
-           (long long)block, (long long)min_row);
-    L.sayf("%-7s | %-25s | %-25s | %s", "", "raw share", "normalised share", "real mass R");
-    L.sayf("%-7s | %11s %13s | %11s %13s | %s", "layer", "causal", "StableMask", "causal", "StableMask", "StableMask");
-    std::string csv = "layer,causal_raw,stablemask_raw,causal_norm,stablemask_norm,stablemask_mass\n";
-    int norm_lower = 0;
-    double mean_c = 0, mean_s = 0, mean_cr = 0, mean_sr = 0;
-    for (std::int64_t l = 0; l < cfg.n_layer; ++l) {
-      const LayerShare& c = share[0][l];
-      const LayerShare& s = share[1][l];
-      L.sayf("%-7lld | %11.4f %13.4f | %11.4f %13.4f | %.4f", (long long)l, c.raw, s.raw, c.norm, s.norm, s.mass);
-      csv += fmt("%lld,%.6f,%.6f,%.6f,%.6f,%.6f\n", (long long)l, c.raw, s.raw, c.norm, s.norm, s.mass);
-      norm_lower += s.norm < c.norm;
-      mean_c += c.norm / cfg.n_layer;
-      mean_s += s.norm / cfg.n_layer;
-      mean_cr += c.raw / cfg.n_layer;
-      mean_sr += s.raw / cfg.n_layer;
-    }
-    L.save_text("first_token_share.csv", csv);
-    {
-      lesson::BarChart bc;
-      bc.title = fmt("First-token attention share per layer (rows i >= %lld, %lld windows, seed %llu)",
-                     (long long)min_row, (long long)used, (unsigned long long)L.seed());
-      bc.y_label = "share of attention on token 0";
-      for (std::int64_t l = 0; l < cfg.n_layer; ++l) bc.groups.push_back(fmt("layer %lld", (long long)l));
-      bc.series = {"causal raw", "StableMask raw", "causal normalised", "StableMask normalised"};
-      for (std::int64_t l = 0; l < cfg.n_layer; ++l)
-        bc.values.push_back({share[0][l].raw, share[1][l].raw, share[0][l].norm, share[1][l].norm});
-      L.wrote(lesson::save_bar_chart(bc, L.stem("first_token_share")));
-    }
-    L.sayf("Mean over layers: raw %.4f (causal) vs %.4f (StableMask); normalised %.4f vs %.4f.", mean_cr, mean_sr,
-           mean_c, mean_s);
-    {
-      // What a head that spreads its attention evenly over the past would put on token 0: 1/(i+1) per row.
-      double uniform = 0;
-      for (std::int64_t i = min_row; i < block; ++i) uniform += 1.0 / static_cast<double>(i + 1);
-      uniform /= static_cast<double>(block - min_row);
-      L.sayf("For scale: a head attending uniformly to the past would give token 0 a share of %.4f on these rows.",
-             uniform);
-      if (mean_c > 2 * uniform)
-        L.say("The causal model's share is well above that: it has a first-token sink.");
-      else if (mean_c < uniform)
-        L.say("The causal model's share is below that: at this scale it formed no first-token sink, so there is "
-              "nothing for StableMask to remove.");
-      else
-        L.say("The causal model's share is not far above that: at this scale it formed no strong first-token sink, "
-              "so there is little for StableMask to remove.");
     }
 
     // ------------------------------------------------------------------------------------------------------
     L.step("Verdict");
-    const bool effect = norm_lower * 2 > cfg.n_layer && mean_s < mean_c;
-    L.sayf("Seed %llu, %lld steps per model, %lld windows.", (unsigned long long)L.seed(), (long long)iters,
-           (long long)used);
-    if (effect)
-      L.sayf("The effect appeared: the normalised first-token share is lower under StableMask in %d of %lld layers "
-             "(mean %.4f vs %.4f, %.0f%% lower).",
-             norm_lower, (long long)cfg.n_layer, mean_s, mean_c, 100.0 * (1 - mean_s / std::max(mean_c, 1e-12)));
-    else {
-      L.sayf("The effect did NOT appear at this scale: the normalised first-token share is lower under StableMask in "
-             "only %d of %lld layers (mean %.4f vs %.4f).",
-             norm_lower, (long long)cfg.n_layer, mean_s, mean_c);
-      if (mean_sr < mean_cr)
-        L.sayf("The raw share is lower under StableMask (%.4f vs %.4f), but only because its rows hold less than 1 "
-               "of real mass: reading the raw share alone would have claimed an effect that is not there.",
-               mean_sr, mean_cr);
+    std::vector<double> share[2], ratio[2], ratio_late[2], strongest[2], mass[2], loss[2];
+    int lower = 0, goal = 0;
+    for (std::int64_t s = 0; s < n_seeds; ++s) {
+      for (std::size_t m = 0; m < 2; ++m) {
+        const Run& r = run_of(s, m);
+        share[m].push_back(r.sinks.mean.late_norm);
+        ratio[m].push_back(r.sinks.sink_ratio);
+        ratio_late[m].push_back(r.sinks.sink_ratio_late);
+        strongest[m].push_back(r.sinks.strongest.late_norm);
+        mass[m].push_back(r.sinks.mean.real_mass);
+        loss[m].push_back(r.result.val_loss);
+      }
+      lower += share[1].back() < share[0].back();
+      goal += share[0].back() >= 4 * uniform && ratio[0].back() >= 0.25;
     }
-    L.sayf("Where StableMask's heads put the mass instead: on average %.0f%% of each row (rows i >= %lld) went to the "
-           "pseudo slots (the sink column of the heatmaps).",
-           100 * (1 - [&] {
-             double m = 0;
-             for (const auto& s : share[1]) m += s.mass / static_cast<double>(share[1].size());
-             return m;
-           }()),
-           (long long)min_row);
+    L.sayf("%lld seed%s (%llu..%llu), %lld steps, %lld probe texts, rows i >= %lld; mean ± sd over seeds:",
+           (long long)n_seeds, n_seeds > 1 ? "s" : "", (unsigned long long)L.seed(),
+           (unsigned long long)(L.seed() + n_seeds - 1), (long long)iters, (long long)used_probes, (long long)so.min_row);
+    L.sayf("%-11s | %-17s | %-9s | %-15s | %-15s | %-15s | %-15s | %s", "mask", "normalised share", "x uniform",
+           "sink ratio", "ratio, late", "strongest head", "real mass", "val loss");
+    for (std::size_t m = 0; m < 2; ++m)
+      L.sayf("%-11s | %-17s | %9.1f | %-15s | %-15s | %-15s | %-15s | %s", masks[m].name.c_str(),
+             pm(mean_sd(share[m])).c_str(), mean_sd(share[m]).mean / uniform, pm(mean_sd(ratio[m]), "%.3f").c_str(),
+             pm(mean_sd(ratio_late[m]), "%.3f").c_str(), pm(mean_sd(strongest[m]), "%.3f").c_str(),
+             pm(mean_sd(mass[m]), "%.3f").c_str(), pm(mean_sd(loss[m])).c_str());
+    L.sayf("Normalised share: rows i >= %lld. Sink ratio: the fraction of heads whose share on rows i >= 1 exceeds eps "
+           "= %.2f (Gu et al. 2024); 'late': the same on rows i >= %lld.",
+           (long long)so.min_row, so.eps, (long long)so.min_row);
+    L.sayf("The causal goal of this lesson (normalised share >= 4x uniform = %.4f and eps = 0.3 sink ratio >= 0.25) is met in "
+           "%d of %lld seeds.",
+           4 * uniform, goal, (long long)n_seeds);
+    const MeanSd c = mean_sd(share[0]), st = mean_sd(share[1]);
+    const bool sink = c.mean >= 2 * uniform;
+    if (!sink)
+      L.sayf("The causal models formed no clear sink here (%.1fx uniform), so there is little for StableMask to "
+             "remove: on this run the question cannot be answered.",
+             c.mean / uniform);
+    else if (lower == n_seeds)
+      L.sayf("Yes: on this data StableMask lowers the sink. The normalised first-token share is lower under "
+             "StableMask in every seed (%d of %lld; %s vs %s, %.0f%% lower on average).",
+             lower, (long long)n_seeds, pm(st).c_str(), pm(c).c_str(), 100.0 * (1 - st.mean / c.mean));
+    else if (lower == 0)
+      L.sayf("No: on this data StableMask does not lower the sink. The normalised first-token share is higher under "
+             "StableMask in every seed (%s vs %s).",
+             pm(st).c_str(), pm(c).c_str());
+    else
+      L.sayf("Not clearly: StableMask lowers the normalised first-token share in %d of %lld seeds only (%s vs %s); "
+             "the seeds disagree, so this run does not show that StableMask lowers the sink on this data.",
+             lower, (long long)n_seeds, pm(st).c_str(), pm(c).c_str());
+    L.sayf("The raw share is lower under StableMask partly by construction: %.0f%% of each row (rows i >= %lld) went "
+           "to the pseudo key.",
+           100 * (1 - mean_sd(mass[1]).mean), (long long)so.min_row);
     if (quick) L.say("(--quick: the models are barely trained; this verdict means nothing, the full run is the lesson.)");
-    L.say("Try other seeds (--seed), longer training (--iters) or your own text (--data FILE): a claim that does not");
-    L.say("reproduce at this scale is a finding, not a bug to hide.");
-    L.save_text("summary.json",
-                fmt("{\"seed\": %llu, \"iters\": %lld, \"block_size\": %lld, \"n_layer\": %lld, \"n_head\": %lld, "
-                    "\"n_embd\": %lld, \"windows\": %lld, \"min_row\": %lld,\n \"val_loss\": {\"causal\": %.6f, "
-                    "\"stablemask\": %.6f},\n \"first_share_raw\": {\"causal\": %.6f, \"stablemask\": %.6f},\n "
-                    "\"first_share_norm\": {\"causal\": %.6f, \"stablemask\": %.6f},\n \"layers_norm_lower\": %d, "
-                    "\"effect_appeared\": %s}\n",
-                    (unsigned long long)L.seed(), (long long)iters, (long long)block, (long long)cfg.n_layer,
-                    (long long)cfg.n_head, (long long)cfg.n_embd, (long long)used, (long long)min_row,
-                    runs[0].result.val_loss, runs[1].result.val_loss, mean_cr, mean_sr, mean_c, mean_s, norm_lower,
-                    effect ? "true" : "false"));
-    L.say("Images: " + L.out_dir() + "/attention_layer*.png, loss.png, first_token_share.png (SVG beside each).");
+    if (n_seeds < 3)
+      L.sayf("With %lld seed%s this is a hint, not a result: run --seeds 5 for the table of docs/science.md.",
+             (long long)n_seeds, n_seeds > 1 ? "s" : "");
+    else if (n_seeds < 5)
+      L.say("For the 5-seed table of docs/science.md run with --seeds 5.");
+    {
+      std::string j = fmt("{\"seeds\": %lld, \"first_seed\": %llu, \"iters\": %lld, \"block_size\": %lld, \"n_layer\": "
+                          "%lld, \"n_head\": %lld, \"n_embd\": %lld, \"batch_size\": %lld, \"lr\": %g, \"probes\": %lld, "
+                          "\"min_row\": %lld, \"eps\": %g, \"uniform\": %.6f, \"data\": %s,\n \"runs\": [",
+                          (long long)n_seeds, (unsigned long long)L.seed(), (long long)iters, (long long)block,
+                          (long long)cfg.n_layer, (long long)cfg.n_head, (long long)cfg.n_embd, (long long)batch,
+                          tc.schedule.learning_rate, (long long)used_probes, (long long)so.min_row, so.eps, uniform,
+                          bb ? corpus.options.to_json().c_str() : "\"file\"");
+      for (std::size_t k = 0; k < runs.size(); ++k) {
+        const Run& r = runs[k];
+        j += fmt("%s\n  {\"seed\": %llu, \"mask\": \"%s\", \"val_loss\": %.6f, \"seconds\": %.1f, \"sinks\": %s}",
+                 k ? "," : "", (unsigned long long)r.seed, r.mask.file.c_str(), r.result.val_loss, r.seconds,
+                 sink_json(r.sinks).c_str());
+      }
+      j += fmt("],\n \"stablemask_lower_in\": %d, \"goal_met_in\": %d}\n", lower, goal);
+      L.save_text("summary.json", j);
+    }
+    L.say("Try other seeds (--seed, --seeds), longer training (--iters), other data (--data FILE --bos CHAR, --alpha,");
+    L.say("--letters): a claim that does not reproduce at this scale is a finding, not a bug to hide.");
   });
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 1, the main job: install what is missing, build in Release, run the flagship lesson
-# (lesson 9: causal against StableMask, on the built-in grammar corpus). Extra arguments go to the lesson.
+# (lesson 9: the attention sink, causal against StableMask, on the built-in bigram-backcopy corpus). Extra
+# arguments go to the lesson.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh

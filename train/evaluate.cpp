@@ -34,20 +34,58 @@ Batch make_eval_windows(const std::vector<std::int32_t>& tokens, std::int64_t T)
   return out;
 }
 
-void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t window) {
+Batch make_document_eval_windows(const std::vector<std::int32_t>& tokens, std::int64_t T, std::int32_t bos) {
+  // tokens is (n) -> inputs, targets (B, T), window b starting at the b-th start of the document rule
+  const std::int64_t n = static_cast<std::int64_t>(tokens.size());
+  const std::vector<std::int64_t> starts = document_window_starts(tokens.data(), n, T, bos);
+  if (starts.empty())
+    throw_error("evaluation windows: the text has ", n, " tokens but no BOS (id ", bos, ") followed by T+1 = ", T + 1,
+                " tokens; use a smaller --ctx or longer documents");
+  const std::int64_t B = static_cast<std::int64_t>(starts.size());
+  Batch out;
+  out.B = B, out.T = T;
+  out.inputs.resize(static_cast<std::size_t>(B * T));
+  out.targets.resize(static_cast<std::size_t>(B * T));
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::int32_t* w = tokens.data() + starts[static_cast<std::size_t>(b)];
+    std::copy(w, w + T, out.inputs.begin() + b * T);
+    std::copy(w + 1, w + T + 1, out.targets.begin() + b * T);
+  }
+  return out;
+}
+
+void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t window, std::int64_t keep_first,
+                       bool window_positions) {
   if (T < 1) throw_error("evaluation: got context length T = ", T, ", expected T >= 1");
   if (window < 0) throw_error("evaluation: got sliding window W = ", window, ", expected W >= 1");
   if (window > T)
     throw_error("evaluation: got sliding window W = ", window, " larger than the context T = ", T,
                 ", expected 1 <= W <= T");
-  config.check_positions("evaluation: context T = " + std::to_string(T), 0, T);
+  if (keep_first < 0) throw_error("evaluation: got keep_first K = ", keep_first, ", expected K >= 0");
+  if (keep_first > 0 && window == 0)
+    throw_error("evaluation: keep_first K = ", keep_first, " needs a sliding window W (the kept tokens are what a "
+                "window would evict)");
+  if (keep_first > 0 && keep_first >= window)
+    throw_error("evaluation: got keep_first K = ", keep_first, " with window W = ", window,
+                ", expected K < W (the window holds the K kept tokens and the W-K most recent)");
+  if (window_positions && (window == 0 || window >= T))
+    throw_error("evaluation: window positions need a sliding window W < T (got W = ", window, ", T = ", T, ")");
+  // With window positions every window reads positions 0..W-1; otherwise the text's own 0..T-1.
+  if (window_positions)
+    config.check_positions("evaluation: window W = " + std::to_string(window) + " with window positions", 0, window);
+  else
+    config.check_positions("evaluation: context T = " + std::to_string(T), 0, T);
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // KVDecoder
 
-KVDecoder::KVDecoder(GPT& model, std::int64_t window) : model_(model), window_(window) {
+KVDecoder::KVDecoder(GPT& model, std::int64_t window, std::int64_t keep_first)
+    : model_(model), window_(window), keep_first_(keep_first) {
   if (window < 0) throw_error("KVDecoder: got window ", window, ", expected >= 0 (0 = unbounded)");
+  if (keep_first < 0 || (keep_first > 0 && keep_first >= window))
+    throw_error("KVDecoder: got keep_first ", keep_first, " with window ", window,
+                ", expected 0, or 1 <= keep_first < window");
 }
 
 void KVDecoder::reset() {
@@ -56,12 +94,23 @@ void KVDecoder::reset() {
 }
 
 void KVDecoder::trim_cache(std::int64_t keep) {
-  // each layer's k, v (1, H, n, hs) -> the last `keep` keys (1, H, keep, hs); the evicted ones are the oldest
+  // each layer's k, v (1, H, n, hs) -> (1, H, keep, hs): the first keep_first keys and the most recent others;
+  // the evicted ones are the oldest after the kept ones
+  const std::int64_t K = keep_first_;
+  auto trim = [&](const Tensor& t, std::int64_t n) {
+    if (K == 0) return t.narrow(2, n - keep, keep).contiguous();
+    Shape s = t.shape();
+    s[2] = keep;
+    Tensor out = Tensor::empty(s, t.dtype());
+    out.narrow(2, 0, K).copy_(t.narrow(2, 0, K));
+    if (keep > K) out.narrow(2, K, keep - K).copy_(t.narrow(2, n - (keep - K), keep - K));
+    return out;
+  };
   for (std::size_t l = 0; l < cache_.k.size(); ++l) {
     const std::int64_t n = cache_.k[l].size(2);
     if (n <= keep) continue;
-    cache_.k[l] = cache_.k[l].narrow(2, n - keep, keep).contiguous();
-    cache_.v[l] = cache_.v[l].narrow(2, n - keep, keep).contiguous();
+    cache_.k[l] = trim(cache_.k[l], n);
+    cache_.v[l] = trim(cache_.v[l], n);
   }
 }
 
@@ -160,7 +209,7 @@ EvalResult evaluate(GPT& model, const Batch& windows, const EvalOptions& opt) {
       static_cast<std::int64_t>(windows.targets.size()) != B * T)
     throw_error("evaluate: got a batch B = ", B, ", T = ", T, " with ", windows.inputs.size(), " inputs and ",
                 windows.targets.size(), " targets, expected B, T >= 1 and B*T of each");
-  check_eval_length(cfg, T, opt.window);
+  check_eval_length(cfg, T, opt.window, opt.keep_first, opt.window_positions);
   if (opt.batch_size < 1) throw_error("evaluate: got batch_size ", opt.batch_size, ", expected >= 1");
   check_ids(windows.inputs, V, false, "input");
   check_ids(windows.targets, V, true, "target");
@@ -181,10 +230,43 @@ EvalResult evaluate(GPT& model, const Batch& windows, const EvalOptions& opt) {
   if (opt.grads) model.zero_grad();
 
   Tally tally(T);
-  if (sliding) {
+  if (sliding && opt.window_positions) {
+    // per window: one pass over the prefix 0..W-1 (queries t < W), then one batch of T-W rows, row r holding the
+    // window of query t = W + r (K kept tokens, then the W-K most recent) at positions 0..W-1
+    const std::int64_t W = opt.window, K = opt.keep_first;
+    NoGrad no_grad;
+    for (std::int64_t b = 0; b < B; ++b) {
+      const std::int32_t* in = windows.inputs.data() + b * T;
+      std::vector<std::int32_t> prefix(in, in + W);
+      Var head = model.forward(prefix, 1, W);  // (1, W, V)
+      tally.add(head.data().to_vector(), V, windows.targets.data() + b * T, W, T);
+      const std::int64_t rows = T - W;
+      std::vector<std::int32_t> ctx(static_cast<std::size_t>(rows * W));
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t t = W + r;
+        std::int32_t* c = ctx.data() + r * W;
+        std::copy(in, in + K, c);
+        std::copy(in + t - (W - K) + 1, in + t + 1, c + K);
+      }
+      std::vector<double> last;  // (rows, V): each row's last position
+      for (std::int64_t r0 = 0; r0 < rows; r0 += opt.batch_size * 8) {
+        const std::int64_t nr = std::min(opt.batch_size * 8, rows - r0);
+        std::vector<std::int32_t> chunk(ctx.begin() + r0 * W, ctx.begin() + (r0 + nr) * W);
+        const std::vector<double> lg = model.forward(chunk, nr, W).data().to_vector();  // (nr, W, V)
+        for (std::int64_t r = 0; r < nr; ++r)
+          last.insert(last.end(), lg.begin() + ((r * W) + W - 1) * V, lg.begin() + (r * W + W) * V);
+      }
+      // the targets of queries W..T-1 sit at positions W..T-1 of the window: tally them there
+      std::vector<double> full(static_cast<std::size_t>(T * V), 0.0);
+      std::copy(last.begin(), last.end(), full.begin() + W * V);
+      std::vector<std::int32_t> tg(windows.targets.begin() + b * T, windows.targets.begin() + (b + 1) * T);
+      std::fill(tg.begin(), tg.begin() + W, -1);  // already counted from the prefix pass
+      tally.add(full, V, tg.data(), T, T);
+    }
+  } else if (sliding) {
     // one window at a time through a KV cache holding at most W keys
     for (std::int64_t b = 0; b < B; ++b) {
-      KVDecoder dec(model, opt.window);
+      KVDecoder dec(model, opt.window, opt.keep_first);
       std::vector<std::int32_t> ids(windows.inputs.begin() + b * T, windows.inputs.begin() + (b + 1) * T);
       Tensor logits = dec.feed(ids);  // (T, V)
       tally.add(logits.to_vector(), V, windows.targets.data() + b * T, T, T);
@@ -215,6 +297,7 @@ EvalResult evaluate(GPT& model, const Batch& windows, const EvalOptions& opt) {
   EvalResult r;
   r.T = T;
   r.window = opt.window;  // W >= T gives the same numbers as no window
+  r.keep_first = sliding ? opt.keep_first : 0;
   r.windows = B;
   r.tokens = tally.total;
   r.loss = tally.total_loss / static_cast<double>(tally.total);

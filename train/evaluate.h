@@ -18,6 +18,19 @@
 // StableMask sink logit uses each row's absolute position. Implemented exactly as a reader would run it: a KV
 // cache (KVDecoder) trimmed to the last W-1 keys before each new token. Each token's keys/values are computed
 // once, when it is read, as in streaming inference.
+//
+// Kept first tokens (keep_first K, 1 <= K < W; StreamingLLM, Xiao et al. 2023): the cache holds the first K
+// tokens for good plus the W-K most recent, W keys in all (the sinks count against the budget, as in
+// StreamingLLM). Positions stay absolute (StreamingLLM re-numbers positions inside the cache; here a kept token
+// keeps its own position, so RoPE sees the true distances).
+//
+// Window positions (window_positions = true; StreamingLLM's scheme): positions are counted inside the window, not
+// in the stream. Query t (t >= W) reads the window's W tokens (the K kept, then the W-K most recent) at positions
+// 0..W-1 and is the last of them; its keys are recomputed for every query (a sliding window with re-computation),
+// so learned positions work as long as W <= L. Queries t < W see the plain prefix 0..t.
+//
+// Documents (the document rule of data/dataset.h): make_document_eval_windows starts window 0 at the first BOS
+// and window k at the first BOS at or after the end of window k-1.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -33,13 +46,19 @@ std::int64_t eval_window_count(std::int64_t n_tokens, std::int64_t T);
 // The windows of the rule as a Batch (B = window count, targets shifted by one). Throws when the stream holds
 // fewer than T+1 tokens, saying how many it has and how many one window needs.
 Batch make_eval_windows(const std::vector<std::int32_t>& tokens, std::int64_t T);
+// The same under the document rule (windows start at a BOS). Throws when no BOS is followed by T+1 tokens.
+Batch make_document_eval_windows(const std::vector<std::int32_t>& tokens, std::int64_t T, std::int32_t bos);
 
 // Throws a one-line error unless the model can be evaluated on windows of T positions with a sliding window W
-// (0 = none): T >= 1; 0 <= W <= T; learned positions need T <= block_size.
-void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t window);
+// (0 = none) keeping the first K tokens: T >= 1; 0 <= W <= T; 0 <= K < W when K > 0; learned positions need
+// T <= block_size.
+void check_eval_length(const GPTConfig& config, std::int64_t T, std::int64_t window, std::int64_t keep_first = 0,
+                       bool window_positions = false);
 
 struct EvalOptions {
   std::int64_t window = 0;      // sliding KV window W; 0 (or W >= T): full causal attention over the window
+  std::int64_t keep_first = 0;  // K: the first K tokens stay in the window (StreamingLLM); needs 0 < K < W
+  bool window_positions = false;  // positions 0..W-1 inside the window, keys recomputed (see above); needs W
   std::int64_t batch_size = 8;  // windows per forward pass on the full-attention path
   bool accuracy = false;        // count argmax(logits) == target (the position tasks)
   bool grads = false;           // accumulate d(mean loss)/d(parameter) into EvalResult::grads
@@ -51,6 +70,7 @@ struct EvalResult {
   std::int64_t windows = 0;    // windows evaluated
   std::int64_t T = 0;          // positions per window
   std::int64_t window = 0;     // the sliding window asked for (0: none; W >= T is the same as none)
+  std::int64_t keep_first = 0; // first tokens kept in the window
   std::vector<double> per_position;             // (T) mean loss at each position; NaN where no target
   std::vector<std::int64_t> per_position_count; // (T) targets at each position
   double accuracy = 0.0;                        // when EvalOptions::accuracy
@@ -64,11 +84,12 @@ struct EvalResult {
 EvalResult evaluate(GPT& model, const Batch& windows, const EvalOptions& opt = {});
 
 // Streaming inference: reads tokens one after another through a KV cache (B = 1) that holds at most `window`
-// keys per layer (0 = unbounded), positions counted from 0 and absolute. feed() runs several tokens in one
-// forward pass whenever that is exactly equivalent (all of them still see their full window), else one by one.
+// keys per layer (0 = unbounded), the first keep_first of them kept for good, positions counted from 0 and
+// absolute. feed() runs several tokens in one forward pass whenever that is exactly equivalent (all of them
+// still see their full window), else one by one.
 class KVDecoder {
  public:
-  explicit KVDecoder(GPT& model, std::int64_t window = 0);
+  explicit KVDecoder(GPT& model, std::int64_t window = 0, std::int64_t keep_first = 0);
   // The logits (n, vocab) of each of the n tokens, in the model's dtype. No graph is recorded.
   Tensor feed(const std::vector<std::int32_t>& tokens);
   std::int64_t position() const { return position_; }  // tokens read so far = absolute position of the next one
@@ -79,6 +100,7 @@ class KVDecoder {
   void trim_cache(std::int64_t keep);
   GPT& model_;
   std::int64_t window_;
+  std::int64_t keep_first_;
   std::int64_t position_ = 0;
   KVCache cache_;
 };
