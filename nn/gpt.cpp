@@ -259,7 +259,7 @@ class Attention : public Module {
   // (the recorder for heatmaps, and float64 for gradient checks and the PyTorch fixtures).
   Var forward(const Var& x, const ForwardOptions& opt, std::int64_t layer) const {
     // qkv = c_attn(x): q, k, v in that order along the output dimension (B,T,3C); RoPE rotates q and k in place
-    // of that layout (rope_qkv; tests/attention/test_rope_qkv.cpp keeps the composite version as its oracle)
+    // of that layout (rope_qkv; tests/autograd/test_rope_qkv.cpp keeps the composite version as its oracle)
     Var qkv = c_attn->forward(x);
     if (cfg_.pos == PosKind::Rope) qkv = rope_qkv(qkv, cfg_.n_head, opt.first_position);
     Var y;

@@ -1,5 +1,5 @@
 // Rotary position embedding as one op on c_attn's packed (B,T,3C) output: q and k rotated per head, v copied.
-// It replaces split, permute, slice, concat, neg, mul and add (the composite that tests/attention/test_rope_qkv.cpp
+// It replaces split, permute, slice, concat, neg, mul and add (the composite that tests/autograd/test_rope_qkv.cpp
 // keeps as its oracle) and keeps the heads where attention_fused_qkv reads them. Every attention path (fused,
 // KV-cached, materialized, float64) rotates with this op.
 //

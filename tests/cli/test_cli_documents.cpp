@@ -47,7 +47,7 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
 
 TEST_SUITE("eval") {
 
-TEST_CASE("gradlab train --task bigram-backcopy records the corpus; eval follows the document rule") {
+TEST_CASE("gradlab train --task bigram-backcopy records the corpus, and eval follows the document rule") {
   TempDir dir("bb");
   const std::string run = dir.file("run");
   Run t = call(cli::run_train, with(kSmall, {"--task", "bigram-backcopy", "--out", run}));
@@ -96,7 +96,7 @@ TEST_CASE("gradlab train --task bigram-backcopy records the corpus; eval follows
   CHECK(j["sinks"][0]["strongest"].contains("head"));
 }
 
-TEST_CASE("gradlab train --data FILE --bos CHAR trains on documents; --bos needs --data") {
+TEST_CASE("gradlab train --data FILE --bos CHAR trains on documents, and --bos needs --data") {
   TempDir dir("bos");
   std::string text;
   for (int d = 0; d < 60; ++d) text += "#the cat sat on the mat\n";

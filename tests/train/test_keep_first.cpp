@@ -105,7 +105,7 @@ TEST_CASE("make_document_eval_windows: windows start at the BOS, text before the
 
 TEST_SUITE("eval") {
 
-TEST_CASE("window positions: with RoPE and nothing kept they equal the absolute KV window; with K kept, a direct pass") {
+TEST_CASE("window positions: with RoPE and nothing kept they equal the absolute KV window, and with K kept, a direct pass") {
   // one layer of RoPE, causal: attention depends only on relative distances, and the recent W tokens are
   // contiguous, so counting positions inside the window changes nothing when no token is kept
   GPT model(tiny_config(PosKind::Rope, "causal", /*n_layer=*/1), 7);
