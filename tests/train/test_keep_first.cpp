@@ -50,7 +50,7 @@ TEST_CASE("keep_first: each query sees the first K tokens and the W-K most recen
       for (std::int64_t t = 0; t < W; ++t) CHECK(worst_rel(row(got, t, V), row(ref0, t, V)) < 1e-5);
       for (std::int64_t t = W; t < 14; ++t) {
         const double e = worst_rel(row(got, t, V), reference_row(model, ids, t, W, K));
-        CHECK_MESSAGE(e < 1e-5, "mask ", to_string(mask), " K ", K, " t ", t, " error ", e);
+        CHECK_MESSAGE(e < 1e-5, "mask ", mask, " K ", K, " t ", t, " error ", e);
       }
       // and they differ from evicting the first tokens too (the kept tokens matter)
       double diff = 0;
