@@ -12,7 +12,9 @@
 
 #include "cli/args.h"
 #include "cli/eval.h"
+#include "cli/outputs.h"
 #include "data/tasks.h"
+#include "train/diagnose.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 #include "viz/attention.h"
@@ -74,7 +76,10 @@ viz::AttentionMaps record(GPT& model, const std::vector<std::int32_t>& ids, cons
   AttentionRecorder rec;
   ForwardOptions fo;
   fo.recorder = &rec;
-  model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo);
+  const Tensor logits = model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo).data();
+  // Non-finite attention or logits are a failure (exit 1), named where they start.
+  if (first_nonfinite_index(logits) >= 0 || first_nonfinite_index(rec.stacked(0)) >= 0)
+    throw NonFiniteError(label + ": non-finite values first appear in " + locate_nonfinite(model, ids));
   return viz::AttentionMaps::from_tensor(rec.stacked(0), label, model.config().mask == MaskKind::StableMask);
 }
 
@@ -163,6 +168,9 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
       l.model = load_cli_model(l.path, &l.info);
       models.push_back(std::move(l));
     }
+    std::vector<std::string> inputs;
+    for (const Loaded& l : models) inputs.push_back(l.path);
+    check_output_stem("out", stem, inputs);
     const Loaded& first = models[0];
     const GPTConfig& cfg = first.model->config();
 
@@ -238,6 +246,7 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
   }
 
   try {
+    for (const Loaded& l : models) print_notes(err, l.info);
     // the attention maps to draw: one set, or a left/right pair
     std::vector<viz::AttentionMaps> maps;
     GPT& m0 = *models[0].model;
