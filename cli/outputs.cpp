@@ -106,7 +106,13 @@ void check_train_output_dir(const std::string& out_dir, const std::vector<std::s
   if (!is_dir(out_dir)) return;  // created fresh: nothing in it can be an input
   std::error_code ec;
   const bool resuming_here = !resume_dir.empty() && std::filesystem::equivalent(resume_dir, out_dir, ec);
-  const std::vector<std::string> files = input_files(inputs);
+  // Resuming in place replaces the checkpoint it read by a new pair: that is the point, not an overwrite.
+  std::vector<std::string> others;
+  for (const std::string& in : inputs) {
+    std::error_code same;
+    if (!(resuming_here && std::filesystem::equivalent(in, resume_dir, same))) others.push_back(in);
+  }
+  const std::vector<std::string> files = input_files(others);
   // What the run writes in DIR.
   std::vector<std::string> outputs = {join_path(out_dir, kModelFileName), join_path(out_dir, kTrainStateFileName),
                                       join_path(out_dir, "log.csv")};
