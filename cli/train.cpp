@@ -272,6 +272,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       if (a.given("max_iters")) tc.max_iters = a.get_int64("max_iters");
       if (resume_state->step > tc.max_iters)
         throw_error("--max_iters ", tc.max_iters, " is below the checkpoint's step ", resume_state->step);
+      check_resume_state(tc, *resume_state);
     } else {
       if (!a.given("out")) throw_error("missing required flag --out DIR (where the checkpoint goes)");
       {

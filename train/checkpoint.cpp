@@ -294,23 +294,8 @@ constexpr const char* kLatestLink = "latest";
 constexpr const char* kStepsDir = "steps";
 constexpr const char* kPartialPrefix = ".partial-";
 
-// Fault injection (tests only): GRADLAB_FAULT_SAVE_POINT=N kills the process with SIGKILL at the N-th point of
-// a checkpoint save (counted over the process: every mkdir, file write, rename, link and removal), so a test
-// can stop a save anywhere, including between two renames.
-void save_point() {
-  static const long long limit = [] {
-    const char* v = std::getenv("GRADLAB_FAULT_SAVE_POINT");
-    if (!v) return -1LL;
-    char* end = nullptr;
-    long long n = std::strtoll(v, &end, 10);
-    return end != v && *end == '\0' && n > 0 ? n : -1LL;
-  }();
-  static long long reached = 0;
-  if (limit > 0 && ++reached == limit) {
-    std::raise(SIGKILL);
-    std::abort();
-  }
-}
+// Every step of a save is a fault-injection point (train/safetensors.h, GRADLAB_FAULT_SAVE_POINT).
+void save_point() { fault_injection_point(); }
 
 [[noreturn]] void fail_errno(const std::string& what, const std::string& path, int err) {
   throw_error("cannot ", what, " '", path, "': ", std::strerror(err));

@@ -95,6 +95,11 @@ class AtomicWriter {
   std::int64_t fault_after_ = -1;  // GRADLAB_FAULT_WRITE_BYTES, -1 when unset
 };
 
+// Fault injection (tests only): with GRADLAB_FAULT_SAVE_POINT=N the process kills itself with SIGKILL at the
+// N-th call (counted over the process). Every AtomicWriter::write and commit and every step of a checkpoint
+// save (mkdir, rename, link, removal) is such a point, so a test can stop a save anywhere.
+void fault_injection_point();
+
 // Convenience: the whole content at once.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 

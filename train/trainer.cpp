@@ -190,22 +190,26 @@ std::uint64_t lcg_distance(std::uint64_t from, std::uint64_t to, std::uint64_t i
 }
 }  // namespace
 
-void Trainer::resume(const TrainState& state) {
-  if (state.step > config_.max_iters)
-    throw_error("resume: the checkpoint is at step ", state.step, ", beyond max_iters = ", config_.max_iters);
+void check_resume_state(const TrainConfig& config, const TrainState& state) {
+  if (state.step > config.max_iters)
+    throw_error("resume: the checkpoint is at step ", state.step, ", beyond max_iters = ", config.max_iters);
   // The data Rng must be this run's: the stream of Rng(seed, kDataStream), advanced by at least one draw per
   // step taken so far (every batch draws) and by far less than 2^48 draws (a state of another seed lands there with
   // probability 2^-16).
-  const Rng::State origin = Rng(config_.seed, kDataStream).get_state();
+  const Rng::State origin = Rng(config.seed, kDataStream).get_state();
   if (state.rng.inc != origin.inc)
     throw_error("resume: the train_state's data RNG is not on this run's stream (increment ", state.rng.inc,
                 ", expected ", origin.inc, "); it was not written by this run");
   const std::uint64_t draws = lcg_distance(origin.state, state.rng.state, origin.inc);
   const std::uint64_t steps = static_cast<std::uint64_t>(state.step);
   if (draws < steps || draws > (1ULL << 48))
-    throw_error("resume: the train_state's data RNG is ", draws, " draws from the start of seed ", config_.seed,
+    throw_error("resume: the train_state's data RNG is ", draws, " draws from the start of seed ", config.seed,
                 "'s stream, but ", state.step, " steps draw at least one number each and far fewer than 2^48 in all",
                 "; the RNG state does not belong to this run's seed and step");
+}
+
+void Trainer::resume(const TrainState& state) {
+  check_resume_state(config_, state);
   opt_->load_state(state.optimizer, state.adam_steps, "train_state");
   rng_.set_state(state.rng);
   if (state.has_dropout_rng) model_.set_dropout_rng_state(state.dropout_rng);
