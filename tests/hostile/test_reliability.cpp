@@ -454,7 +454,7 @@ TEST_CASE("byte flips: 300 random bytes of tensor data flipped give 300 refusals
   CHECK(refused == 300);
 }
 
-TEST_CASE("concurrency: two runs on one --out: one trains, the other fails at once and the log stays whole") {
+TEST_CASE("concurrency: two runs on one --out - one trains and the other fails at once and the log stays whole") {
   TempDir tmp;
   std::vector<std::string> flags = tiny_flags();
   for (const std::string& w : {std::string("--max_iters"), std::string("150"), std::string("--data"),
@@ -487,7 +487,7 @@ TEST_CASE("memory: the estimate is within 25% of a real run's peak RSS") {
   TempDir tmp;
   const std::vector<std::string> flags = {
       "--n_layer", "4",  "--n_head", "4", "--n_embd", "256", "--block_size", "128", "--batch_size", "16",
-      "--max_iters", "3", "--eval_interval", "0", "--eval_iters", "1", "--progress", "none", "--threads", "1",
+      "--max_iters", "1", "--eval_interval", "0", "--eval_iters", "1", "--progress", "none", "--threads", "1",
       "--data", reference_text_file(), "--out", tmp.file("run")};
   const Ended e = wait_for(spawn_train(flags, {}, tmp.file("o"), tmp.file("e")));
   INFO(read_file(tmp.file("e")));
