@@ -128,6 +128,19 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
   return a;
 }
 
+// A checkpoint directory as gradlab wrote it before issue 22: two plain files at the top level, no checksums.
+void write_legacy_checkpoint(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  const gradlab::CheckpointFiles ref = gradlab::checkpoint_files(reference_checkpoint());
+  for (const auto& [from, name] : {std::pair{ref.model, gradlab::kModelFileName}, std::pair{ref.train_state, gradlab::kTrainStateFileName}}) {
+    SafetensorsParts p = SafetensorsParts::parse(read_file(from));
+    p.header["__metadata__"].erase(gradlab::kSafetensorsChecksumKey);
+    if (std::string(name) == gradlab::kModelFileName)  // the model did not record its run's seed and data
+      for (const char* key : {"seed", "data"}) p.header["__metadata__"].erase(key);
+    write_file(dir + "/" + name, p.bytes());
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("hostile") {
@@ -148,6 +161,27 @@ TEST_CASE("reliability child process helper") {
   const int rc = gradlab::cli::run_train(args);
   std::fflush(stdout);
   std::_Exit(rc);
+}
+
+TEST_CASE("layout: an old checkpoint directory loads in every command and converts on its first save") {
+  TempDir tmp;
+  const std::string dir = tmp.file("old");
+  write_legacy_checkpoint(dir);
+  Run e = eval({"--model", dir, "--data", reference_text_file()});
+  INFO(e.err);
+  CHECK(e.code == 0);
+  CHECK(e.err.find("written before gradlab stored checksums") != std::string::npos);
+  CHECK(sample({"--model", dir, "--prompt", "the", "--tokens", "3"}).code == 0);
+  CHECK(attn({"--model", dir, "--example", "--out", tmp.file("fig.png")}).code == 0);
+  Run r = train({"--resume", dir, "--max_iters", "3"});
+  if (r.code != 0) MESSAGE(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(std::filesystem::is_symlink(dir + "/latest"));
+  CHECK(std::filesystem::is_symlink(dir + "/" + gradlab::kModelFileName));
+  gradlab::LoadedCheckpoint c = gradlab::load_checkpoint(dir);
+  CHECK(c.state.step == 3);
+  CHECK(c.notes.empty());  // the new pair carries checksums
+  CHECK(eval({"--model", dir, "--data", reference_text_file()}).code == 0);
 }
 
 TEST_CASE("outputs: eval --grads onto a checkpoint file or an input is refused naming both paths") {
@@ -429,6 +463,30 @@ TEST_CASE("kill loop: 25 SIGKILLs at random points of saving always resume to th
   MESSAGE("kills " << kills << " in " << attempts << " runs, " << resumed_from_pair << " resumed from a published pair; kill points" << points);
   CHECK(kills == 25);
   CHECK(resumed_from_pair > 0);
+}
+
+TEST_CASE("kill loop: SIGKILLs during the conversion of an old directory leave one consistent pair") {
+  TempDir tmp;
+  gradlab::Rng rng(2023, 22);
+  int kills = 0;
+  for (int k = 0; k < 12; ++k) {
+    const std::string dir = tmp.file("old" + std::to_string(k));
+    write_legacy_checkpoint(dir);
+    const int point = 1 + static_cast<int>(rng.below(40));  // the conversion and the first save
+    Ended first = wait_for(spawn_train({"--resume", dir, "--max_iters", "4", "--checkpoint_interval", "1"},
+                                       {"GRADLAB_FAULT_SAVE_POINT=" + std::to_string(point)}, tmp.file("o"), tmp.file("e")));
+    if (!first.killed()) continue;
+    ++kills;
+    INFO("kill point " << point);
+    const gradlab::LoadedCheckpoint c = gradlab::load_checkpoint(dir);  // a whole pair, old or new
+    CHECK((c.state.step == 2 || c.state.step == 3));
+    Run again = train({"--resume", dir, "--max_iters", "4"});
+    INFO(again.err);
+    CHECK(again.code == 0);
+    CHECK(gradlab::load_checkpoint(dir).state.step == 4);
+  }
+  MESSAGE(kills << " kills during conversion");
+  CHECK(kills >= 10);
 }
 
 TEST_CASE("byte flips: 300 random bytes of tensor data flipped give 300 refusals") {
