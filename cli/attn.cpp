@@ -76,9 +76,16 @@ viz::AttentionMaps record(GPT& model, const std::vector<std::int32_t>& ids, cons
   AttentionRecorder rec;
   ForwardOptions fo;
   fo.recorder = &rec;
-  const Tensor logits = model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo).data();
-  // Non-finite attention or logits are a failure (exit 1), named where they start.
-  if (first_nonfinite_index(logits) >= 0 || first_nonfinite_index(rec.stacked(0)) >= 0)
+  // Non-finite attention or logits are a failure (exit 1), named where they start (the softmax refuses a row
+  // whose scores overflowed).
+  bool finite = true;
+  try {
+    const Tensor logits = model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo).data();
+    finite = first_nonfinite_index(logits) < 0 && first_nonfinite_index(rec.stacked(0)) < 0;
+  } catch (const Error&) {
+    finite = false;
+  }
+  if (!finite)
     throw NonFiniteError(label + ": non-finite values first appear in " + locate_nonfinite(model, ids));
   return viz::AttentionMaps::from_tensor(rec.stacked(0), label, model.config().mask == MaskKind::StableMask);
 }

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "tensor/error.h"
+
 namespace gradlab {
 
 std::string nonfinite_name(double v) { return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"); }
@@ -79,11 +81,18 @@ std::string locate_nonfinite(GPT& model, const std::vector<std::int32_t>& ids) {
   ForwardOptions fo;
   fo.recorder = &rec;
   const std::int64_t T = static_cast<std::int64_t>(ids.size());
-  Tensor logits = model.forward(ids, 1, T, fo).data();
+  Tensor logits;
+  std::string thrown;  // the softmax refuses a row without a finite score: that layer's attention overflowed
+  try {
+    logits = model.forward(ids, 1, T, fo).data();
+  } catch (const Error& e) {
+    thrown = e.what();
+  }
   model.train(was_training);
   const std::int64_t L = model.config().n_layer;
   // The first layer whose attention holds a non-finite probability.
   std::int64_t attn_layer = L, attn_head = -1, attn_row = -1;
+  if (!thrown.empty()) attn_layer = static_cast<std::int64_t>(rec.layers.size());
   for (std::int64_t l = 0; l < static_cast<std::int64_t>(rec.layers.size()); ++l) {
     const Tensor& p = rec.layers[static_cast<std::size_t>(l)];  // (1, H, T, T)
     const std::int64_t i = first_nonfinite_index(p);
@@ -97,16 +106,25 @@ std::string locate_nonfinite(GPT& model, const std::vector<std::int32_t>& ids) {
   // The first cut whose logits are non-finite: the output of block k-1 is where it shows.
   std::int64_t out_layer = L;
   for (std::int64_t k = 1; k <= std::min(attn_layer, L - 1); ++k) {
-    if (first_nonfinite_index(logits_after(model, k, ids)) >= 0) {
+    bool bad = true;
+    try {
+      bad = first_nonfinite_index(logits_after(model, k, ids)) >= 0;
+    } catch (const Error&) {
+    }
+    if (bad) {
       out_layer = k - 1;
       break;
     }
   }
-  const std::int64_t logit_index = first_nonfinite_index(logits);
+  const std::int64_t logit_index = logits.defined() ? first_nonfinite_index(logits) : -1;
   std::ostringstream s;
   if (attn_layer < L && attn_layer <= out_layer) {
-    s << "layer " << attn_layer << " (transformer.h." << attn_layer << ".attn): its attention probabilities are "
-      << "non-finite at head " << attn_head << ", query " << attn_row << " (the layers before it are finite)";
+    s << "layer " << attn_layer << " (transformer.h." << attn_layer << ".attn): ";
+    if (attn_head >= 0)
+      s << "its attention probabilities are non-finite at head " << attn_head << ", query " << attn_row;
+    else
+      s << "its attention scores overflow (" << thrown.substr(0, 120) << ")";
+    s << " (the layers before it are finite)";
     const std::string w = largest_weight(params, "transformer.h." + std::to_string(attn_layer) + ".");
     if (!w.empty()) s << "; its largest weight is " << w;
   } else if (out_layer < L) {
@@ -115,8 +133,9 @@ std::string locate_nonfinite(GPT& model, const std::vector<std::int32_t>& ids) {
     const std::string w = largest_weight(params, "transformer.h." + std::to_string(out_layer) + ".");
     if (!w.empty()) s << "; its largest weight is " << w;
   } else if (logit_index >= 0) {
-    s << "the logits (every layer's attention is finite; the last layer's output, ln_f or the tied head "
-      << "transformer.wte.weight overflows) at position " << (logit_index / model.config().vocab_size);
+    s << "the last layer's MLP (transformer.h." << L - 1 << ".mlp), ln_f or the tied head: every layer's "
+      << "attention and every earlier layer's output are finite, the logits at position "
+      << (logit_index / model.config().vocab_size) << " are not";
     const std::string w = largest_weight(params, "");
     if (!w.empty()) s << "; the largest weight is " << w;
   } else {

@@ -26,6 +26,7 @@
 #include "hostile_util.h"
 #include "tensor/rng.h"
 #include "train/checkpoint.h"
+#include "train/diagnose.h"
 #include "train/memory.h"
 #include "train/run_lock.h"
 #include "train/safetensors.h"
@@ -277,6 +278,7 @@ TEST_CASE("non-finite: a finite 3e38 weight makes eval sample and attn fail with
   });
   Run e = eval({"--model", dir, "--data", reference_text_file()});
   INFO(e.err);
+  MESSAGE("eval says: " << e.err);
   CHECK(e.code == 1);
   CHECK(e.out.empty());
   CHECK(e.err_lines() == 1);
@@ -291,6 +293,26 @@ TEST_CASE("non-finite: a finite 3e38 weight makes eval sample and attn fail with
   CHECK(a.code == 1);
   CHECK(a.err.find("transformer.h.0") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(tmp.file("fig.png")));
+}
+
+TEST_CASE("non-finite: locate_nonfinite names the parameter or the first layer that overflows") {
+  gradlab::GPTConfig c;
+  c.vocab_size = 11, c.block_size = 8, c.n_layer = 3, c.n_head = 2, c.n_embd = 8;
+  gradlab::GPT model(c, 5);
+  const std::vector<std::int32_t> ids = {1, 2, 3, 4, 5, 6};
+  CHECK(gradlab::locate_nonfinite(model, ids).empty());  // a healthy model: nothing to report
+  // a huge (finite) query/key weight in layer 1: its attention scores overflow, layer 0 stays finite
+  gradlab::Tensor w = model.parameter("transformer.h.1.attn.c_attn.weight").data();
+  for (std::int64_t i = 0; i < 8; ++i)
+    for (std::int64_t j = 0; j < 16; ++j) w.set({j, i}, 3e38);
+  const std::string where = gradlab::locate_nonfinite(model, ids);
+  INFO(where);
+  CHECK(where.find("layer 1 (transformer.h.1.attn)") != std::string::npos);
+  CHECK(where.find("transformer.h.1.attn.c_attn.weight") != std::string::npos);
+  // a NaN weight is named as such, before any forward pass
+  model.parameter("transformer.h.2.mlp.c_proj.weight").data().set({0, 0}, NAN);
+  CHECK(gradlab::locate_nonfinite(model, ids).find("parameter transformer.h.2.mlp.c_proj.weight holds nan") !=
+        std::string::npos);
 }
 
 TEST_CASE("memory: a config far beyond the machine is refused at once with the estimate and its parts") {
