@@ -12,7 +12,9 @@
 
 #include "cli/args.h"
 #include "cli/eval.h"
+#include "cli/outputs.h"
 #include "data/tasks.h"
+#include "train/diagnose.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 #include "viz/attention.h"
@@ -74,7 +76,17 @@ viz::AttentionMaps record(GPT& model, const std::vector<std::int32_t>& ids, cons
   AttentionRecorder rec;
   ForwardOptions fo;
   fo.recorder = &rec;
-  model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo);
+  // Non-finite attention or logits are a failure (exit 1), named where they start (the softmax refuses a row
+  // whose scores overflowed).
+  bool finite = true;
+  try {
+    const Tensor logits = model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo).data();
+    finite = first_nonfinite_index(logits) < 0 && first_nonfinite_index(rec.stacked(0)) < 0;
+  } catch (const Error&) {
+    finite = false;
+  }
+  if (!finite)
+    throw NonFiniteError(label + ": non-finite values first appear in " + locate_nonfinite(model, ids));
   return viz::AttentionMaps::from_tensor(rec.stacked(0), label, strategy_info(model.config().mask).has_sink);
 }
 
@@ -174,6 +186,9 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
       l.model = load_cli_model(l.path, &l.info);
       models.push_back(std::move(l));
     }
+    std::vector<std::string> inputs;
+    for (const Loaded& l : models) inputs.push_back(l.path);
+    check_output_stem("out", stem, inputs);
     const Loaded& first = models[0];
     const GPTConfig& cfg = first.model->config();
 
@@ -250,6 +265,7 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
   }
 
   try {
+    for (const Loaded& l : models) print_notes(err, l.info);
     // the attention maps to draw: one set, or a left/right pair
     std::vector<viz::AttentionMaps> maps;
     GPT& m0 = *models[0].model;
