@@ -12,8 +12,10 @@
 
 #include "cli/args.h"
 #include "cli/eval.h"
+#include "cli/outputs.h"
 #include "data/tasks.h"
 #include "nn/sink_metrics.h"
+#include "train/diagnose.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 #include "viz/attention.h"
@@ -76,7 +78,23 @@ struct Recorded {
 };
 
 Recorded record(GPT& model, const std::vector<std::int32_t>& ids, const std::string& label, const SinkOptions& so) {
-  const Tensor att = record_attention(model, ids);  // (n_layer, n_head, T, T)
+  NoGrad ng;
+  model.eval();
+  AttentionRecorder rec;
+  ForwardOptions fo;
+  fo.recorder = &rec;
+  // Non-finite attention or logits are a failure (exit 1), named where they start (the softmax refuses a row
+  // whose scores overflowed).
+  bool finite = true;
+  try {
+    const Tensor logits = model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo).data();
+    finite = first_nonfinite_index(logits) < 0 && first_nonfinite_index(rec.stacked(0)) < 0;
+  } catch (const Error&) {
+    finite = false;
+  }
+  if (!finite)
+    throw NonFiniteError(label + ": non-finite values first appear in " + locate_nonfinite(model, ids));
+  const Tensor att = rec.stacked(0);  // (n_layer, n_head, T, T)
   Recorded r;
   r.maps = viz::AttentionMaps::from_tensor(att, label, strategy_info(model.config().mask).has_sink);
   if (ids.size() >= 2) r.sinks = sink_metrics(att, ids, so);
@@ -188,6 +206,9 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
       l.model = load_cli_model(l.path, &l.info);
       models.push_back(std::move(l));
     }
+    std::vector<std::string> inputs;
+    for (const Loaded& l : models) inputs.push_back(l.path);
+    check_output_stem("out", stem, inputs);
     const Loaded& first = models[0];
     const GPTConfig& cfg = first.model->config();
 
@@ -277,6 +298,7 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
   }
 
   try {
+    for (const Loaded& l : models) print_notes(err, l.info);
     // the attention maps to draw: one set, or a left/right pair
     std::vector<Recorded> recorded;
     GPT& m0 = *models[0].model;

@@ -9,6 +9,8 @@
 
 #include "cli/args.h"
 #include "cli/eval.h"
+#include "cli/outputs.h"
+#include "train/diagnose.h"
 #include "train/evaluate.h"
 #include "data/bigram_backcopy.h"
 #include "data/grammar.h"
@@ -65,11 +67,19 @@ std::unique_ptr<GPT> load_cli_model(const std::string& path, ModelInfo* info) {
   if (::stat(path.c_str(), &st) != 0) throw_error("--model ", path, ": no such file or directory");
   std::string file = path;
   if (S_ISDIR(st.st_mode)) {
-    file = join_path(path, kModelFileName);
+    file = checkpoint_files(path).model;
     if (::stat(file.c_str(), &st) != 0)
       throw_error("--model ", path, ": the directory holds no ", kModelFileName, " (is it a gradlab train --out directory?)");
   }
-  return load_model(file, info);
+  auto model = load_model(file, info);
+  if (!info->checksummed)
+    info->notes.push_back("note: " + file + " was written before gradlab stored checksums; its tensors were checked "
+                          "for structure and finiteness only");
+  return model;
+}
+
+void print_notes(std::ostream& err, const ModelInfo& info) {
+  for (const std::string& note : info.notes) err << note << "\n";
 }
 
 std::string declared_bos(const std::string& model_path) {
@@ -132,10 +142,11 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
   std::string grads_path;
   bool task = false;
   std::unique_ptr<GPT> model;
+  ModelInfo info_for_notes;
   try {
     if (a.given("data") && a.given("task")) throw_error("--data and --task exclude each other; give one");
     if (a.get_int64("threads") > 0) set_num_threads(static_cast<int>(a.get_int64("threads")));
-    ModelInfo info;
+    ModelInfo& info = info_for_notes;
     const std::string model_path = a.get_string("model");
     model = load_cli_model(model_path, &info);
     const GPTConfig& cfg = model->config();
@@ -145,7 +156,11 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
     if (K > 0 && W == 0) throw_error("--keep_first ", K, " needs --window W (it keeps what the window would evict)");
     const bool window_positions = a.get_flag("window_positions");
     check_eval_length(cfg, T, W, K, window_positions);
-    if (a.given("grads")) grads_path = a.get_string("grads");
+    if (a.given("grads")) {
+      grads_path = a.get_string("grads");
+      check_output_file("grads", grads_path,
+                        {model_path, a.given("data") ? a.get_string("data") : "", join_path(model_path, kTrainStateFileName)});
+    }
     if (!grads_path.empty() && W > 0 && W < T)
       throw_error("--grads with a sliding window (W = ", W, " < T = ", T,
                   ") is not supported: the KV cache holds values, not the graph");
@@ -160,7 +175,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
       if (!info.task.empty()) {
         task_name = info.task;
       } else {
-        const std::string state = join_path(model_path, kTrainStateFileName);
+        const std::string state = checkpoint_files(model_path).train_state;
         struct stat st {};
         if (::stat(state.c_str(), &st) != 0)
           throw_error("give --data FILE (a text) or --task NAME; the model ", model_path,
@@ -249,10 +264,27 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
     eo.accuracy = task;
     eo.grads = !grads_path.empty();
     r = evaluate(*model, windows, eo);
+    if (!std::isfinite(r.loss)) {
+      // Find the first window whose logits are not finite, and where in the model they start.
+      std::string where;
+      for (std::int64_t w = 0; w < windows.B && where.empty(); ++w) {
+        const auto begin = windows.inputs.begin() + w * windows.T;
+        where = locate_nonfinite(*model, std::vector<std::int32_t>(begin, begin + windows.T));
+        if (!where.empty()) where = "; in window " + std::to_string(w) + " non-finite values first appear in " + where;
+      }
+      throw NonFiniteError("the loss on " + data_name + " is " + nonfinite_name(r.loss) + where);
+    }
+    if (eo.grads)
+      for (const auto& [name, g] : r.grads)
+        if (first_nonfinite_index(g) >= 0) throw NonFiniteError("the gradient of " + name + " is not finite");
+  } catch (const NonFiniteError& e) {
+    print_error(err, "eval", e);
+    return 1;
   } catch (const Error& e) {
     print_error(err, "eval", e);
     return 2;
   }
+  print_notes(err, info_for_notes);
 
   if (!grads_path.empty()) {
     try {

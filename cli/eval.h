@@ -31,7 +31,11 @@ void print_error(std::ostream& err, const char* command, const std::exception& e
 
 // --model DIR: a checkpoint directory (its model.safetensors) or a model file. Throws one line naming the
 // path when it does not exist or does not hold a valid model.
+// A directory of either checkpoint layout works (train/checkpoint.h). A file without checksums loads with a
+// note in info->notes.
 std::unique_ptr<GPT> load_cli_model(const std::string& path, ModelInfo* info);
+// Writes info.notes to err, one line each.
+void print_notes(std::ostream& err, const ModelInfo& info);
 
 // The BOS character the checkpoint directory's training data declared (train_state's data source: "bos", or
 // '^' for bigram-backcopy); "" when it declares none or the path is not a directory with a train_state.

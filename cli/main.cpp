@@ -2,6 +2,7 @@
 // exit codes and never call exit() themselves.
 #include <cstdio>
 #include <cstring>
+#include <unistd.h>
 #include <exception>
 #include <string>
 #include <vector>
@@ -23,7 +24,9 @@ const char* kUsage =
     "  attn     draw a checkpoint's attention maps\n"
     "\n"
     "  gradlab <command> --help   flags of one command\n"
-    "  gradlab --version          version and build features\n";
+    "  gradlab --version          version and build features\n"
+    "\n"
+    "The start-up line (kernels, threads) goes to stderr when it is a terminal, or with --verbose.\n";
 
 using Command = int (*)(const std::vector<std::string>&);
 
@@ -56,7 +59,12 @@ int main(int argc, char** argv) {
   }
   for (const Entry& e : kCommands) {
     if (command != e.name) continue;
-    std::vector<std::string> args(argv + 2, argv + argc);
+    std::vector<std::string> args;
+    bool verbose = false;
+    for (int i = 2; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--verbose") == 0) verbose = true;  // for every command, so taken out here
+      else args.emplace_back(argv[i]);
+    }
     const bool help = [&] {
       for (const auto& a : args)
         if (a == "--help" || a == "-h") return true;
@@ -64,7 +72,8 @@ int main(int argc, char** argv) {
     }();
     if (!help) {
       gradlab::cli::apply_threads_flag(args);
-      gradlab::print_build_info(stderr);  // the start-up line: which kernels, how many threads
+      // The start-up line (which kernels, how many threads) only for a person: a script sees errors alone.
+      if (verbose || ::isatty(STDERR_FILENO)) gradlab::print_build_info(stderr);
     }
     try {
       return e.run(args);

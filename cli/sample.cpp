@@ -1,9 +1,11 @@
 // gradlab sample: KV-cached, seeded text generation from a checkpoint (train/generate.h).
+#include <algorithm>
 #include <iostream>
 #include <limits>
 
 #include "cli/args.h"
 #include "cli/eval.h"
+#include "train/diagnose.h"
 #include "train/generate.h"
 #include "tensor/cpu.h"
 #include "tensor/error.h"
@@ -57,12 +59,28 @@ int run_sample(const std::vector<std::string>& args, std::ostream& out, std::ost
     print_error(err, "sample", e);
     return 2;
   }
+  print_notes(err, info);
+  std::vector<std::int32_t> seq = prompt;
   try {
-    out << prompt_text;
+    // Tokens stream out as they come; the prompt goes first, once the first logits proved finite.
+    bool started = false;
     const Tokenizer& tok = *info.tokenizer;
-    generate(*model, prompt, so, [&](std::int32_t id) { out << tok.decode_one(id) << std::flush; });
+    generate(*model, prompt, so, [&](std::int32_t id) {
+      if (!started) out << prompt_text;
+      started = true;
+      out << tok.decode_one(id) << std::flush;
+      seq.push_back(id);
+    });
+    if (!started) out << prompt_text;
     out << "\n";
     out.flush();
+  } catch (const NonFiniteError& e) {
+    const std::int64_t L = model->config().block_size;
+    const std::int64_t n = std::min<std::int64_t>(L, static_cast<std::int64_t>(seq.size()));
+    const std::string where = locate_nonfinite(*model, std::vector<std::int32_t>(seq.end() - n, seq.end()));
+    err << "gradlab sample: after " << (seq.size() - prompt.size()) << " generated tokens, " << e.what()
+        << (where.empty() ? std::string() : "; non-finite values first appear in " + where) << "\n";
+    return 1;
   } catch (const std::exception& e) {
     print_error(err, "sample", e);
     return 1;

@@ -11,10 +11,14 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "cli/args.h"
+#include "cli/outputs.h"
 #include "train/checkpoint.h"
 #include "data/bigram_backcopy.h"
+#include "train/memory.h"
+#include "train/run_lock.h"
 #include "data/grammar.h"
 #include "data/tasks.h"
 #include "data/textfile.h"
@@ -96,6 +100,8 @@ void declare_flags(ArgParser& a) {
   a.add_int("checkpoint_interval", 250, 0, 1'000'000'000, "checkpoint every N steps (0: only at the end)");
   a.add_choice("progress", {"auto", "bar", "lines", "none"}, "auto",
                "progress on stderr: live bar on a terminal, lines otherwise");
+  a.add_string("max_memory", "", "refuse a run whose memory estimate exceeds this (e.g. 512M, 8G; default: the "
+               "MemAvailable of /proc/meminfo)", "SIZE").no_default();
   a.epilog(
       "Data: the default is the built-in grammar corpus (generated, nothing to download; its entropy rate is "
       "printed so a loss can be read against it). The last 10% of the tokens are the validation split.\n"
@@ -105,6 +111,9 @@ void declare_flags(ArgParser& a) {
       "than its document runs into the next ones) and evaluation follows the document rule of gradlab eval --help.\n"
       "Output: the last line on stdout is one JSON object: iters, tokens, seconds, tokens_per_second, train_loss, "
       "val_loss. tokens_per_second counts batch_size*block_size per step over the steps after 5 warm-up steps.\n"
+      "Run directory: one run at a time (an exclusive lock on DIR/.gradlab.lock); a save publishes the model and "
+      "train_state as one pair (DIR/latest -> DIR/steps/step-N), so a kill at any moment leaves the last complete "
+      "pair. A DIR that holds a checkpoint is only written by --resume.\n"
       "Exit codes: 0 done, 1 non-finite loss or runtime failure, 2 bad usage or input, 130 Ctrl-C (after a "
       "checkpoint).");
 }
@@ -120,6 +129,7 @@ std::int64_t int_flag(const ArgParser& a, const std::string& name, const std::st
 struct LoadedData {
   std::unique_ptr<Dataset> dataset;
   std::string source;  // JSON, stored in train_state
+  std::int64_t bytes = 0;  // the text and its int32 tokens, for the memory estimate
 };
 
 // Builds the dataset from a data-source description. `tokenizer`: the saved one (resume) or null (new run).
@@ -151,6 +161,7 @@ LoadedData load_data(const nlohmann::json& src, std::int64_t block_size, const T
       name = src.at("path").get<std::string>();
       text = read_text_file(name);
     }
+    d.bytes = static_cast<std::int64_t>(text.size()) * 5;
     const std::string tok = src.value("tokenizer", "char");
     if (tokenizer) {
       d.dataset = TextDataset::from_text(name, text, *tokenizer);
@@ -184,6 +195,44 @@ void prepare_out_dir(const std::string& dir) {
   if (ec) throw_error("--out ", dir, ": cannot create the directory: ", ec.message());
 }
 
+// "512M", "8G", "1.5T", "1000000" (bytes); binary units.
+double parse_size(const std::string& text) {
+  std::size_t used = 0;
+  double v = NAN;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  double unit = 1;
+  const std::string rest = used > 0 ? text.substr(used) : "";
+  if (rest == "K" || rest == "k") unit = 1024.0;
+  else if (rest == "M") unit = 1024.0 * 1024;
+  else if (rest == "G") unit = 1024.0 * 1024 * 1024;
+  else if (rest == "T") unit = 1024.0 * 1024 * 1024 * 1024;
+  else if (!rest.empty()) used = 0;
+  if (used == 0 || !std::isfinite(v) || !(v > 0))
+    throw_error("--max_memory ", text, ": expected a size > 0 like 512M, 8G or a number of bytes");
+  return v * unit;
+}
+
+// Refuses, before the model exists, a run whose estimated memory exceeds the limit.
+void check_memory(const GPTConfig& c, std::int64_t batch_size, std::int64_t data_bytes, const ArgParser& a) {
+  const MemoryEstimate e = estimate_training_memory(c, batch_size, data_bytes);
+  std::optional<double> limit;
+  std::string source;
+  if (a.given("max_memory")) {
+    limit = parse_size(a.get_string("max_memory"));
+    source = "--max_memory " + a.get_string("max_memory");
+  } else {
+    limit = memory_available();
+    source = "MemAvailable in /proc/meminfo";
+  }
+  if (limit && e.total() > *limit)
+    throw_error("the run needs more memory than is available: ", e.describe(), "; the limit is ",
+                format_bytes(*limit), " (", source, "); make the model or the batch smaller");
+}
+
 std::string json_number(double v) {
   nlohmann::json j = std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
   return j.dump();
@@ -198,6 +247,9 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   LoadedData data;
   TrainConfig tc;
   std::optional<TrainState> resume_state;
+  RunLock lock;
+  // What phase 1 has to say goes out only when it succeeds: on a refusal the error is the only line.
+  std::ostringstream info;
   try {
     declare_flags(a);
     a.parse(args);
@@ -219,7 +271,12 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
         if (a.given(name) && !allowed.count(name))
           throw_error("--", name, " cannot be combined with --resume (the checkpoint fixes it)");
       const std::string dir = a.get_string("resume");
+      // Lock the directory the run will write before reading its checkpoint.
+      const std::string target = a.given("out") ? a.get_string("out") : dir;
+      struct stat target_st {};
+      if (::stat(target.c_str(), &target_st) == 0 && S_ISDIR(target_st.st_mode)) lock = RunLock(target);
       LoadedCheckpoint ck = load_checkpoint(dir);
+      for (const std::string& note : ck.notes) info << note << "\n";
       tc = TrainConfig::from_json(ck.state.train_config);
       nlohmann::json src = nlohmann::json::parse(ck.state.data, nullptr, false);
       if (src.is_discarded() || !src.is_object())
@@ -229,7 +286,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
         src["path"] = a.get_string("data");
       }
       const Tokenizer* tok = ck.info.tokenizer ? &*ck.info.tokenizer : nullptr;
-      data = load_data(src, ck.model->config().block_size, tok, err);
+      data = load_data(src, ck.model->config().block_size, tok, info);
       if (data.dataset->vocab_size() != ck.model->config().vocab_size)
         throw_error("resume: the data has ", data.dataset->vocab_size(), " tokens, the model ",
                     ck.model->config().vocab_size);
@@ -239,8 +296,14 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       if (a.given("max_iters")) tc.max_iters = a.get_int64("max_iters");
       if (resume_state->step > tc.max_iters)
         throw_error("--max_iters ", tc.max_iters, " is below the checkpoint's step ", resume_state->step);
+      check_resume_state(tc, *resume_state);
     } else {
       if (!a.given("out")) throw_error("missing required flag --out DIR (where the checkpoint goes)");
+      {
+        struct stat out_st {};
+        const std::string out_dir = a.get_string("out");
+        if (::stat(out_dir.c_str(), &out_st) == 0 && S_ISDIR(out_st.st_mode)) lock = RunLock(out_dir);
+      }
       const std::string preset = a.given("config") ? a.get_choice("config") : "";
       GPTConfig c;
       c.n_layer = int_flag(a, "n_layer", preset);
@@ -291,9 +354,10 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
                {"target_chars", g.target_chars},
                {"tokenizer", a.get_choice("tokenizer")}};
       }
-      data = load_data(src, c.block_size, nullptr, err);
+      data = load_data(src, c.block_size, nullptr, info);
       c.vocab_size = data.dataset->vocab_size();
       c.validate();
+      check_memory(c, int_flag(a, "batch_size", preset), data.bytes, a);
 
       tc.batch_size = int_flag(a, "batch_size", preset);
       tc.grad_accum = a.get_int64("gradient_accumulation_steps");
@@ -324,7 +388,17 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
                   : progress == "none"  ? Progress::Mode::Quiet
                                         : Progress::Mode::Auto;
     tc.validate();
+    std::vector<std::string> inputs;
+    if (resume_state) inputs.push_back(a.get_string("resume"));
+    if (a.given("data")) inputs.push_back(a.get_string("data"));
+    check_train_output_dir(tc.out_dir, inputs, resume_state ? a.get_string("resume") : "");
     prepare_out_dir(tc.out_dir);
+    if (!lock.held()) lock = RunLock(tc.out_dir);
+    if (!lock.note().empty()) info << "note: " << lock.note() << "\n";
+    const std::vector<std::string> stale = clean_stale_temporaries(tc.out_dir);
+    if (!stale.empty())
+      info << "note: removed " << stale.size() << " temporary file(s) of an interrupted save, e.g. '" << stale[0]
+           << "'\n";
   } catch (const Error& e) {  // UsageError included; print_error keeps it to one safe line
     print_error(err, "train", e);
     return 2;
@@ -333,6 +407,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     return 2;
   }
 
+  err << info.str();
   // Phase 2: training. Failures from here on are runtime failures (exit code 1).
   try {
     const GPTConfig& c = model->config();

@@ -30,6 +30,17 @@ std::string read_text_file(const std::string& path) {
     ::close(fd);
     throw_error("text file '", path, "': changed while being opened");
   }
+  if (st.st_size == 0) {
+    // A file that reports 0 bytes may still have content (/proc and /sys generate theirs on read): it cannot be
+    // sized before reading, so it is refused rather than called empty.
+    char probe = 0;
+    const ssize_t got = ::read(fd, &probe, 1);
+    ::close(fd);
+    if (got > 0)
+      throw_error("text file '", path, "': cannot be sized (it reports 0 bytes but has content, like the files "
+                  "of /proc); copy it to a regular file first");
+    throw_error("text file '", path, "': is empty, expected some text to train or evaluate on");
+  }
   std::string text(static_cast<std::size_t>(st.st_size), '\0');
   std::size_t done = 0;
   while (done < text.size()) {

@@ -17,14 +17,15 @@
 // integer (the PCG32 state) does not fit a float exactly. The RNG state is written as decimal integers and the
 // Box-Muller spare as the exact bit pattern of its double in hex, so it round-trips bit for bit.
 //
-// Both files are written atomically (train/safetensors.h: temporary file, fsync, rename), train_state first, then
-// the model. Both carry the step; a directory whose two files disagree (a crash between the two renames) is
-// refused on resume with a message that says so, rather than resuming from a mix.
+// Each file is written atomically (train/safetensors.h: temporary file, fsync, rename) and carries per-tensor
+// checksums. A checkpoint directory publishes the two as one pair (save_checkpoint). Both carry the step, and the
+// model the run's seed and data; a pair whose files disagree is refused on resume, rather than resuming from a mix.
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "nn/gpt.h"
 #include "nn/optim.h"
@@ -44,12 +45,15 @@ struct ModelInfo {
   std::optional<Tokenizer> tokenizer;  // text models
   std::string task;                     // position-task models ("" otherwise)
   std::int64_t step = -1;               // -1 when the file does not say
+  bool checksummed = false;             // the file carried per-tensor checksums (and they matched)
   std::map<std::string, std::string> metadata;
+  std::vector<std::string> notes;       // one-line notes for the user (filled by the CLI's loader)
 };
 
 // Writes model.safetensors at `path` (atomically). tokenizer may be null (then `task` should name the task).
+// `run`: more metadata (a checkpoint's "seed" and "data", which tie the model to its train_state).
 void save_model(const std::string& path, const GPT& model, const Tokenizer* tokenizer, const std::string& task = "",
-                std::int64_t step = -1);
+                std::int64_t step = -1, const std::map<std::string, std::string>& run = {});
 
 // Reads and validates a model file completely: the safetensors structure, the metadata (format, config,
 // tokenizer), every tensor's name and shape against the config (GPT::load_state_dict) and finiteness.
@@ -70,6 +74,7 @@ struct TrainState {
   std::map<std::string, Tensor> optimizer;  // "m.<param>", "v.<param>"
   std::string train_config;     // JSON (train/trainer.h TrainConfig::to_json)
   std::string data;             // JSON describing the data source
+  bool checksummed = false;     // (on load) the file carried checksums
 };
 
 void save_train_state(const std::string& path, const TrainState& state);
@@ -79,14 +84,28 @@ TrainState load_train_state(const std::string& path);  // validates the structur
 std::string rng_state_to_string(const Rng::State& s);
 Rng::State rng_state_from_string(const std::string& text, const std::string& source);
 
-// A whole checkpoint directory: train_state.safetensors then model.safetensors. Creates the directory.
+// A whole checkpoint directory, saved as a pair atomically (see checkpoint.cpp for the layout: a step directory
+// published by renaming one `latest` symlink; model.safetensors and train_state.safetensors at the top level are
+// links into it). Creates the directory. A directory of the old layout (two plain files) is converted.
 void save_checkpoint(const std::string& dir, const GPT& model, const Tokenizer* tokenizer, const std::string& task,
                      const TrainState& state);
-// Loads both files of a directory and checks that their steps agree.
+// The two files a checkpoint directory holds now, read through `latest` once (both layouts).
+struct CheckpointFiles {
+  std::string model, train_state;
+};
+CheckpointFiles checkpoint_files(const std::string& dir);
+// Whether `dir` holds a checkpoint (of either layout) that a new save would replace.
+bool holds_checkpoint(const std::string& dir);
+// Removes what interrupted saves left in `dir` (temporary files, unpublished step directories); returns their
+// paths. Only for the directory's lock holder.
+std::vector<std::string> clean_stale_temporaries(const std::string& dir);
+// Loads both files of a directory and checks that they are one pair: the same step, and (for files that record
+// them) the same seed and data.
 struct LoadedCheckpoint {
   std::unique_ptr<GPT> model;
   ModelInfo info;
   TrainState state;
+  std::vector<std::string> notes;  // one-line notes for the user (e.g. a checkpoint without checksums)
 };
 LoadedCheckpoint load_checkpoint(const std::string& dir);
 

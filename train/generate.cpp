@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "train/diagnose.h"
 #include "train/evaluate.h"
 #include "tensor/error.h"
 
@@ -21,6 +22,9 @@ std::int32_t sample_token(const std::vector<double>& logits, double temperature,
   // logits is (V)
   const std::int64_t V = static_cast<std::int64_t>(logits.size());
   if (V < 1) throw_error("sample_token: got no logits");
+  for (std::int64_t c = 0; c < V; ++c)
+    if (!std::isfinite(logits[c]))
+      throw NonFiniteError("the logit of token " + std::to_string(c) + " is " + nonfinite_name(logits[c]));
   std::int64_t best = 0;
   for (std::int64_t c = 1; c < V; ++c)
     if (logits[c] > logits[best]) best = c;

@@ -254,6 +254,8 @@ std::vector<Entry> validate_header(const json& header, std::uint64_t data_size, 
   return entries;
 }
 
+void verify_checksums(SafetensorsFile& out, const std::string& label);
+
 SafetensorsFile parse_source(const Source& src, const std::string& label) {
   if (src.size < 8)
     fail(label, "file has " + std::to_string(src.size) + " bytes, fewer than the 8-byte header length");
@@ -286,6 +288,7 @@ SafetensorsFile parse_source(const Source& src, const std::string& label) {
       fail_tensor(label, e.name, "file is truncated (its data could not be read; did the file change while reading?)");
     out.tensors.emplace(e.name, std::move(t));
   }
+  verify_checksums(out, label);
   return out;
 }
 
@@ -298,7 +301,96 @@ std::string directory_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
+// Canonical bytes of the metadata for its checksum: key NUL value NUL, in key order, the checksum key left out.
+std::string metadata_bytes(const std::map<std::string, std::string>& metadata) {
+  std::string out;
+  for (const auto& [key, value] : metadata) {
+    if (key == kSafetensorsChecksumKey) continue;
+    out += key;
+    out += '\0';
+    out += value;
+    out += '\0';
+  }
+  return out;
+}
+
+std::string hex8(std::uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+
+std::uint32_t tensor_crc(const Tensor& c) {
+  const std::size_t nbytes = static_cast<std::size_t>(c.numel()) * dtype_size(c.dtype());
+  const void* p = c.dtype() == DType::F32 ? static_cast<const void*>(c.data<float>()) : static_cast<const void*>(c.data<double>());
+  return crc32c(p, nbytes);
+}
+
+// Checks the file's checksums (when it has them) and removes the key from out.metadata.
+void verify_checksums(SafetensorsFile& out, const std::string& label) {
+  auto it = out.metadata.find(kSafetensorsChecksumKey);
+  if (it == out.metadata.end()) return;
+  // A flat object of strings: anything nested is refused before nlohmann builds it.
+  json sums = json::parse(it->second, [](int depth, json::parse_event_t, json&) { return depth <= 1; }, false);
+  if (sums.is_discarded() || !sums.is_object())
+    fail(label, std::string("metadata '") + kSafetensorsChecksumKey + "' is not a JSON object of checksums");
+  auto recorded = [&](const std::string& name) -> std::uint32_t {
+    auto s = sums.find(name);
+    if (s == sums.end() || !s->is_string() || s->get_ref<const std::string&>().size() != 8 ||
+        s->get_ref<const std::string&>().find_first_not_of("0123456789abcdef") != std::string::npos)
+      fail(label, std::string("metadata '") + kSafetensorsChecksumKey + "' has no valid checksum for '" +
+                      printable(name) + "'");
+    return static_cast<std::uint32_t>(std::stoul(s->get<std::string>(), nullptr, 16));
+  };
+  for (const auto& [name, t] : out.tensors) {
+    const std::uint32_t want = recorded(name), got = tensor_crc(t);
+    if (want != got)
+      fail_tensor(label, name, "checksum mismatch: its data has CRC32C " + hex8(got) + " but the header records " +
+                                   hex8(want) + " (the file is damaged)");
+  }
+  const std::uint32_t want = recorded("__metadata__"), got = crc32c(metadata_bytes(out.metadata).data(), metadata_bytes(out.metadata).size());
+  if (want != got)
+    fail(label, "checksum mismatch in __metadata__: CRC32C " + hex8(got) + ", the header records " + hex8(want) +
+                    " (the file is damaged)");
+  for (const auto& [name, v] : sums.items())
+    if (name != "__metadata__" && !out.tensors.count(name))
+      fail(label, std::string("metadata '") + kSafetensorsChecksumKey + "' has a checksum for '" + printable(name) +
+                      "', a tensor the file does not hold");
+  out.metadata.erase(it);
+  out.checksummed = true;
+}
+
 }  // namespace
+
+std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc) {
+  // Byte-wise table of the reflected polynomial; 8 tables let the loop take 8 bytes per step.
+  static const auto tables = [] {
+    std::vector<std::uint32_t> t(8 * 256);
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+      t[i] = c;
+    }
+    for (std::uint32_t i = 0; i < 256; ++i)
+      for (int k = 1; k < 8; ++k) t[k * 256 + i] = (t[(k - 1) * 256 + i] >> 8) ^ t[t[(k - 1) * 256 + i] & 0xff];
+    return t;
+  }();
+  const auto* p = static_cast<const unsigned char*>(data);
+  crc = ~crc;
+  while (n >= 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, p, 8);  // little-endian host (asserted above)
+    word ^= crc;
+    crc = tables[7 * 256 + (word & 0xff)] ^ tables[6 * 256 + ((word >> 8) & 0xff)] ^
+          tables[5 * 256 + ((word >> 16) & 0xff)] ^ tables[4 * 256 + ((word >> 24) & 0xff)] ^
+          tables[3 * 256 + ((word >> 32) & 0xff)] ^ tables[2 * 256 + ((word >> 40) & 0xff)] ^
+          tables[1 * 256 + ((word >> 48) & 0xff)] ^ tables[0 * 256 + (word >> 56)];
+    p += 8;
+    n -= 8;
+  }
+  while (n-- > 0) crc = (crc >> 8) ^ tables[(crc ^ *p++) & 0xff];
+  return ~crc;
+}
 
 SafetensorsFile parse_safetensors(const void* bytes, std::size_t size, const std::string& label) {
   Source src;
@@ -360,7 +452,16 @@ std::string build_header(const std::map<std::string, Tensor>& tensors, const std
     offset += nbytes;
     contiguous_out.push_back(std::move(c));
   }
-  if (!metadata.empty()) header["__metadata__"] = metadata;
+  if (metadata.count(kSafetensorsChecksumKey))
+    throw_error("write_safetensors: metadata key '", kSafetensorsChecksumKey, "' is reserved for the checksums");
+  json sums = json::object();
+  std::size_t index = 0;
+  for (const auto& [name, t] : tensors) sums[name] = hex8(tensor_crc(contiguous_out[index++]));
+  const std::string md = metadata_bytes(metadata);
+  sums["__metadata__"] = hex8(crc32c(md.data(), md.size()));
+  json meta = metadata;
+  meta[kSafetensorsChecksumKey] = sums.dump();
+  header["__metadata__"] = meta;
   std::string text;
   try {
     text = header.dump();
@@ -421,6 +522,21 @@ void check_finite(const std::map<std::string, Tensor>& tensors, const std::strin
   }
 }
 
+void fault_injection_point() {
+  static const long long limit = [] {
+    const char* v = std::getenv("GRADLAB_FAULT_SAVE_POINT");
+    if (!v) return -1LL;
+    char* end = nullptr;
+    const long long n = std::strtoll(v, &end, 10);
+    return end != v && *end == '\0' && n > 0 ? n : -1LL;
+  }();
+  static long long reached = 0;
+  if (limit > 0 && ++reached == limit) {
+    std::raise(SIGKILL);
+    std::abort();  // not reached
+  }
+}
+
 // ---- AtomicWriter -------------------------------------------------------------------------------------------
 
 AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
@@ -432,7 +548,7 @@ AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
     if (endp != fault && *endp == '\0' && n >= 0) fault_after_ = n;
   }
   fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw_error("write '", path_, "': cannot create temporary file '", temp_path_, "': ", errno_text(errno));
+  if (fd_ < 0) throw_error("cannot write '", path_, "': ", errno_text(errno), " (creating the temporary file '", temp_path_, "')");
 }
 
 AtomicWriter::~AtomicWriter() {
@@ -444,6 +560,7 @@ AtomicWriter::~AtomicWriter() {
 
 void AtomicWriter::write(const void* data, std::size_t nbytes) {
   if (committed_ || fd_ < 0) throw_error("write '", path_, "': writer already committed");
+  fault_injection_point();
   const char* p = static_cast<const char*>(data);
   std::size_t remaining = nbytes;
   bool die_after = false;
@@ -454,7 +571,7 @@ void AtomicWriter::write(const void* data, std::size_t nbytes) {
   while (remaining > 0) {
     ssize_t put = ::write(fd_, p, remaining);
     if (put < 0 && errno == EINTR) continue;
-    if (put < 0) throw_error("write '", path_, "': writing '", temp_path_, "' failed: ", errno_text(errno));
+    if (put < 0) throw_error("cannot write '", path_, "': ", errno_text(errno));
     p += put;
     remaining -= static_cast<std::size_t>(put);
     written_ += static_cast<std::uint64_t>(put);
@@ -467,12 +584,13 @@ void AtomicWriter::write(const void* data, std::size_t nbytes) {
 
 void AtomicWriter::commit() {
   if (committed_ || fd_ < 0) throw_error("write '", path_, "': writer already committed");
-  if (::fsync(fd_) != 0) throw_error("write '", path_, "': fsync failed: ", errno_text(errno));
+  fault_injection_point();
+  if (::fsync(fd_) != 0) throw_error("cannot write '", path_, "': ", errno_text(errno), " (fsync)");
   int rc = ::close(fd_);
   fd_ = -1;
-  if (rc != 0) throw_error("write '", path_, "': close failed: ", errno_text(errno));
+  if (rc != 0) throw_error("cannot write '", path_, "': ", errno_text(errno), " (close)");
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
-    throw_error("write '", path_, "': cannot rename the temporary file into place: ", errno_text(errno));
+    throw_error("cannot write '", path_, "': ", errno_text(errno), " (renaming the temporary file into place)");
   committed_ = true;
   // Make the rename itself durable. Some file systems cannot fsync a directory (EINVAL): that is not an error.
   int dir = ::open(directory_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -24,10 +24,22 @@
 
 namespace gradlab {
 
+// Integrity: write_safetensors stores a CRC32C of every tensor's bytes, and one of the other metadata, in the
+// metadata key "gradlab.crc32c" (a JSON object {"<tensor>": "<8 hex digits>", ..., "__metadata__": "..."}).
+// The reader verifies them and removes the key from the metadata it returns; a flipped byte or two same-size
+// tensors with swapped offsets are refused naming the tensor. Files without the key (written before it, or by
+// other programs) are read as before, with `checksummed` false.
+constexpr const char* kSafetensorsChecksumKey = "gradlab.crc32c";
+
 struct SafetensorsFile {
   std::map<std::string, Tensor> tensors;        // contiguous, F32 or F64
-  std::map<std::string, std::string> metadata;  // "__metadata__" (empty when absent)
+  std::map<std::string, std::string> metadata;  // "__metadata__" (empty when absent), without the checksum key
+  bool checksummed = false;                     // the file carried checksums, and every one matched
 };
+
+// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as in iSCSI and ext4: crc32c("123456789") = 0xE3069283.
+// `crc` continues an earlier value (0 to start).
+std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc = 0);
 
 // Limits of the reader.
 constexpr std::uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;  // as in the reference implementation
@@ -82,6 +94,11 @@ class AtomicWriter {
   std::uint64_t written_ = 0;
   std::int64_t fault_after_ = -1;  // GRADLAB_FAULT_WRITE_BYTES, -1 when unset
 };
+
+// Fault injection (tests only): with GRADLAB_FAULT_SAVE_POINT=N the process kills itself with SIGKILL at the
+// N-th call (counted over the process). Every AtomicWriter::write and commit and every step of a checkpoint
+// save (mkdir, rename, link, removal) is such a point, so a test can stop a save anywhere.
+void fault_injection_point();
 
 // Convenience: the whole content at once.
 void write_file_atomic(const std::string& path, const std::string& bytes);

@@ -3,8 +3,10 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +14,8 @@
 #include <sstream>
 
 #include "tensor/error.h"
+#include "train/diagnose.h"
+#include "train/safetensors.h"
 
 namespace gradlab {
 
@@ -168,9 +172,44 @@ Trainer::~Trainer() {
   if (log_) std::fclose(log_);
 }
 
+namespace {
+// How many PCG32 steps lead from state `from` to state `to` (LCG state' = a state + c mod 2^64): the classic
+// jump-ahead argument, one bit of the distance per round. Every state of one stream is reachable.
+std::uint64_t lcg_distance(std::uint64_t from, std::uint64_t to, std::uint64_t inc) {
+  std::uint64_t mult = 6364136223846793005ULL, bit = 1, distance = 0;
+  while (from != to && bit != 0) {
+    if ((from & bit) != (to & bit)) {
+      from = from * mult + inc;
+      distance |= bit;
+    }
+    inc = (mult + 1) * inc;
+    mult *= mult;
+    bit <<= 1;
+  }
+  return distance;
+}
+}  // namespace
+
+void check_resume_state(const TrainConfig& config, const TrainState& state) {
+  if (state.step > config.max_iters)
+    throw_error("resume: the checkpoint is at step ", state.step, ", beyond max_iters = ", config.max_iters);
+  // The data Rng must be this run's: the stream of Rng(seed, kDataStream), advanced by at least one draw per
+  // step taken so far (every batch draws) and by far less than 2^48 draws (a state of another seed lands there with
+  // probability 2^-16).
+  const Rng::State origin = Rng(config.seed, kDataStream).get_state();
+  if (state.rng.inc != origin.inc)
+    throw_error("resume: the train_state's data RNG is not on this run's stream (increment ", state.rng.inc,
+                ", expected ", origin.inc, "); it was not written by this run");
+  const std::uint64_t draws = lcg_distance(origin.state, state.rng.state, origin.inc);
+  const std::uint64_t steps = static_cast<std::uint64_t>(state.step);
+  if (draws < steps || draws > (1ULL << 48))
+    throw_error("resume: the train_state's data RNG is ", draws, " draws from the start of seed ", config.seed,
+                "'s stream, but ", state.step, " steps draw at least one number each and far fewer than 2^48 in all",
+                "; the RNG state does not belong to this run's seed and step");
+}
+
 void Trainer::resume(const TrainState& state) {
-  if (state.step > config_.max_iters)
-    throw_error("resume: the checkpoint is at step ", state.step, ", beyond max_iters = ", config_.max_iters);
+  check_resume_state(config_, state);
   opt_->load_state(state.optimizer, state.adam_steps, "train_state");
   rng_.set_state(state.rng);
   if (state.has_dropout_rng) model_.set_dropout_rng_state(state.dropout_rng);
@@ -222,8 +261,14 @@ Trainer::StepResult Trainer::train_step(const std::vector<Batch>& micro_batches,
       msg << "; first parameter with a non-finite value: " << bad_value;
     else if (!bad_grad.empty())
       msg << "; first parameter with a non-finite gradient: " << bad_grad;
-    else
-      msg << "; every parameter and gradient is finite (the overflow is in the activations)";
+    else {
+      // every parameter and gradient is finite: the overflow is in the activations; find the layer
+      const Batch& b = micro_batches.front();
+      const std::vector<std::int32_t> row(b.inputs.begin(), b.inputs.begin() + b.T);
+      const std::string where = locate_nonfinite(model_, row);
+      msg << "; every parameter and gradient is finite, the overflow is in the activations"
+          << (where.empty() ? std::string() : "; non-finite values first appear in " + where);
+    }
     r.nonfinite = msg.str();
     r.grad_norm = NAN;
     return r;
@@ -283,10 +328,13 @@ void Trainer::open_log(bool resuming) {
         kept.push_back(line);
     }
   }
-  log_ = std::fopen(path.c_str(), "w");
-  if (!log_) throw_error("train: cannot write '", path, "'");
-  std::fprintf(log_, "%s\n", header);
-  for (const auto& line : kept) std::fprintf(log_, "%s\n", line.c_str());
+  // The kept rows are written to a new file that replaces the old one in one rename, so a kill here loses no
+  // row; the run then appends.
+  std::string text = std::string(header) + "\n";
+  for (const auto& line : kept) text += line + "\n";
+  write_file_atomic(path, text);
+  log_ = std::fopen(path.c_str(), "a");
+  if (!log_) throw_error("cannot write '", path, "': ", std::strerror(errno));
   std::fflush(log_);
 }
 
@@ -301,7 +349,8 @@ void Trainer::log_row(std::int64_t it, double lr, double loss, double val, doubl
   };
   std::fprintf(log_, "%lld,%s,%s,%s,%s,%s,%s\n", static_cast<long long>(it), num(lr).c_str(), num(loss).c_str(),
                num(val).c_str(), num(tps).c_str(), num(gnorm).c_str(), num(eval_train).c_str());
-  std::fflush(log_);
+  if (std::fflush(log_) != 0 || std::ferror(log_))
+    throw_error("cannot write '", join_path(config_.out_dir, "log.csv"), "': ", std::strerror(errno));
 }
 
 TrainResult Trainer::run() {

@@ -67,6 +67,11 @@ struct TrainResult {
   std::vector<double> grad_norms;           // the pre-clip gradient norm of each step of this run
 };
 
+// Refuses a train_state that cannot continue this run: its step beyond max_iters, or a data RNG state that is
+// not on the stream of the run's seed (another run's train_state). Trainer::resume calls it; the CLI calls it
+// first, so that the refusal is a bad-input error (exit code 2).
+void check_resume_state(const TrainConfig& config, const TrainState& state);
+
 // The stop flag raised by SIGINT (or by a test). Async-signal-safe to set.
 void request_training_stop();
 bool training_stop_requested();

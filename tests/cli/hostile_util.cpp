@@ -13,6 +13,10 @@
 
 #include "cli/eval.h"
 #include "cli/train.h"
+#include "train/safetensors.h"
+
+#include <cstdio>
+#include <map>
 
 namespace hostile {
 
@@ -115,10 +119,11 @@ const std::string& reference_checkpoint() { return reference().checkpoint; }
 const std::string& reference_text_file() { return reference().text; }
 
 void copy_checkpoint(const std::string& to_dir) {
+  // The directory as `cp -a` would copy it: the step directory and the (relative) links of the layout.
   std::filesystem::create_directories(to_dir);
-  for (const auto& entry : std::filesystem::directory_iterator(reference_checkpoint()))
-    std::filesystem::copy_file(entry.path(), std::filesystem::path(to_dir) / entry.path().filename(),
-                               std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy(reference_checkpoint(), to_dir,
+                        std::filesystem::copy_options::recursive | std::filesystem::copy_options::copy_symlinks |
+                            std::filesystem::copy_options::overwrite_existing);
 }
 
 SafetensorsParts SafetensorsParts::parse(const std::string& bytes) {
@@ -132,7 +137,36 @@ SafetensorsParts SafetensorsParts::parse(const std::string& bytes) {
 }
 
 std::string SafetensorsParts::bytes() const {
-  std::string text = header.dump();
+  // A crafted file carries valid checksums (a forger recomputes them), so the deeper checks are the ones tested;
+  // byte damage without new checksums is tested on the raw bytes.
+  nlohmann::ordered_json h = header;
+  if (h.contains("__metadata__") && h["__metadata__"].is_object() && h["__metadata__"].contains(gradlab::kSafetensorsChecksumKey)) {
+    auto hex = [](std::uint32_t v) {
+      char buf[16];
+      std::snprintf(buf, sizeof buf, "%08x", v);
+      return std::string(buf);
+    };
+    nlohmann::json sums = nlohmann::json::object();
+    std::map<std::string, std::string> md;
+    for (const auto& [key, value] : h.items()) {
+      if (key == "__metadata__") {
+        for (const auto& [k, v] : value.items())
+          if (k != gradlab::kSafetensorsChecksumKey && v.is_string()) md[k] = v.get<std::string>();
+        continue;
+      }
+      if (!value.is_object() || !value.contains("data_offsets") || !value["data_offsets"].is_array() ||
+          value["data_offsets"].size() != 2 || !value["data_offsets"][0].is_number_unsigned() ||
+          !value["data_offsets"][1].is_number_unsigned())
+        continue;
+      const auto b = value["data_offsets"][0].get<std::size_t>(), e = value["data_offsets"][1].get<std::size_t>();
+      if (b <= e && e <= data.size()) sums[key] = hex(gradlab::crc32c(data.data() + b, e - b));
+    }
+    std::string md_bytes;
+    for (const auto& [k, v] : md) md_bytes += k + '\0' + v + '\0';
+    sums["__metadata__"] = hex(gradlab::crc32c(md_bytes.data(), md_bytes.size()));
+    h["__metadata__"][gradlab::kSafetensorsChecksumKey] = sums.dump();
+  }
+  std::string text = h.dump();
   while (text.size() % 8 != 0) text += ' ';
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);

@@ -204,7 +204,7 @@ TEST_CASE("crash: SIGKILL in the middle of a checkpoint save leaves the previous
   CHECK(WTERMSIG(status) == SIGKILL);
   // the half-written temporary file is there (the kill did happen mid-save) ...
   bool temp_found = false;
-  for (const auto& e : std::filesystem::directory_iterator(ck))
+  for (const auto& e : std::filesystem::recursive_directory_iterator(ck))  // the save writes under ck/steps/
     temp_found = temp_found || e.path().filename().string().find(".tmp.") != std::string::npos;
   CHECK(temp_found);
   // ... and the previous checkpoint is untouched and loads

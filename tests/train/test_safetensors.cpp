@@ -42,17 +42,36 @@ TEST_CASE("safetensors: the byte layout of a small file") {
   tensors["b"] = Tensor::from_values({2}, {3.0, 4.0});
   tensors["a"] = Tensor::from_values({1}, {1.5}, DType::F64);
   std::string bytes = serialize_safetensors(tensors, {{"k", "v"}});
-  // Header: keys sorted, "a" first (F64, 8 bytes), then "b" (F32, 8 bytes); padded with spaces to 8.
-  std::string header = R"({"__metadata__":{"k":"v"},"a":{"data_offsets":[0,8],"dtype":"F64","shape":[1]},)"
-                       R"("b":{"data_offsets":[8,16],"dtype":"F32","shape":[2]}})";
-  while (header.size() % 8) header += ' ';
   std::string data(16, '\0');
   double a = 1.5;
   float b[2] = {3.0f, 4.0f};
   std::memcpy(data.data(), &a, 8);
   std::memcpy(data.data() + 8, b, 8);
+  // The checksums: CRC32C of each tensor's bytes and of the metadata as "key NUL value NUL".
+  auto hex = [](std::uint32_t v) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08x", v);
+    return std::string(buf);
+  };
+  const std::string sums = R"({\"__metadata__\":\")" + hex(crc32c("k\0v\0", 4)) + R"(\",\"a\":\")" +
+                           hex(crc32c(data.data(), 8)) + R"(\",\"b\":\")" + hex(crc32c(data.data() + 8, 8)) + R"(\"})";
+  // Header: keys sorted, "a" first (F64, 8 bytes), then "b" (F32, 8 bytes); padded with spaces to 8.
+  std::string header = R"({"__metadata__":{"gradlab.crc32c":")" + sums + R"(","k":"v"},)"
+                       R"("a":{"data_offsets":[0,8],"dtype":"F64","shape":[1]},)"
+                       R"("b":{"data_offsets":[8,16],"dtype":"F32","shape":[2]}})";
+  while (header.size() % 8) header += ' ';
   CHECK(bytes == st_file(header, data));
   CHECK((8 + header.size()) % 8 == 0);
+}
+
+TEST_CASE("safetensors: CRC32C matches the published check values") {
+  CHECK(crc32c("123456789", 9) == 0xE3069283u);  // the standard check value of CRC-32C
+  CHECK(crc32c("", 0) == 0u);
+  const std::string zeros(32, '\0');
+  CHECK(crc32c(zeros.data(), zeros.size()) == 0x8A9136AAu);  // RFC 3720 B.4: 32 bytes of zeros
+  // continuing a CRC over two pieces gives the CRC of the whole
+  const std::string text = "the cat sat on the mat and the dog ran far";
+  CHECK(crc32c(text.data() + 10, text.size() - 10, crc32c(text.data(), 10)) == crc32c(text.data(), text.size()));
 }
 
 TEST_CASE("safetensors: round trip of F32/F64 and views and empty and 0-d tensors with metadata") {
@@ -103,7 +122,7 @@ TEST_CASE("safetensors: the writer rejects what it cannot write") {
   CHECK(!std::filesystem::exists(dir.file("x")));
   // A missing directory is a clear error.
   std::string msg = error_of([&] { write_safetensors(dir.file("no/such/dir/x"), ok); });
-  CHECK(msg.find("cannot create temporary file") != std::string::npos);
+  CHECK(msg.find("cannot write '" + dir.file("no/such/dir/x") + "': No such file or directory") != std::string::npos);
 }
 
 TEST_CASE("safetensors: every malformed header is rejected with a one-line message naming the file") {
