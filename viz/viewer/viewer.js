@@ -184,7 +184,7 @@ function headView() {
   function drawLines() {
     lines.replaceChildren(); highlight.replaceChildren();
     const queries = state.query >= 0 ? [state.query] : [...Array(T).keys()];
-    const dim = state.query >= 0 ? 1 : 0.25;
+    const dim = state.query >= 0 ? 1 : 0.5;
     for (const q of s.querySelectorAll(".tok")) q.classList.toggle("active", +q.getAttribute("data-query") === state.query);
     state.heads.forEach((h, hi) => {
       const color = HEAD_COLORS[h % HEAD_COLORS.length];
@@ -266,12 +266,14 @@ function compareView() {
   if (models.length < 2) {
     const s = newSvg(700, 80);
     s.setAttribute("data-view", "compare");
-    txt(s, 20, 40, "This file holds one model: write it with two (--model A --model B, or --mask both) to compare.", { "font-size": 13 });
+    txt(s, 20, 40, "This file holds one model: write it with two (--model A --model B, or --mask both) to compare.",
+        { "font-size": 13, "data-note": "one model" });
     return s;
   }
   const [A, B] = models;
-  const cell = Math.max(2, Math.floor(300 / T)), side = T * cell, gap = 130, left = 110, top = 70;
-  const W = left + 3 * (side + gap) + 40, H = top + side + 110;
+  const cell = Math.max(2, Math.floor(300 / T)), side = T * cell, gap = 100, left = 110, top = 70;
+  const barsX = left + 3 * side + 2 * gap + 30;
+  const W = barsX + 190, H = top + side + 110;
   const s = newSvg(W, H);
   s.setAttribute("data-view", "compare"); s.setAttribute("data-layer", l); s.setAttribute("data-heads", h);
   txt(s, 20, 22, "layer " + l + " \u00b7 head " + h + ": " + A.name + " vs " + B.name, { "font-size": 14, "font-weight": "bold" });
@@ -295,17 +297,26 @@ function compareView() {
     });
     g.addEventListener("mouseleave", hideTip);
   });
-  colorBar(s, left + 2 * (side + gap) - gap + 28, top, side, mapColor, 0, 1, "attention weight");
-  colorBar(s, left + 3 * (side + gap) - gap + 28, top, side, divColor, -1, 1, "A \u2212 B");
+  colorBar(s, barsX, top, side, mapColor, 0, 1, "weight (A, B)");
+  colorBar(s, barsX + 95, top, side, divColor, -1, 1, "A \u2212 B");
   return s;
 }
 
 // ---- metrics view --------------------------------------------------------------------------------------
+function niceCeil(x) {
+  const e = Math.pow(10, Math.floor(Math.log10(x)));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * e >= x - 1e-12) return m * e;
+  return 10 * e;
+}
 function metricsView() {
+  const [r0, r1] = D.models[0].stats_rows;
+  let uniformShare = 0;
+  for (let i = r0; i <= r1; i++) uniformShare += 1 / (i + 1);
+  uniformShare /= r1 - r0 + 1;
   const names = [];
   for (const m of models) for (const mt of m.metrics) if (!names.includes(mt.name)) names.push(mt.name);
   const groups = NL * NH, bar = models.length === 2 ? 7 : 10, gw = bar * models.length + 6;
-  const cw = Math.max(360, 70 + groups * gw + 20), ch = 200;
+  const cw = Math.max(360, 70 + groups * gw + 60), ch = 200;
   const cols = Math.max(1, Math.min(2, Math.floor(1400 / (cw + 30))));
   const rows = Math.ceil(names.length / cols);
   const s = newSvg(cols * (cw + 30) + 20, 60 + rows * (ch + 40));
@@ -322,7 +333,8 @@ function metricsView() {
     txt(g, x0, y0 + 10, name, { "font-size": 12, "font-weight": "bold" });
     let hi = 0, lo = 0;
     for (const m of models) { const mt = m.metrics.find(t => t.name === name); if (mt) for (const v of mt.values) if (v !== null) { hi = Math.max(hi, v); lo = Math.min(lo, v); } }
-    hi = hi <= 1 && lo >= 0 ? 1 : (hi > lo ? hi * 1.1 : lo + 1);
+    hi = niceCeil(Math.max(hi * 1.15, lo + 1e-9));
+    if (hi > 1 && hi <= 1.15 + 1e-9 && lo >= 0) hi = 1.2;  // masses and shares: just above 1
     const px = x0 + 50, py = y0 + 24, ph = ch - 60;
     const Y = v => py + ph - (v - lo) / (hi - lo) * ph;
     for (let k = 0; k <= 4; k++) {
@@ -343,6 +355,12 @@ function metricsView() {
       });
     });
     el("line", { x1: px, x2: px + groups * gw, y1: Y(0), y2: Y(0), stroke: "#444" }, g);
+    if (/first-token/.test(name) && Y(uniformShare) >= py) {
+      // A head that spread each row evenly over its keys would put 1/(i+1) on the first token.
+      el("line", { x1: px, x2: px + groups * gw, y1: Y(uniformShare), y2: Y(uniformShare), stroke: "#666",
+                   "stroke-dasharray": "5 3", "data-ref": "uniform" }, g);
+      txt(g, px + groups * gw + 4, Y(uniformShare) + 4, "uniform", { "font-size": 9, fill: "#555" });
+    }
     const step = labelStep(gw, 13);
     for (let idx = 0; idx < groups; idx += step)
       txt(g, 0, 0, "L" + Math.floor(idx / NH) + "H" + (idx % NH), { "text-anchor": "end", "font-size": 9,
@@ -508,7 +526,9 @@ function selftest() {
   // 4. every panel renders; the model view enlarges a clicked panel; compare has its difference colour bar
   for (const v of ["model", "compare", "metrics", "head"]) {
     document.querySelector('.tabs button[data-view="' + v + '"]').click();
-    check(current() && current().getAttribute("data-view") === v && current().childElementCount > 3, "panel " + v + " renders (" + current().querySelectorAll("*").length + " elements)");
+    const oneModelNote = v === "compare" && models.length < 2 && current().querySelector("[data-note]");
+    check(current() && current().getAttribute("data-view") === v && (current().childElementCount > 3 || oneModelNote),
+          "panel " + v + " renders (" + current().querySelectorAll("*").length + " elements" + (oneModelNote ? ", the one-model note" : "") + ")");
     if (v === "model") {
       current().querySelector('[data-panel="0,' + (NH - 1) + '"]').dispatchEvent(new MouseEvent("click"));
       check(current().querySelector("#enlarged") && state.layer === 0 && state.heads[0] === NH - 1, "model view: a click enlarges layer 0 head " + (NH - 1));
