@@ -51,6 +51,12 @@ function readHash() {
     if (k === "view" && ["head", "model", "compare", "metrics"].includes(v)) state.view = v;
     if (k === "layer") state.layer = Math.max(0, Math.min(NL - 1, parseInt(v, 10) || 0));
     if (k === "head") state.heads = [Math.max(0, Math.min(NH - 1, parseInt(v, 10) || 0))];
+    if (k === "enlarge") state.enlarged = [state.layer, state.heads[0]];
+    if (k === "query") state.query = Math.max(-1, Math.min(T - 1, parseInt(v, 10)));
+    if (k === "heads") {
+      const hs = (v || "").split(",").map(x => parseInt(x, 10)).filter(h => h >= 0 && h < NH);
+      if (hs.length) state.heads = hs;
+    }
     if (k === "model") state.model = Math.max(0, Math.min(models.length - 1, parseInt(v, 10) || 0));
   }
 }
@@ -208,6 +214,7 @@ function headView() {
     });
   }
   s.addEventListener("mouseleave", () => { state.query = -1; drawLines(); });
+  if (Number.isNaN(state.query)) state.query = -1;
   drawLines();
   return s;
 }
