@@ -65,6 +65,13 @@ struct Layout {
 
 int ceil_int(double v) { return static_cast<int>(std::ceil(v - 1e-9)); }
 
+// 2 -> "2nd", 4 -> "4th", 32 -> "32nd", 13 -> "13th".
+std::string ordinal(std::int64_t n) {
+  const std::int64_t tens = n % 100, ones = n % 10;
+  const char* suffix = tens >= 11 && tens <= 13 ? "th" : ones == 1 ? "st" : ones == 2 ? "nd" : ones == 3 ? "rd" : "th";
+  return std::to_string(n) + suffix;
+}
+
 std::string fmt_tick(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", v);
@@ -253,7 +260,7 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
                           "; \u00f7R: the same normalised by the row's real mass R_i = \u03a3_j Attn_ij");
   if (L.token_labels)
     L.footnotes.push_back(std::string("axes: each token (\u00b7 space, \u21b5 newline, \u2192 tab) with its position in grey") +
-                          (L.label_step > 1 ? "; every " + std::to_string(L.label_step) + "th token labelled" : ""));
+                          (L.label_step > 1 ? "; every " + ordinal(L.label_step) + " token labelled" : ""));
   if (ds > 1)
     L.footnotes.push_back("long input: each cell shows the mean of a " + std::to_string(ds) + "\u00d7" + std::to_string(ds) +
                           " block of attention weights");

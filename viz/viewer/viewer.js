@@ -163,7 +163,7 @@ function tokAt(p) { return "'" + D.tokens[p] + "'"; }
 // ---- head view -----------------------------------------------------------------------------------------
 function headView() {
   const m = models[state.model], l = state.layer;
-  const row = T > 96 ? 12 : 16, top = 70, qx = 170, kx = 470;
+  const row = T > 96 ? 12 : 16, top = 96, qx = 170, kx = 470;
   const s = newSvg(760, top + T * row + 30);
   s.setAttribute("data-view", "head"); s.setAttribute("data-layer", l); s.setAttribute("data-heads", state.heads.join(","));
   txt(s, 20, 22, m.name + " \u00b7 layer " + l + " \u00b7 head" + (state.heads.length > 1 ? "s " : " ") + state.heads.join(", "),
@@ -198,17 +198,20 @@ function headView() {
         for (let j = 0; j <= i; j++) {
           const w = weight(m, l, h, i, j);
           if (state.query < 0 && w < 0.02) continue;
-          el("line", { x1: qx + 6, y1: yOf(i), x2: kx - 6, y2: yOf(j), stroke: color, "stroke-width": state.query >= 0 ? 2 : 1,
+          el("line", { x1: qx + 6, y1: yOf(i), x2: kx - 6, y2: yOf(j), stroke: color, "stroke-width": state.query >= 0 ? 1 + 5 * w : 1,
                        "stroke-opacity": (w * dim).toFixed(4), "data-head": h, "data-query": i, "data-key": j, "data-weight": w }, lines);
-          if (state.query >= 0 && hi === 0)
-            el("rect", { x: kx - 4, y: yOf(j) - row / 2, width: 120, height: row, fill: color, "fill-opacity": (0.6 * w).toFixed(4) }, highlight);
+          if (state.query >= 0 && hi === 0) {
+            el("rect", { x: kx - 4, y: yOf(j) - row / 2, width: 70, height: row, fill: color, "fill-opacity": w.toFixed(4) }, highlight);
+            if (w >= 0.01) txt(highlight, kx + 24, yOf(j) + 4, w.toFixed(3), { "font-size": 10, fill: "#333" });
+          }
         }
         if (m.stablemask) {
           const w = pseudo(m, l, h, i);
           if (state.query >= 0 || w >= 0.02)
-            el("line", { x1: qx + 6, y1: yOf(i), x2: kx - 6, y2: sinkY - 2, stroke: color, "stroke-width": state.query >= 0 ? 2 : 1,
+            el("line", { x1: qx + 6, y1: yOf(i), x2: kx - 6, y2: sinkY - 2, stroke: color, "stroke-width": state.query >= 0 ? 1 + 5 * w : 1,
                          "stroke-dasharray": "4 3", "stroke-opacity": (w * dim).toFixed(4), "data-head": h, "data-query": i,
                          "data-key": "sink", "data-weight": w }, lines);
+          if (state.query >= 0 && hi === 0) txt(highlight, kx + 154, sinkY + 2, w.toFixed(3), { "font-size": 10, fill: "#333" });
         }
       }
     });
