@@ -18,6 +18,7 @@
 #include "tensor/cpu.h"
 #include "viz/attention.h"
 #include "viz/heatmap.h"
+#include "viz/html_viewer.h"
 
 using namespace gradlab;
 using gradlab::lesson::fmt;
@@ -354,6 +355,17 @@ int main(int argc, char** argv) {
         L.wrote(viz::save_attention_figure(L.stem(std::string("attention_grid_") + (k == 0 ? "causal" : "stablemask")),
                                            fig, {&maps[k]}, tokens, g));
       }
+      // Both models in one image (each head a causal/StableMask pair, one colour bar), and the offline viewer.
+      g.title = "all heads, causal vs StableMask" + fmt(" (seed %llu)", (unsigned long long)L.seed());
+      g.max_width = g.max_height = 2400;
+      viz::Canvas both = viz::heatmap_compare(maps[0], maps[1], tokens, g);
+      L.wrote(viz::save_attention_figure(L.stem("attention_grid_compare"), both, {&maps[0], &maps[1]}, tokens, g));
+      viz::HtmlViewerOptions vo;
+      vo.title = "lesson 09: causal vs StableMask" + fmt(" (seed %llu)", (unsigned long long)L.seed());
+      vo.text = sample_text;
+      vo.stats_min_row = min_row;
+      viz::write_html_viewer(L.stem("attention_viewer") + ".html", {{&maps[0], {}}, {&maps[1], {}}}, tokens, vo);
+      L.wrote(L.stem("attention_viewer") + ".html");
     }
     L.say("Per-head statistics on this one sentence (rows i >= " + std::to_string(min_row) + "):");
     L.say(viz::format_stats_comparison(s0, viz::attention_stats(maps[1], min_row)));

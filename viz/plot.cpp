@@ -511,6 +511,33 @@ Canvas bar_chart(const std::vector<std::string>& groups, const std::vector<std::
   const int px = left, py = top, ph = H - top - bottom;
   if (pw < 60 || ph < 60) throw_error("bar_chart: ", W, "x", H, " leaves no room for the plot; make it larger");
   auto Y = [&](double y) { return py + ph - (std::clamp(y, lo, hi) - lo) / (hi - lo) * ph; };
+  // Headroom for the value labels above the tallest bars: raise the axis by whole steps (unless the caller
+  // fixed it) until every label fits under the top of the plot.
+  const double value_size = 10;
+  const double bar_w = gw * 0.8 / S;
+  if (opts.value_labels && !opts.y_max) {
+    auto label_need = [&](double v) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.*f", std::clamp(opts.decimals, 0, 6), v);
+      const double w = font->measure(buf, value_size);
+      return w + 2 <= bar_w ? font->line_height(value_size) + 3 : w + 4;
+    };
+    bool raised = false;
+    for (int guard = 0; guard < 20; ++guard) {
+      bool fits = true;
+      for (const auto& row : values)
+        for (double v : row)
+          if (finite(v) && v > 0 && Y(v) - label_need(v) < py) fits = false;
+      if (fits) break;
+      hi += ystep;
+      raised = true;
+    }
+    if (raised) {
+      yt = nice_ticks(lo, hi, 5, &ystep);
+      ylabels.clear();
+      for (double v : yt) ylabels.push_back(format_tick(v, ystep));
+    }
+  }
 
   {
     std::vector<double> c, e;
@@ -542,8 +569,6 @@ Canvas bar_chart(const std::vector<std::string>& groups, const std::vector<std::
     cv.text(px + pw / 2.0, H - kMargin, opts.x_label, {kLabelSize, colors::text, Anchor::Middle, VAlign::Bottom});
   cv.end_group();
 
-  const double bar_w = gw * 0.8 / S;
-  const double value_size = 10;
   const double zero_y = Y(std::clamp(0.0, lo, hi));
   for (std::size_t g = 0; g < G; ++g) {
     cv.begin_group("group-" + std::to_string(g));

@@ -152,6 +152,13 @@ std::string selftest_result(const std::string& dom) {
   return dom.substr(start, end - start);
 }
 
+// Writes a copy of `page` with the .npy files spliced in, opens it with #selftest and returns the result text.
+std::string run_selftest(Browser& browser, const Scratch& dir, const std::string& page, const std::vector<std::string>& npy,
+                         const std::string& copy_name) {
+  write_all(dir.file(copy_name), with_npy(read_all(page), npy));
+  return selftest_result(browser.dump_dom(dir, dir.file(copy_name), "#selftest"));
+}
+
 // Two tiny models of 4 layers x 4 heads (T = 64), one per mask, trained for a few steps.
 void train_pair(const Scratch& dir) {
   for (const char* mask : {"causal", "stablemask"}) {
@@ -197,8 +204,8 @@ TEST_CASE("viewer: gradlab attn --model A --model B --html passes its self-test 
                 "--html", dir.file("cmp.html")}) == 0);
   const std::string html = read_all(dir.file("cmp.html"));
   CHECK(html.size() <= 2u * 1024 * 1024);  // the issue's bound for 4 layers x 4 heads x T = 64 x 2 models
-  write_all(dir.file("cmp-selftest.html"), with_npy(html, {dir.file("cmp.causal.npy"), dir.file("cmp.stablemask.npy")}));
-  const std::string result = selftest_result(browser.dump_dom(dir, dir.file("cmp-selftest.html"), "#selftest"));
+  const std::string result =
+      run_selftest(browser, dir, dir.file("cmp.html"), {dir.file("cmp.causal.npy"), dir.file("cmp.stablemask.npy")}, "cmp-selftest.html");
   INFO(result);
   CHECK(result.rfind("PASS gradlab viewer self-test", 0) == 0);
   CHECK(result.find("FAIL") == std::string::npos);
@@ -206,8 +213,8 @@ TEST_CASE("viewer: gradlab attn --model A --model B --html passes its self-test 
   CHECK(result.find("within half a quantization step") != std::string::npos);
 
   // The self-test can fail: model 0 checked against the other model's .npy.
-  write_all(dir.file("swapped.html"), with_npy(html, {dir.file("cmp.stablemask.npy"), dir.file("cmp.causal.npy")}));
-  const std::string swapped = selftest_result(browser.dump_dom(dir, dir.file("swapped.html"), "#selftest"));
+  const std::string swapped =
+      run_selftest(browser, dir, dir.file("cmp.html"), {dir.file("cmp.stablemask.npy"), dir.file("cmp.causal.npy")}, "swapped.html");
   INFO(swapped);
   CHECK(swapped.rfind("FAIL", 0) == 0);
 }
@@ -219,14 +226,12 @@ TEST_CASE("viewer: --mask both and a one-model page pass their self-tests too") 
   train_pair(dir);
   REQUIRE(attn({"--model", dir.file("causal"), "--mask", "both", "--example", "--out", dir.file("both.png"), "--html",
                 dir.file("both.html")}) == 0);
-  write_all(dir.file("both-selftest.html"),
-            with_npy(read_all(dir.file("both.html")), {dir.file("both.causal.npy"), dir.file("both.stablemask.npy")}));
-  std::string result = selftest_result(browser.dump_dom(dir, dir.file("both-selftest.html"), "#selftest"));
+  std::string result = run_selftest(browser, dir, dir.file("both.html"),
+                                    {dir.file("both.causal.npy"), dir.file("both.stablemask.npy")}, "both-selftest.html");
   INFO(result);
   CHECK(result.rfind("PASS", 0) == 0);
   REQUIRE(attn({"--model", dir.file("stablemask"), "--example", "--out", dir.file("one.png"), "--html", dir.file("one.html")}) == 0);
-  write_all(dir.file("one-selftest.html"), with_npy(read_all(dir.file("one.html")), {dir.file("one.npy")}));
-  result = selftest_result(browser.dump_dom(dir, dir.file("one-selftest.html"), "#selftest"));
+  result = run_selftest(browser, dir, dir.file("one.html"), {dir.file("one.npy")}, "one-selftest.html");
   INFO(result);
   CHECK(result.rfind("PASS", 0) == 0);
 }

@@ -5,9 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "cli/attn_html.h"
 #include "tensor/error.h"
 #include "viz/html_viewer.h"
 
@@ -115,6 +119,31 @@ TEST_CASE("html viewer: one self-contained page under 2 MB whose data decodes to
   CHECK(metrics[2]["values"][0].get<double>() == doctest::Approx(attention_stats(b).heads[0].mean_real_mass));
   // Same input, same bytes.
   CHECK(html_viewer({{&a, {}}, vb}, tokens, {}) == html);
+}
+
+TEST_CASE("html viewer: gradlab attn's per-head JSON numbers beyond the built-in ones become metrics charts") {
+  std::vector<AttentionMaps> maps = {ramp(1, 2, 8, false, "causal"), ramp(1, 2, 8, true, "StableMask")};
+  nlohmann::json stats = nlohmann::json::array();
+  for (int k = 0; k < 2; ++k) {
+    nlohmann::json heads = nlohmann::json::array();
+    for (int h = 0; h < 2; ++h)
+      heads.push_back({{"layer", 0}, {"head", h}, {"first_share_raw", 0.1}, {"mean_real_mass", 1.0}, {"sink_score", 0.5 + h},
+                       {"note", "text is not a metric"}});
+    stats.push_back({{"mask", maps[k].mask}, {"heads", heads}});
+  }
+  const std::string path = "test_viz_html_viewer_metrics.html";
+  gradlab::cli::write_attn_html(path, maps, tokens_of(8), "some text", stats, "viridis");
+  std::ifstream in(path);
+  const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::remove(path.c_str());
+  nlohmann::json d = embedded(html);
+  CHECK(d["text"] == "some text");
+  for (int k = 0; k < 2; ++k) {
+    auto m = d["models"][k]["metrics"];
+    REQUIRE(m.size() == 4);  // three built in, plus sink_score; "note" is not a number, the built-in names not repeated
+    CHECK(m[3]["name"] == "sink_score");
+    CHECK(m[3]["values"][1].get<double>() == doctest::Approx(1.5));
+  }
 }
 
 TEST_CASE("html viewer: bad input is a one-line error naming what was wrong") {

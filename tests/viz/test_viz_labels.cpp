@@ -102,13 +102,17 @@ TEST_CASE("labels: bar charts with narrow bars, many groups and legends never pr
   std::vector<std::vector<double>> values;
   for (int l = 0; l < 4; ++l) {
     groups.push_back("layer " + std::to_string(l));
-    values.push_back({0.008, 0.008, 0.0081, 0.0079});
+    values.push_back({0.008, 0.008, 0.0080, 0.0079});
   }
   BarChartOptions o;
   o.decimals = 3;
   o.title = "first-token share";
   Canvas cv = bar_chart(groups, {"causal raw", "causal normalised", "StableMask raw", "StableMask normalised"}, values, o);
   check_no_overlap(cv, "first-token bars");
+  int value_labels = 0;  // the axis makes headroom, so none of the 16 is left out for touching the title
+  for (const TextBox& b : cv.text_boxes())
+    value_labels += b.text == "0.008" && b.y1 - b.y0 > b.x1 - b.x0;  // upright value labels, not the y ticks
+  CHECK(value_labels == 16);
   // 40 groups with long names in a narrow chart.
   groups.clear();
   values.clear();

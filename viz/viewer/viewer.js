@@ -108,6 +108,24 @@ function heatPanel(parent, x, y, cell, valueAt, colorOf, meta) {
   el("rect", { x: -0.5, y: -0.5, width: side + 1, height: side + 1, fill: "none", stroke: "#444", "stroke-width": 1 }, g);
   return g;
 }
+// StableMask's pseudo mass 1 - sum_j Attn_ij of each row, as a separate column right of a panel at (x, y).
+function sinkColumn(parent, x, y, cell, m, l, h) {
+  const g = el("g", { "data-sink": l + "," + h }, parent);
+  const c = document.createElement("canvas");
+  c.width = 1; c.height = T;
+  const ctx = c.getContext("2d"), img = ctx.createImageData(1, T);
+  for (let i = 0; i < T; i++) {
+    const rgb = mapColor(pseudo(m, l, h, i));
+    img.data[4 * i] = rgb[0]; img.data[4 * i + 1] = rgb[1]; img.data[4 * i + 2] = rgb[2]; img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  const w = Math.max(cell, 10);
+  el("image", { x: x, y: y, width: w, height: T * cell, href: c.toDataURL("image/png"), preserveAspectRatio: "none",
+                style: "image-rendering:pixelated", "image-rendering": "pixelated" }, g);
+  el("rect", { x: x - 0.5, y: y - 0.5, width: w + 1, height: T * cell + 1, fill: "none", stroke: "#444" }, g);
+  txt(g, x + w / 2, y - 4, "sink", { "text-anchor": "middle", "font-size": 10, fill: "#666" });
+  return w;
+}
 // Every k-th label so that labels are at least `need` px apart.
 function labelStep(cell, need) { let k = 1; while (k * cell < need) k *= 2; return k; }
 // Token labels on both axes of a panel whose top-left is (x, y).
@@ -229,7 +247,7 @@ function modelView() {
   const gridW = left + NH * (side + gap), gridH = top + NL * (side + gap);
   const big = state.enlarged;
   const bigCell = Math.max(2, Math.floor(512 / T)), bigSide = T * bigCell;
-  const W = gridW + 110 + (big ? bigSide + 150 : 0), H = Math.max(gridH + 20, big ? bigSide + top + 110 : 0);
+  const W = gridW + 110 + (big ? bigSide + 170 : 0), H = Math.max(gridH + 20, big ? bigSide + top + 110 : 0);
   const s = newSvg(W, H);
   s.setAttribute("data-view", "model");
   txt(s, 20, 22, m.name + " \u00b7 every layer and head (click a panel to enlarge it)", { "font-size": 14, "font-weight": "bold" });
@@ -259,6 +277,7 @@ function modelView() {
     const g = heatPanel(s, bx, by, bigCell, (i, j) => weight(m, l, h, i, j), mapColor, "enlarged " + l + "," + h);
     g.setAttribute("id", "enlarged");
     axisLabels(s, bx, by, bigCell);
+    if (m.stablemask) sinkColumn(s, bx + bigSide + 8, by, bigCell, m, l, h);
     g.addEventListener("mousemove", e => {
       const c = cellAt(e, g);
       if (!c) return hideTip();
@@ -281,7 +300,7 @@ function compareView() {
     return s;
   }
   const [A, B] = models;
-  const cell = Math.max(2, Math.floor(300 / T)), side = T * cell, gap = 100, left = 110, top = 70;
+  const cell = Math.max(2, Math.floor(300 / T)), side = T * cell, gap = 115, left = 110, top = 70;
   const barsX = left + 3 * side + 2 * gap + 30;
   const W = barsX + 190, H = top + side + 110;
   const s = newSvg(W, H);
@@ -297,6 +316,7 @@ function compareView() {
     txt(s, x + side / 2, top - 10, name, { "text-anchor": "middle", "font-size": 12 });
     const g = heatPanel(s, x, top, cell, f, cmap, "compare " + k);
     axisLabels(s, x, top, cell);
+    if (k < 2 && models[k].stablemask) sinkColumn(s, x + side + 6, top, cell, models[k], l, h);
     g.addEventListener("mousemove", e => {
       const c = cellAt(e, g);
       if (!c) return hideTip();
@@ -544,6 +564,8 @@ function selftest() {
       check(current().querySelector("#enlarged") && state.layer === 0 && state.heads[0] === NH - 1, "model view: a click enlarges layer 0 head " + (NH - 1));
     }
     if (v === "compare" && models.length === 2) check(current().querySelector('[data-colorbar="A \u2212 B"]'), "compare view: A - B has its own colour bar");
+    if (v === "compare" && models.length === 2 && models.some(x => x.stablemask))
+      check(current().querySelector("[data-sink]"), "compare view: the StableMask panel has its sink column");
     if (v === "metrics") check(current().querySelectorAll("[data-metric]").length >= 3, "metrics view: " + current().querySelectorAll("[data-metric]").length + " charts");
   }
   // 5. SVG export parses as SVG and holds the view
