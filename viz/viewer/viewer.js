@@ -573,11 +573,21 @@ function selftest() {
   const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
   check(!doc.querySelector("parsererror") && doc.documentElement.tagName === "svg" && doc.querySelectorAll("text").length > T,
         "SVG export: " + svg.length + " bytes, well formed, " + doc.querySelectorAll("text").length + " texts");
+  // 6. PNG export: the SVG drawn into a canvas (asynchronous: the result is written when it is done)
+  const finish = () => {
+    const out = document.getElementById("selftest");
+    out.hidden = false;
+    out.className = ok ? "pass" : "fail";
+    out.textContent = (ok ? "PASS" : "FAIL") + " gradlab viewer self-test\n" + log.join("\n");
+    document.title = (ok ? "PASS " : "FAIL ") + D.title;
+  };
   const out = document.getElementById("selftest");
   out.hidden = false;
-  out.className = ok ? "pass" : "fail";
-  out.textContent = (ok ? "PASS" : "FAIL") + " gradlab viewer self-test\n" + log.join("\n");
-  document.title = (ok ? "PASS " : "FAIL ") + D.title;
+  out.textContent = "RUNNING gradlab viewer self-test (waiting for the PNG export)";
+  exportPng().then(blob => {
+    check(blob.type === "image/png" && blob.size > 1000, "PNG export: " + blob.size + " bytes of " + blob.type);
+    finish();
+  }, err => { check(false, "PNG export: " + err); finish(); });
 }
 
 readHash();
