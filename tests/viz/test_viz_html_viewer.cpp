@@ -8,10 +8,12 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/attn_html.h"
+#include "cli/eval.h"
 #include "tensor/error.h"
 #include "viz/html_viewer.h"
 
@@ -143,6 +145,16 @@ TEST_CASE("html viewer: gradlab attn's per-head JSON numbers beyond the built-in
     REQUIRE(m.size() == 4);  // three built in, plus sink_score; "note" is not a number, the built-in names not repeated
     CHECK(m[3]["name"] == "sink_score");
     CHECK(m[3]["values"][1].get<double>() == doctest::Approx(1.5));
+  }
+}
+
+TEST_CASE("gradlab attn --html: a name without .html or in a missing directory is bad usage (exit 2)") {
+  for (const std::string& bad : {std::string("viewer.txt"), std::string("/nonexistent-dir/viewer.html")}) {
+    std::ostringstream out, err;
+    const int rc = gradlab::cli::run_attn({"--model", "/nonexistent-model", "--example", "--out", "x.png", "--html", bad}, out, err);
+    INFO(err.str());
+    CHECK(rc == 2);
+    CHECK(err.str().find("--html " + bad) != std::string::npos);
   }
 }
 
