@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "lessons/attention_viewer.h"
 #include "lessons/lesson.h"
 #include "lessons/plot.h"
 #include "data/grammar.h"
@@ -355,6 +356,8 @@ int main(int argc, char** argv) {
         L.wrote(viz::save_attention_figure(L.stem("attention_grid_" + runs[k].mask),
                                            fig, {&maps[k]}, tokens, g));
       }
+      // Both models in one image (each head a pair, one colour bar), and the offline viewer of both.
+      lesson::save_attention_comparison(L, maps, tokens, sample_text, min_row, "lesson 09");
     }
     L.say("Per-head statistics on this one sentence (rows i >= " + std::to_string(min_row) + "):");
     L.say(viz::format_stats_comparison(s0, viz::attention_stats(maps[1], min_row)));

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (not the lessons, not the benchmarks).
+# The unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (not the lessons, not the benchmarks, not
+# the browser tests: Chromium is not ASan-built, and the viewer writer runs under ASan in tests/viz).
 # Builds in build-asan with -DGRADLAB_SANITIZE=ON and fails on the first sanitizer report: every report stops
 # the test process (halt_on_error / -fno-sanitize-recover), LeakSanitizer is on, and a report turns the test red.
 # Extra arguments go to ctest, e.g.  scripts/sanitize.sh -R '^data/'
@@ -17,5 +18,5 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # The caching allocator (tensor/tensor.cpp) would keep freed blocks from ASan and hide a use after free.
 export GRADLAB_NO_CACHING_ALLOCATOR=1
-ctest --test-dir build-asan -LE lessons -j"$jobs" --output-on-failure "$@"
+ctest --test-dir build-asan -LE "lessons|browser" -j"$jobs" --output-on-failure "$@"
 echo "sanitize: ASan+UBSan build in $(pwd)/build-asan, unit tests clean"
