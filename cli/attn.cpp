@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/args.h"
+#include "cli/attn_html.h"
 #include "cli/eval.h"
 #include "cli/outputs.h"
 #include "data/tasks.h"
@@ -142,7 +143,7 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
   std::vector<std::int32_t> ids;
   std::vector<std::string> tokens;
   viz::HeatmapOptions ho;
-  std::string stem, text;
+  std::string stem, text, html_path;
   std::string mask_choice;
   SinkOptions sink_options;
   try {
@@ -160,6 +161,7 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
     a.add_flag("example", "use a built-in example text (or the task's first evaluation sequence)");
     a.add_string("out", "", "the figure: FILE.png, with FILE.svg, FILE[.mask].npy and FILE.json beside it", "FILE.png")
         .required();
+    a.add_string("html", "", "also write the offline interactive viewer (one self-contained file)", "FILE.html").no_default();
     a.add_string("layers", "all", "layers to draw: 'all' or indices like 0,2");
     a.add_string("heads", "all", "heads to draw: 'all' or indices like 0,1");
     a.add_string("range", ":", "token range a:b for queries and keys (negative counts from the end)", "a:b");
@@ -195,6 +197,14 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
     if (out_png.size() < 5 || out_png.substr(out_png.size() - 4) != ".png")
       throw_error("--out ", out_png, ": expected a file name ending in .png");
     stem = out_png.substr(0, out_png.size() - 4);
+    if (a.given("html")) {
+      html_path = a.get_string("html");
+      if (html_path.size() < 6 || html_path.substr(html_path.size() - 5) != ".html")
+        throw_error("--html ", html_path, ": expected a file name ending in .html");
+      const std::filesystem::path html_parent = std::filesystem::path(html_path).parent_path();
+      if (!html_parent.empty() && !std::filesystem::is_directory(html_parent))
+        throw_error("--html ", html_path, ": the directory ", html_parent.string(), " does not exist");
+    }
     const std::filesystem::path parent = std::filesystem::path(out_png).parent_path();
     if (!parent.empty() && !std::filesystem::is_directory(parent))
       throw_error("--out ", out_png, ": the directory ", parent.string(), " does not exist");
@@ -350,6 +360,11 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
         j["sinks"].push_back(s);
         out << r.maps.mask << ": " << format_sink_summary(r.sinks);
       }
+    if (!html_path.empty()) {
+      write_attn_html(html_path, maps, tokens, text, j["stats"], ho.colormap);
+      j["files"].push_back(html_path);
+      err << "wrote " << html_path << "\n";
+    }
     for (const auto& f : files) err << "wrote " << f << "\n";
     out << j.dump() << "\n";
     out.flush();

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
     pf.subtitle = "hatched: real-score slots (j <= i); coloured: pseudo slots (j > i)";
     pf.colormap = "cividis";
     pf.value_format = "%.1f";
+    pf.colorbar_caption = "pseudo value P_ij";
     L.wrote(lesson::save_matrix_figure(pf, L.stem("p_matrix")));
 
     // With all real scores zero, the full softmax (before the outer mask) shows where each row's mass goes.
@@ -98,6 +99,7 @@ int main(int argc, char** argv) {
       for (std::int64_t j = 0; j < n; ++j) sf.values.push_back(std::exp(j <= i ? 0.0 : -j * gamma) / denom);
     }
     sf.staircase = true;
+    sf.colorbar_caption = "share of row i's softmax (real + pseudo slots)";
     sf.title = fmt("softmax(A ⊙ C + P) with all scores A = 0, before the outer ⊙ C (gamma = %.2f)", gamma);
     sf.subtitle = "left of the red line: real attention; right: mass absorbed by the pseudo slots, then dropped";
     L.wrote(lesson::save_matrix_figure(sf, L.stem("softmax_with_pseudo")));

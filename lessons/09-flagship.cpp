@@ -15,6 +15,7 @@
 
 #include "data/bigram_backcopy.h"
 #include "data/textfile.h"
+#include "lessons/attention_viewer.h"
 #include "lessons/lesson.h"
 #include "lessons/plot.h"
 #include "nn/sink_metrics.h"
@@ -436,6 +437,8 @@ int main(int argc, char** argv) {
         viz::Canvas grid = viz::heatmap_grid(maps[m], labels, g);
         L.wrote(viz::save_attention_figure(L.stem("attention_grid_" + masks[m].file), grid, {&maps[m]}, labels, g));
       }
+      // Both models in one image (each head a pair, one colour bar), and the offline viewer of both.
+      lesson::save_attention_comparison(L, maps, labels, probe_text, so.min_row, "lesson 09");
     }
 
     // ------------------------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ std::vector<std::string> save_matrix_figure(const MatrixFigure& m, const std::st
   const viz::Colormap& cmap = viz::Colormap::by_name(m.colormap);
   const int cell = m.cell;
   const int left = 90, top = m.subtitle.empty() ? 50 : 70, bar_w = 16;
-  int W = left + cell * static_cast<int>(m.cols) + 110;
+  int W = left + cell * static_cast<int>(m.cols) + 130;
   const int H = top + cell * static_cast<int>(m.rows) + 60;
   {
     // wide enough for the title lines
@@ -183,6 +183,16 @@ std::vector<std::string> save_matrix_figure(const MatrixFigure& m, const std::st
   bt.valign = VAlign::Middle;
   c.text(bx + bar_w + 4, by, tick_label(hi), bt);
   c.text(bx + bar_w + 4, by + bh, tick_label(lo), bt);
+  if (!m.colorbar_caption.empty()) {
+    TextStyle cap;
+    cap.size = 12;
+    cap.color = viz::colors::muted;
+    cap.anchor = Anchor::Middle;
+    cap.valign = VAlign::Middle;
+    cap.vertical = true;
+    const double label_w = std::max(c.text_width(tick_label(hi), 10), c.text_width(tick_label(lo), 10));
+    c.text(bx + bar_w + 4 + label_w + 14, by + bh / 2.0, m.colorbar_caption, cap);
+  }
   c.save(stem);
   return {stem + ".png", stem + ".svg"};
 }

@@ -51,6 +51,7 @@ struct MatrixFigure {
   const char* value_format = "%.2f";      // printf format of the printed values ("" = none)
   int cell = 44;                          // pixels per cell
   bool staircase = false;                 // outline the causal boundary (between j <= i and j > i)
+  std::string colorbar_caption;  // what the colour bar measures, written along it (empty: none)
 };
 
 // Write stem.png and stem.svg; return both paths.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (not the lessons, not the benchmarks).
+# The unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (not the lessons, not the benchmarks, not
+# the browser tests: Chromium is not ASan-built, and the viewer writer runs under ASan in tests/viz).
 # Builds in build-asan with -DGRADLAB_SANITIZE=ON and fails on the first sanitizer report: every report stops
 # the test process (halt_on_error / -fno-sanitize-recover), LeakSanitizer is on, and a report turns the test red.
 # Extra arguments go to ctest, e.g.  scripts/sanitize.sh -R '^data/'
@@ -19,5 +20,5 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export GRADLAB_NO_CACHING_ALLOCATOR=1
 # The `reliability` label (kill loop, byte flips, concurrent runs, peak RSS against the estimate) runs in the
 # Release stage: it spawns dozens of processes, and ASan's shadow memory would make the RSS comparison meaningless.
-ctest --test-dir build-asan -LE 'lessons|reliability' -j"$jobs" --output-on-failure "$@"
+ctest --test-dir build-asan -LE 'lessons|reliability|browser' -j"$jobs" --output-on-failure "$@"
 echo "sanitize: ASan+UBSan build in $(pwd)/build-asan, unit tests clean"

@@ -160,8 +160,50 @@ void Canvas::cells(int x, int y, int cell_w, int cell_h, int cols, int rows, con
            base64(encode_png_rgba(cols, rows, rgba)) + "\"/>\n";
 }
 
+bool boxes_overlap(const TextBox& a, const TextBox& b, double slack) {
+  return std::min(a.x1, b.x1) - std::max(a.x0, b.x0) > slack && std::min(a.y1, b.y1) - std::max(a.y0, b.y0) > slack;
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> overlapping_boxes(const std::vector<TextBox>& boxes, double slack) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  for (std::size_t a = 0; a < boxes.size(); ++a)
+    for (std::size_t b = a + 1; b < boxes.size(); ++b)
+      if (boxes_overlap(boxes[a], boxes[b], slack)) out.emplace_back(a, b);
+  return out;
+}
+
+TextBox Canvas::text_box(double x, double y, const std::string& utf8, const TextStyle& st) const {
+  const double asc = font_->ascent(st.size), desc = font_->descent(st.size);
+  const double w = font_->measure(utf8, st.size, st.bold);
+  const double along = st.anchor == Anchor::Start ? 0.0 : st.anchor == Anchor::Middle ? w / 2 : w;
+  const double across = st.vertical ? x : y;
+  double base = across;  // the baseline's coordinate across the text direction
+  if (st.valign == VAlign::Top) base = across + asc;
+  if (st.valign == VAlign::Middle) base = across + (asc - desc) / 2;
+  if (st.valign == VAlign::Bottom) base = across - desc;
+  TextBox b;
+  b.text = utf8;
+  if (!st.vertical) {
+    b.x0 = x - along, b.x1 = x - along + w;
+    b.y0 = base - asc, b.y1 = base + desc;
+  } else {  // reads upwards: the start is at the bottom, glyph tops point left
+    b.x0 = base - asc, b.x1 = base + desc;
+    b.y0 = y + along - w, b.y1 = y + along;
+  }
+  return b;
+}
+
+bool Canvas::text_if_free(double x, double y, const std::string& utf8, const TextStyle& st) {
+  const TextBox b = text_box(x, y, utf8, st);
+  for (const TextBox& o : boxes_)
+    if (boxes_overlap(b, o)) return false;
+  text(x, y, utf8, st);
+  return true;
+}
+
 void Canvas::text(double x, double y, const std::string& utf8, const TextStyle& st) {
   if (utf8.empty()) return;
+  boxes_.push_back(text_box(x, y, utf8, st));
   const double asc = font_->ascent(st.size), desc = font_->descent(st.size);
   const double w = font_->measure(utf8, st.size, st.bold);
   const double along = st.anchor == Anchor::Start ? 0.0 : st.anchor == Anchor::Middle ? w / 2 : w;

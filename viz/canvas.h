@@ -3,6 +3,7 @@
 // same primitive to an SVG document, so the .png and the .svg of a figure always share one layout.
 // Coordinates are pixels, origin top-left, y down.
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "viz/font.h"
@@ -27,6 +28,16 @@ struct TextStyle {
 struct Rect {
   int x = 0, y = 0, w = 0, h = 0;
 };
+
+// The box a drawn text occupies (ascent to descent across, advance width along), in pixels.
+struct TextBox {
+  double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+  std::string text;
+};
+// True when the two boxes share area (touching edges do not count; `slack` pixels of overlap are forgiven).
+bool boxes_overlap(const TextBox& a, const TextBox& b, double slack = 0.5);
+// Index pairs (a < b) of boxes that overlap: the test every figure must pass (empty = no label collides).
+std::vector<std::pair<std::size_t, std::size_t>> overlapping_boxes(const std::vector<TextBox>& boxes, double slack = 0.5);
 
 class Canvas {
  public:
@@ -56,6 +67,13 @@ class Canvas {
     return font_->measure(utf8, size, bold);
   }
   void text(double x, double y, const std::string& utf8, const TextStyle& style);
+  // Where text(x, y, utf8, style) would put its box, without drawing.
+  TextBox text_box(double x, double y, const std::string& utf8, const TextStyle& style) const;
+  // Draws the text only when its box overlaps no text drawn so far; returns whether it was drawn. For
+  // optional labels (bar values) whose neighbours may leave no room.
+  bool text_if_free(double x, double y, const std::string& utf8, const TextStyle& style);
+  // Every text drawn so far, in order.
+  const std::vector<TextBox>& text_boxes() const { return boxes_; }
 
   // Named SVG groups (<g id=...>) so a figure can be edited by parts; no effect on the raster.
   void begin_group(const std::string& id);
@@ -70,6 +88,7 @@ class Canvas {
   Image image_;
   FontPtr font_;
   std::string body_;  // SVG elements so far
+  std::vector<TextBox> boxes_;
   int open_groups_ = 0;
   bool uses_hatch_ = false;
 };

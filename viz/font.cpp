@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -284,6 +285,20 @@ bool Font::has_glyph(char32_t cp) const {
   if (!face_) return bitmap_table().count(cp) != 0;
   int glyph;
   return pick_face(face_.get(), fallback_.get(), cp, &glyph) != nullptr;
+}
+
+std::string Font::printable(const std::string& utf8) const {
+  std::string out;
+  for (char32_t cp : decode_utf8(utf8)) {
+    if (has_glyph(cp)) {
+      out += encode_utf8(cp);
+      continue;
+    }
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(cp));
+    out += buf;
+  }
+  return out;
 }
 
 double Font::measure(const std::string& utf8, double size, bool bold) const {

@@ -41,6 +41,9 @@ class Font {
   double measure(const std::string& utf8, double size, bool bold = false) const;
   // True when the font has a real glyph for the code point (not the box).
   bool has_glyph(char32_t cp) const;
+  // The text with every character this font has no glyph for written as its code, "U+1F600", so a label
+  // never shows an anonymous box.
+  std::string printable(const std::string& utf8) const;
 
   // Renders text into a coverage mask; *baseline receives the row of the baseline inside the mask, and the
   // pen starts at column 1 (one pixel of padding on each side).

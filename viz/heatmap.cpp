@@ -25,6 +25,8 @@ constexpr double kSmallSize = 11;
 constexpr double kStatsSize = 10.5;
 constexpr int kMaxCell = 64;
 constexpr std::size_t kMaxLabelChars = 10;
+constexpr double kMinLabelSize = 10;  // token labels never get smaller than this: they thin out instead
+constexpr double kPosLabelSize = 9;   // the position beside each token label, in grey
 
 struct PanelSpec {
   const AttentionMaps* maps;
@@ -45,8 +47,10 @@ struct Layout {
   int cell = 1, ds = 1, n_disp = 1;
   bool token_labels = false;
   double label_size = 10;
-  std::int64_t num_step = 1;  // token step between numeric labels
-  int label_w = 0;            // widest axis label in pixels
+  std::int64_t num_step = 1;    // token step between numeric labels
+  std::int64_t label_step = 1;  // token labels: every label_step-th token (1, 2, 4, ...)
+  int label_w = 0;              // widest axis label in pixels
+  int pos_w = 0;                // widest position label beside a token label
   int rl_w = 0, kl_h = 0, cap_w = 0, cap_h = 0;
   int title_h = 0, header_h = 0;
   int matrix = 0, sink_gap = 0, sink_w = 0, sink_over = 0;
@@ -60,6 +64,13 @@ struct Layout {
 };
 
 int ceil_int(double v) { return static_cast<int>(std::ceil(v - 1e-9)); }
+
+// 2 -> "2nd", 4 -> "4th", 32 -> "32nd", 13 -> "13th".
+std::string ordinal(std::int64_t n) {
+  const std::int64_t tens = n % 100, ones = n % 10;
+  const char* suffix = tens >= 11 && tens <= 13 ? "th" : ones == 1 ? "st" : ones == 2 ? "nd" : ones == 3 ? "rd" : "th";
+  return std::to_string(n) + suffix;
+}
 
 std::string fmt_tick(double v) {
   char buf[32];
@@ -141,7 +152,7 @@ class HeatmapRenderer {
   bool key_labels(int row) const { return spec_.rows <= 2 || row == spec_.rows - 1; }
 
   std::string token_label(std::int64_t pos) const {
-    return truncate_label(escape_token(tokens_[static_cast<std::size_t>(pos)]), kMaxLabelChars);
+    return truncate_label(font_->printable(escape_token(tokens_[static_cast<std::size_t>(pos)])), kMaxLabelChars);
   }
 
   Layout compute(int cell, int ds) const;
@@ -160,13 +171,17 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
   L.ds = ds;
   L.n_disp = static_cast<int>((n_ + ds - 1) / ds);
   L.matrix = L.n_disp * cell;
-  // Axis labels: tokens when every cell is tall enough for a line of text, else position numbers.
-  L.token_labels = !tokens_.empty() && ds == 1 && cell >= 10;
+  // Axis labels: the tokens (with their positions in grey) whenever cells are single tokens; where a cell is
+  // too small for a line of text, every 2nd (4th, ...) token is labelled instead of shrinking the text.
+  L.token_labels = !tokens_.empty() && ds == 1;
   if (L.token_labels) {
-    L.label_size = std::clamp(cell * 0.75, 9.0, 13.0);
+    L.label_size = std::clamp(cell * 0.75, kMinLabelSize, 13.0);
+    const double need = std::max(lh(L.label_size), lh(kPosLabelSize)) + 1;
+    while (L.label_step * cell < need) L.label_step *= 2;
     double w = 0;
-    for (std::int64_t p = begin_; p < end_; ++p) w = std::max(w, tw(token_label(p), L.label_size));
+    for (std::int64_t p = begin_; p < end_; p += L.label_step) w = std::max(w, tw(token_label(p), L.label_size));
     L.label_w = ceil_int(w);
+    L.pos_w = ceil_int(tw(std::to_string(end_ - 1), kPosLabelSize));
   } else {
     L.label_size = 10;
     double px_per_token = static_cast<double>(cell) / ds;
@@ -175,8 +190,8 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
   }
   L.cap_w = ceil_int(lh(kCaptionSize)) + 6;
   L.cap_h = ceil_int(lh(kCaptionSize)) + 4;
-  L.rl_w = L.label_w + (L.token_labels ? 8 : 10);
-  L.kl_h = L.label_w + (L.token_labels ? 8 : 10);
+  L.rl_w = L.label_w + (L.token_labels ? 8 + L.pos_w + 6 : 10);
+  L.kl_h = L.label_w + (L.token_labels ? 8 + L.pos_w + 6 : 10);
   L.title_h = ceil_int(lh(kPanelTitleSize)) + 8 + (opts_.panel_stats ? ceil_int(lh(kStatsSize)) + 2 : 0);
   if (has_sink_) {
     L.sink_gap = std::max(8, cell / 2);
@@ -243,6 +258,9 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
   if (opts_.panel_stats && L.stats_form < 2)
     L.footnotes.push_back("first token: mean of Attn_i0 over rows i \u2265 " + std::to_string(stats_.begin()->second.first_row) +
                           "; \u00f7R: the same normalised by the row's real mass R_i = \u03a3_j Attn_ij");
+  if (L.token_labels)
+    L.footnotes.push_back(std::string("axes: each token (\u00b7 space, \u21b5 newline, \u2192 tab) with its position in grey") +
+                          (L.label_step > 1 ? "; every " + ordinal(L.label_step) + " token labelled" : ""));
   if (ds > 1)
     L.footnotes.push_back("long input: each cell shows the mean of a " + std::to_string(ds) + "\u00d7" + std::to_string(ds) +
                           " block of attention weights");
@@ -363,6 +381,7 @@ void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p, int title_varia
   geo.cell = c;
   geo.block = ds;
   geo.token_labels = L.token_labels;
+  geo.label_step = L.token_labels ? L.label_step : L.num_step;
 
   // Values inside large cells, dark or light to contrast with the cell colour.
   const bool values = opts_.cell_values && ds == 1 && c >= 30;
@@ -403,16 +422,22 @@ void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p, int title_varia
   const TextStyle key_style{L.label_size, colors::text, Anchor::End, VAlign::Middle, true};
   std::vector<std::int64_t> positions;
   if (L.token_labels) {
-    for (std::int64_t p2 = begin_; p2 < end_; ++p2) positions.push_back(p2);
+    for (std::int64_t p2 = begin_; p2 < end_; p2 += L.label_step) positions.push_back(p2);
   } else {
     for (std::int64_t p2 = (begin_ + L.num_step - 1) / L.num_step * L.num_step; p2 < end_; p2 += L.num_step) positions.push_back(p2);
   }
   auto label_of = [&](std::int64_t pos) { return L.token_labels ? token_label(pos) : std::to_string(pos); };
+  // Tick marks where not every row/column has its own label, so a label points at its cell.
+  const bool ticks = !L.token_labels || L.label_step > 1;
+  const int label_gap = ticks ? 6 : 5;
+  const TextStyle pos_row{kPosLabelSize, colors::muted, Anchor::End, VAlign::Middle};
+  const TextStyle pos_key{kPosLabelSize, colors::muted, Anchor::End, VAlign::Middle, true};
   if (row_labels(p.col)) {
     for (std::int64_t pos : positions) {
       double y = my + centre_of(pos);
-      if (!L.token_labels) cv.line(mx - 4, y, mx - 1, y, colors::frame, 1);
-      cv.text(mx - (L.token_labels ? 5 : 6), y, label_of(pos), row_style);
+      if (ticks) cv.line(mx - 4, y, mx - 1, y, colors::frame, 1);
+      cv.text(mx - label_gap, y, label_of(pos), row_style);
+      if (L.token_labels) cv.text(mx - label_gap - L.label_w - 6, y, std::to_string(pos), pos_row);
     }
     TextStyle cap{kCaptionSize, colors::muted, Anchor::Middle, VAlign::Middle, true};
     cv.text(px0 + L.cap_w / 2.0, my + L.matrix / 2.0, L.token_labels ? "query" : "query position", cap);
@@ -420,10 +445,9 @@ void HeatmapRenderer::draw_panel(Canvas& cv, const PanelSpec& p, int title_varia
   if (key_labels(p.row)) {
     for (std::int64_t pos : positions) {
       double x = mx + centre_of(pos);
-      if (!L.token_labels) cv.line(x, my + L.matrix + 1, x, my + L.matrix + 4, colors::frame, 1);
-      TextStyle st = key_style;
-      st.anchor = Anchor::End;
-      cv.text(x, my + L.matrix + (L.token_labels ? 5 : 6), label_of(pos), st);
+      if (ticks) cv.line(x, my + L.matrix + 1, x, my + L.matrix + 4, colors::frame, 1);
+      cv.text(x, my + L.matrix + label_gap, label_of(pos), key_style);
+      if (L.token_labels) cv.text(x, my + L.matrix + label_gap + L.label_w + 6, std::to_string(pos), pos_key);
     }
     cv.text(mx + L.matrix / 2.0, my + L.matrix + L.kl_h + L.cap_h / 2.0, L.token_labels ? "key" : "key position",
             {kCaptionSize, colors::muted, Anchor::Middle, VAlign::Middle});

@@ -9,8 +9,10 @@
 //   heatmap_grid     layers x heads;
 //   heatmap_compare  two attention sets (e.g. causal and StableMask) side by side for the same (layer, head)
 //                    list and tokens, one shared colour bar.
-// Cell size shrinks as T grows so the image stays within max_width x max_height; token labels give way to
-// position numbers when cells get too small, and very long inputs average blocks of cells.
+// Cell size shrinks as T grows so the image stays within max_width x max_height. Axes carry the tokens
+// themselves (escaped: · space, ↵ newline, → tab; U+ codes for characters the font lacks) with the position in
+// grey beside each; when cells are smaller than a line of text every 2nd (4th, ...) token is labelled, never a
+// smaller font. Very long inputs average blocks of cells and label positions.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,6 +31,7 @@ struct PanelGeometry {
   int cell = 0;       // pixels per displayed cell
   int block = 1;      // tokens per displayed cell along each axis (> 1 only for very long inputs)
   bool token_labels = false;  // tokens as labels (else position numbers)
+  std::int64_t label_step = 1;  // every label_step-th token (or position) is labelled
 };
 
 struct HeatmapOptions {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 
 #include "tensor/error.h"
 
@@ -62,6 +63,71 @@ bool clip_segment(double& x0, double& y0, double& x1, double& y1, double left, d
   double nx0 = x0 + t0 * dx, ny0 = y0 + t0 * dy, nx1 = x0 + t1 * dx, ny1 = y0 + t1 * dy;
   x0 = nx0; y0 = ny0; x1 = nx1; y1 = ny1;
   return true;
+}
+
+// Smallest k such that keeping every k-th label (0, k, 2k, ...) leaves at least `gap` pixels between the
+// neighbours' extents along the axis; centres ascend or descend, extents are the labels' lengths.
+std::size_t label_stride(const std::vector<double>& centres, const std::vector<double>& extents, double gap) {
+  for (std::size_t k = 1; k < centres.size(); ++k) {
+    bool fits = true;
+    for (std::size_t a = 0; a + k < centres.size() && fits; a += k)
+      fits = std::fabs(centres[a + k] - centres[a]) >= (extents[a] + extents[a + k]) / 2 + gap;
+    if (fits) return k;
+  }
+  return std::max<std::size_t>(1, centres.size());
+}
+
+// Decade labels on a log axis: "1e-5" style for every label once any needs it, so the axis reads evenly.
+std::vector<std::string> log_labels(const std::vector<double>& ticks) {
+  bool exponent = false;
+  for (double v : ticks) exponent = exponent || v < 1e-3 || v >= 1e4;
+  std::vector<std::string> out;
+  for (double v : ticks) {
+    char buf[32];
+    if (exponent) {
+      int e = static_cast<int>(std::floor(std::log10(v) + 1e-9));
+      double m = v / std::pow(10.0, e);
+      if (std::fabs(m - 1) < 1e-6) std::snprintf(buf, sizeof buf, "1e%d", e);
+      else std::snprintf(buf, sizeof buf, "%.0fe%d", m, e);
+      out.push_back(buf);
+    } else {
+      out.push_back(format_tick(v, std::pow(10.0, std::floor(std::log10(v) + 1e-9))));
+    }
+  }
+  return out;
+}
+
+// Ticks on a log axis thinned to fit: first only the decades, then every k-th decade.
+void thin_log_ticks(std::vector<double>* ticks, const std::function<double(const std::string&)>& extent_of,
+                    const std::function<double(double)>& pos, double gap) {
+  auto stride_of = [&](const std::vector<double>& t) {
+    std::vector<double> c, e;
+    std::vector<std::string> labels = log_labels(t);
+    for (std::size_t k = 0; k < t.size(); ++k) c.push_back(pos(t[k])), e.push_back(extent_of(labels[k]));
+    return label_stride(c, e, gap);
+  };
+  if (ticks->size() < 2 || stride_of(*ticks) == 1) return;
+  std::vector<double> decades;
+  for (double v : *ticks) {
+    double l = std::log10(v);
+    if (std::fabs(l - std::round(l)) < 1e-9) decades.push_back(v);
+  }
+  if (decades.size() >= 2) *ticks = decades;
+  std::size_t k = stride_of(*ticks);
+  std::vector<double> kept;
+  for (std::size_t a = 0; a < ticks->size(); a += k) kept.push_back((*ticks)[a]);
+  *ticks = kept;
+}
+
+// Keeps every stride-th entry of both vectors.
+template <typename A, typename B>
+void keep_every(std::size_t stride, std::vector<A>* a, std::vector<B>* b) {
+  if (stride <= 1) return;
+  std::vector<A> ka;
+  std::vector<B> kb;
+  for (std::size_t k = 0; k < a->size(); k += stride) ka.push_back((*a)[k]), kb.push_back((*b)[k]);
+  *a = ka;
+  *b = kb;
 }
 
 double dash_for(std::size_t index) {
@@ -208,14 +274,12 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
   // Layout.
   std::vector<std::string> ylabels;
   int ylab_w = 0;
-  for (std::size_t k = 0; k < yt.size(); ++k) {
-    double v = yt[k];
-    // On a log axis each label needs the digits of its own neighbourhood (0.02, 0.05, 0.1, 0.2, ...).
-    double local = opts.log_y ? (k + 1 < yt.size() ? yt[k + 1] - v : (k > 0 ? v - yt[k - 1] : v)) : ystep;
-    if (opts.log_y) local = std::pow(10.0, std::floor(std::log10(std::min(local, v)) + 1e-9));
-    ylabels.push_back(format_tick(v, local));
-    ylab_w = std::max(ylab_w, ceil_int(font->measure(ylabels.back(), kTickSize)));
+  if (opts.log_y) {
+    ylabels = log_labels(yt);
+  } else {
+    for (double v : yt) ylabels.push_back(format_tick(v, ystep));
   }
+  for (const std::string& l : ylabels) ylab_w = std::max(ylab_w, ceil_int(font->measure(l, kTickSize)));
   bool legend = false;
   int legend_w = 0;
   for (const Series& s : series)
@@ -248,6 +312,28 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
     return py + ph - t * ph;
   };
 
+  // Tick labels never touch: x labels keep 8 px between them, y labels 2 px; crowded axes keep every k-th.
+  const double tick_h = font->line_height(kTickSize);
+  auto x_extent = [&](const std::string& l) { return font->measure(l, kTickSize); };
+  if (opts.log_x) {
+    thin_log_ticks(&xt, x_extent, X, 8);
+  } else {
+    std::vector<double> c, e;
+    for (double v : xt) c.push_back(X(v)), e.push_back(x_extent(format_tick(v, xstep)));
+    std::size_t k = label_stride(c, e, 8);
+    std::vector<double> kept;
+    for (std::size_t a = 0; a < xt.size(); a += k) kept.push_back(xt[a]);
+    xt = kept;
+  }
+  std::vector<std::string> xlabels = opts.log_x ? log_labels(xt) : std::vector<std::string>{};
+  if (!opts.log_x)
+    for (double v : xt) xlabels.push_back(format_tick(v, xstep));
+  {
+    std::vector<double> c, e;
+    for (double v : yt) c.push_back(Y(v)), e.push_back(tick_h);
+    keep_every(label_stride(c, e, 2), &yt, &ylabels);
+  }
+
   Canvas cv(W, H, font);
   draw_title_block(cv, opts.title, opts.subtitle);
   cv.begin_group("axes");
@@ -257,13 +343,11 @@ Canvas line_plot(const std::vector<Series>& series, const LinePlotOptions& opts)
     cv.line(px - 4, y, px, y, colors::frame, 1);
     cv.text(px - 7, y, ylabels[k], {kTickSize, colors::text, Anchor::End, VAlign::Middle});
   }
-  for (double v : xt) {
-    double x = std::round(X(v)) + 0.5;
+  for (std::size_t k = 0; k < xt.size(); ++k) {
+    double x = std::round(X(xt[k])) + 0.5;
     cv.line(x, py, x, py + ph, colors::grid, 1);
     cv.line(x, py + ph, x, py + ph + 4, colors::frame, 1);
-    double local = xstep;
-    if (opts.log_x) local = std::pow(10.0, std::floor(std::log10(v) + 1e-9));
-    cv.text(x, py + ph + 7, format_tick(v, local), {kTickSize, colors::text, Anchor::Middle, VAlign::Top});
+    cv.text(x, py + ph + 7, xlabels[k], {kTickSize, colors::text, Anchor::Middle, VAlign::Top});
   }
   cv.line(px + 0.5, py, px + 0.5, py + ph + 0.5, colors::frame, 1);        // left spine
   cv.line(px, py + ph + 0.5, px + pw, py + ph + 0.5, colors::frame, 1);    // bottom spine
@@ -427,6 +511,47 @@ Canvas bar_chart(const std::vector<std::string>& groups, const std::vector<std::
   const int px = left, py = top, ph = H - top - bottom;
   if (pw < 60 || ph < 60) throw_error("bar_chart: ", W, "x", H, " leaves no room for the plot; make it larger");
   auto Y = [&](double y) { return py + ph - (std::clamp(y, lo, hi) - lo) / (hi - lo) * ph; };
+  // Headroom for the value labels above the tallest bars: raise the axis by whole steps (unless the caller
+  // fixed it) until every label fits under the top of the plot.
+  const double value_size = 10;
+  const double bar_w = gw * 0.8 / S;
+  if (opts.value_labels && !opts.y_max) {
+    auto label_need = [&](double v) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.*f", std::clamp(opts.decimals, 0, 6), v);
+      const double w = font->measure(buf, value_size);
+      return w + 2 <= bar_w ? font->line_height(value_size) + 3 : w + 4;
+    };
+    bool raised = false;
+    for (int guard = 0; guard < 20; ++guard) {
+      bool fits = true;
+      for (const auto& row : values)
+        for (double v : row)
+          if (finite(v) && v > 0 && Y(v) - label_need(v) < py) fits = false;
+      if (fits) break;
+      hi += ystep;
+      raised = true;
+    }
+    if (raised) {
+      yt = nice_ticks(lo, hi, 5, &ystep);
+      ylabels.clear();
+      for (double v : yt) ylabels.push_back(format_tick(v, ystep));
+    }
+  }
+
+  {
+    std::vector<double> c, e;
+    for (double v : yt) c.push_back(Y(v)), e.push_back(font->line_height(kTickSize));
+    keep_every(label_stride(c, e, 2), &yt, &ylabels);
+  }
+  // Group labels: every k-th when even vertical labels would touch.
+  std::size_t group_stride = 1;
+  {
+    std::vector<double> c, e;
+    for (std::size_t g = 0; g < G; ++g)
+      c.push_back(px + (g + 0.5) * gw), e.push_back(vertical_groups ? font->line_height(kTickSize) : font->measure(groups[g], kTickSize));
+    group_stride = label_stride(c, e, 4);
+  }
 
   Canvas cv(W, H, font);
   draw_title_block(cv, opts.title, opts.subtitle);
@@ -444,8 +569,6 @@ Canvas bar_chart(const std::vector<std::string>& groups, const std::vector<std::
     cv.text(px + pw / 2.0, H - kMargin, opts.x_label, {kLabelSize, colors::text, Anchor::Middle, VAlign::Bottom});
   cv.end_group();
 
-  const double bar_w = gw * 0.8 / S;
-  const double value_size = 10;
   const double zero_y = Y(std::clamp(0.0, lo, hi));
   for (std::size_t g = 0; g < G; ++g) {
     cv.begin_group("group-" + std::to_string(g));
@@ -460,21 +583,25 @@ Canvas bar_chart(const std::vector<std::string>& groups, const std::vector<std::
       if (opts.value_labels) {
         char buf[32];
         std::snprintf(buf, sizeof buf, "%.*f", std::clamp(opts.decimals, 0, 6), v);
+        // Horizontal when it fits the bar's slot, else upright along the bar; a label that would touch
+        // another (a neighbour's, the title, the legend) is left out rather than drawn over it.
         double w = font->measure(buf, value_size);
-        if (w <= bar_w + 8) {
-          if (v >= 0) cv.text((bx + bx1) / 2.0, y0 - 3, buf, {value_size, colors::text, Anchor::Middle, VAlign::Bottom});
-          else cv.text((bx + bx1) / 2.0, y1 + 3, buf, {value_size, colors::text, Anchor::Middle, VAlign::Top});
-        } else if (w <= ph / 3.0 && bar_w >= font->line_height(value_size)) {
-          cv.text((bx + bx1) / 2.0, v >= 0 ? y0 - 4 : y1 + 4 + w, buf,
-                  {value_size, colors::text, Anchor::Start, VAlign::Middle, true});
+        if (w + 2 <= bar_w) {
+          if (v >= 0) cv.text_if_free((bx + bx1) / 2.0, y0 - 3, buf, {value_size, colors::text, Anchor::Middle, VAlign::Bottom});
+          else cv.text_if_free((bx + bx1) / 2.0, y1 + 3, buf, {value_size, colors::text, Anchor::Middle, VAlign::Top});
+        } else if (w <= ph / 3.0 && bar_w >= font->line_height(value_size) + 1) {
+          cv.text_if_free((bx + bx1) / 2.0, v >= 0 ? y0 - 4 : y1 + 4 + w, buf,
+                          {value_size, colors::text, Anchor::Start, VAlign::Middle, true});
         }
       }
     }
     double gx = px + (g + 0.5) * gw;
-    if (vertical_groups)
-      cv.text(gx, py + ph + 6, groups[g], {kTickSize, colors::text, Anchor::End, VAlign::Middle, true});
-    else
-      cv.text(gx, py + ph + 6, groups[g], {kTickSize, colors::text, Anchor::Middle, VAlign::Top});
+    if (g % group_stride == 0) {
+      if (vertical_groups)
+        cv.text(gx, py + ph + 6, groups[g], {kTickSize, colors::text, Anchor::End, VAlign::Middle, true});
+      else
+        cv.text(gx, py + ph + 6, groups[g], {kTickSize, colors::text, Anchor::Middle, VAlign::Top});
+    }
     cv.end_group();
   }
   cv.line(px, std::round(zero_y) + 0.5, px + pw, std::round(zero_y) + 0.5, colors::frame, 1);  // baseline
