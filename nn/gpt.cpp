@@ -333,12 +333,14 @@ class Attention : public Module {
         ck.resize(static_cast<std::size_t>(layer + 1));
         cv.resize(static_cast<std::size_t>(layer + 1));
       }
+      // exercise 12.1 begin: KV-cache append: prepend the cached keys and values, then store the new ones
       if (ck[layer].defined()) {
         k = concat({Var::leaf(ck[layer]), k}, 2);
         v = concat({Var::leaf(cv[layer]), v}, 2);
       }
       ck[layer] = k.data().contiguous();
       cv[layer] = v.data().contiguous();
+      // exercise 12.1 end
       k0 = q0 - (k.size(2) - T);
     }
     // The materialized path: for the recorder (heatmaps), the KV cache and float64 (gradient checks, fixtures).
