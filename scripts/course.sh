@@ -174,10 +174,11 @@ build_tests() {
   if command -v ccache >/dev/null && [ ! -f "$root/$build/CMakeCache.txt" ]; then
     launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
   fi
-  cmake -S "$root" -B "$root/$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >"$root/$build.course-configure.log" 2>&1 ||
-    { tail -20 "$root/$build.course-configure.log" >&2; return 1; }
-  cmake --build "$root/$build" -j"$jobs" "${targets[@]}" >"$root/$build.course-build.log" 2>&1 ||
-    { grep -E 'error|Error' "$root/$build.course-build.log" | head -20 >&2; return 1; }
+  mkdir -p "$root/$build"
+  cmake -S "$root" -B "$root/$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >"$root/$build/course-configure.log" 2>&1 ||
+    { tail -20 "$root/$build/course-configure.log" >&2; return 1; }
+  cmake --build "$root/$build" -j"$jobs" "${targets[@]}" >"$root/$build/course-build.log" 2>&1 ||
+    { grep -E 'error|Error' "$root/$build/course-build.log" | head -20 >&2; return 1; }
 }
 
 # The first failing check of a ctest run's output, as one line: a stub's message, or doctest's first failed
@@ -220,7 +221,7 @@ cmd_grade() {
   fi
   [ ${#ids[@]} -gt 0 ] || die "grade: no exercises to grade"
   local build=${BUILD:-build}
-  echo "course.sh: building the tests of ${#ids[@]} exercises in $ROOT/$build (log: $build.course-build.log)"
+  echo "course.sh: building the tests of ${#ids[@]} exercises in $ROOT/$build (log: $build/course-build.log)"
   local built=1
   build_tests "$ROOT" "${ids[@]}" || built=0
   local logs="$ROOT/$build/course-grade"
@@ -231,7 +232,7 @@ cmd_grade() {
     note=$(basename "$(lesson_note "$ROOT" "$id")" .md)
     local out="$logs/$id.log"
     if [ $built -eq 0 ]; then
-      result=failed; why="the build failed: see $build.course-build.log"
+      result=failed; why="the build failed: see $build/course-build.log"
     elif (cd "$ROOT/$build" && ctest -L "^exercise-${id//./\\.}\$" --output-on-failure --timeout 300) >"$out" 2>&1; then
       if grep -qE '^100% tests passed, 0 tests failed out of [1-9]' "$out"; then
         result=passed; why=""

@@ -41,6 +41,6 @@ gradlab_exercise_test(08.1 "attention/stablemask tau / infinite tail / equals th
 gradlab_exercise_test(10.1 "attention/rope_qkv equals the composite reference bit for bit (float32 and float64, forward and d(qkv))")
 gradlab_exercise_test(10.1 "attention/rope_qkv: q . k depends only on the distance between the positions (RoPE's defining property)")
 # 12.1 KV-cache append (nn/gpt.cpp, the attention's cache branch)
-gradlab_exercise_test(12.1 "eval/KV-cached logits equal the full forward pass step by step")
+gradlab_exercise_test(12.1 "eval/KV cache, learned positions, causal: each cached step equals the full pass over the same prefix")
 # 13.1 the attention backward's D_i (tensor/attention_kernel.cpp flash_backward)
 gradlab_exercise_test(13.1 "attention/flash attention forward and gradients equal the materialized reference")
