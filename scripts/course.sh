@@ -115,7 +115,8 @@ cmd_init() {
     die_usage "init: $dir exists and is not empty; choose a new folder (nothing was written)"
   fi
   command -v git >/dev/null || die "init: needs git to list the repository's files"
-  git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 || die "init: $ROOT is not a git checkout"
+  [ ! -d "$ROOT/.course" ] || die_usage "init: $ROOT is a workspace; run init from the repository it came from"
+  [ "$(git -C "$ROOT" rev-parse --show-toplevel 2>/dev/null)" = "$ROOT" ] || die "init: $ROOT is not the top of a git checkout"
 
   local markers; markers=$(scan_markers "$ROOT")
   local available; available=$(cut -f1 <<<"$markers" | cut -d. -f1 | sort -u | tr '\n' ' ')
@@ -136,6 +137,7 @@ cmd_init() {
   dir=$(cd "$dir" && pwd)
   # The git-tracked files as they are in the working tree (a file deleted there but still tracked is skipped).
   (cd "$ROOT" && git ls-files -z | tar --null -T - --ignore-failed-read -cf - 2>/dev/null) | (cd "$dir" && tar -xf -)
+  [ -f "$dir/CMakeLists.txt" ] || die "init: copying the tracked files of $ROOT to $dir failed"
   mkdir -p "$dir/.course/solutions"
   echo "copied from $ROOT at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$dir/.course/origin"
   : >"$dir/.course/exercises"
@@ -191,9 +193,13 @@ first_failure() {
       function flush() { gsub(/[[:space:]]+/, " ", text); print text; done = 1; exit }
       /: MESSAGE: / && note == "" { note = $0; sub(/^.*: MESSAGE: /, "", note) }
       /: ERROR: / { err = $0; sub(/^.*: ERROR: /, "", err); mode = "error"; next }
-      mode == "error" && /^[[:space:]]*values: / { v = $0; sub(/^[[:space:]]*values: /, "", v); values = v; next }
+      mode == "error" && /^[[:space:]]*values: / {
+        v = $0; sub(/^[[:space:]]*values: /, "", v)
+        if (v !~ /^[A-Z_]+\( *(true|false) *\)$/) values = v  # a bare boolean says nothing
+        next
+      }
       mode == "error" && /^[[:space:]]*logged: / { l = $0; sub(/^[[:space:]]*logged: /, "", l); logged = l; mode = "logged"; next }
-      mode == "logged" && /^[[:space:]]{6,}[^[:space:]]/ { l = $0; sub(/^[[:space:]]+/, "", l); logged = logged "; " l; next }
+      mode == "logged" && /^[[:space:]][[:space:]][[:space:]][[:space:]][[:space:]][[:space:]]+[^[:space:]]/ { l = $0; sub(/^[[:space:]]+/, "", l); logged = logged "; " l; next }
       mode != "" && (/^[[:space:]]*$/ || /^=+$/) {
         text = (logged != "" ? logged : err)
         if (note != "") text = note " -- " text
