@@ -104,7 +104,7 @@ int check_against_reference(GemmFn fn, const char* name, const Case& c, uint64_t
       else
         ok = std::isfinite(got) && std::fabs(double(got) - ref[i * o.ldc + j]) <= tol * scale[i * o.ldc + j];
       if (!ok && ++failures <= 3)
-        MESSAGE(name, " ", describe(c), ": C[", i, ",", j, "] = ", got, ", expected ",
+        MESSAGE(std::string(name), " ", describe(c), ": C[", i, ",", j, "] = ", got, ", expected ",
                 j >= c.N ? double(kSentinel) : ref[i * o.ldc + j]);
     }
   }
@@ -160,7 +160,7 @@ TEST_CASE("gemm: every rung matches the float64 reference on awkward shapes / al
     int failures = 0;
     uint64_t seed = 100;
     for (const Case& c : awkward_cases()) failures += check_against_reference(rung.fn, rung.name, c, seed++);
-    CHECK_MESSAGE(failures == 0, rung.name);
+    CHECK_MESSAGE(failures == 0, std::string(rung.name));
   }
 }
 
@@ -171,7 +171,7 @@ void check_one_rung(Rung which) {
   int failures = 0;
   uint64_t seed = 100;
   for (const Case& c : awkward_cases()) failures += check_against_reference(rung.fn, rung.name, c, seed++);
-  CHECK_MESSAGE(failures == 0, "rung ", rung.name, " gave ", failures,
+  CHECK_MESSAGE(failures == 0, "rung ", std::string(rung.name), " gave ", failures,
                 " wrong elements over the awkward shapes (the first ones are listed above)");
 }
 
