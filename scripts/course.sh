@@ -18,7 +18,7 @@
 # Environment: BUILD (build folder, default build), JOBS (default 2). ccache is used when it is installed.
 # Exit codes: 0 ok, 1 a failed exercise or build, 2 bad usage or input.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd -P)  # physical, as git reports its top
 ENGINE_DIRS=(tensor autograd nn data train viz cli)
 MARK_RE='// exercise [0-9][0-9]\.[0-9]+ (begin|end)'
 
