@@ -39,7 +39,7 @@ Var attention_fused_qkv(const Var& qkv, std::int64_t n_head, const Tensor& tau, 
 // head of q and of k rotated (rotate-half / GPT-NeoX convention, base 10000, token t at absolute position
 // first_position + t) and v copied unchanged. Per head, x = [x1, x2] of D/2 each:
 //   out = x * cos + rotate_half(x) * sin,  rotate_half([x1, x2]) = [-x2, x1],  angle_i = pos * 10000^(-2i/D)
-// The one RoPE of the engine (every attention path uses it); tests/attention/test_rope_qkv.cpp keeps the
+// The one RoPE of the engine (every attention path uses it); tests/autograd/test_rope_qkv.cpp keeps the
 // composite of elementary ops on split heads as its oracle, equal bit for bit. D must be even.
 Var rope_qkv(const Var& qkv, std::int64_t n_head, std::int64_t first_position);
 

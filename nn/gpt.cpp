@@ -259,7 +259,7 @@ class Attention : public Module {
   // (the recorder for heatmaps, and float64 for gradient checks and the PyTorch fixtures).
   Var forward(const Var& x, const ForwardOptions& opt, std::int64_t layer) const {
     // qkv = c_attn(x): q, k, v in that order along the output dimension (B,T,3C); RoPE rotates q and k in place
-    // of that layout (rope_qkv; tests/attention/test_rope_qkv.cpp keeps the composite version as its oracle)
+    // of that layout (rope_qkv; tests/autograd/test_rope_qkv.cpp keeps the composite version as its oracle)
     Var qkv = c_attn->forward(x);
     if (cfg_.pos == PosKind::Rope) qkv = rope_qkv(qkv, cfg_.n_head, opt.first_position);
     Var y;
@@ -291,12 +291,14 @@ class Attention : public Module {
       ck.resize(static_cast<std::size_t>(layer + 1));
       cv.resize(static_cast<std::size_t>(layer + 1));
     }
+    // exercise 12.1 begin: KV-cache append: prepend the cached keys and values, then store the new ones
     if (ck[layer].defined()) {
       h.k = concat({Var::leaf(ck[layer]), h.k}, 2);
       h.v = concat({Var::leaf(cv[layer]), h.v}, 2);
     }
     ck[layer] = h.k.data().contiguous();
     cv[layer] = h.v.data().contiguous();
+    // exercise 12.1 end
     const std::int64_t k0 = opt.first_position - (h.k.size(2) - qkv.size(1));
     return attend(h, opt.first_position, k0, opt.recorder);
   }
