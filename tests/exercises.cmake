@@ -43,4 +43,4 @@ gradlab_exercise_test(10.1 "autograd/rope_qkv: q . k depends only on the distanc
 # 12.1 KV-cache append (nn/gpt.cpp Attention::forward_cached)
 gradlab_exercise_test(12.1 "train/KV cache, learned positions, causal: each cached step equals the full pass over the same prefix")
 # 13.1 the attention backward's D_i (tensor/attention_kernel.cpp flash_backward)
-gradlab_exercise_test(13.1 "tensor/flash attention forward and gradients equal the materialized reference")
+gradlab_exercise_test(13.1 "tensor/flash attention forward and gradients equal the materialized kernel")
