@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
     viz::HeatmapOptions ho;
     ho.title = "one head, causal attention";
     ho.subtitle = "\"the cat sat on the mat\"";
+    ho.panel_stats = false;  // the first-token share and the real mass R_i come in lessons 08 and 09
     viz::Canvas fig = viz::heatmap_single(maps, words, 0, 0, ho);
     L.wrote(viz::save_attention_figure(L.stem("attention"), fig, {&maps}, words, ho));
 

@@ -291,12 +291,14 @@ class Attention : public Module {
       ck.resize(static_cast<std::size_t>(layer + 1));
       cv.resize(static_cast<std::size_t>(layer + 1));
     }
+    // exercise 12.1 begin: KV-cache append: prepend the cached keys and values, then store the new ones
     if (ck[layer].defined()) {
       h.k = concat({Var::leaf(ck[layer]), h.k}, 2);
       h.v = concat({Var::leaf(cv[layer]), h.v}, 2);
     }
     ck[layer] = h.k.data().contiguous();
     cv[layer] = h.v.data().contiguous();
+    // exercise 12.1 end
     const std::int64_t k0 = opt.first_position - (h.k.size(2) - qkv.size(1));
     return attend(h, opt.first_position, k0, opt.recorder);
   }

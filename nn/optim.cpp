@@ -75,6 +75,7 @@ namespace {
 template <typename F>
 bool adamw_update(F* p, F* m, F* v, const F* g, std::int64_t n, F keep, F b1, F one_b1, F b2, F one_b2, F step_size,
                   F inv_sqrt_bias2, F e) {
+  // exercise 06.1 begin: AdamW's update of one tensor (moments, bias correction, decoupled decay)
   int bad = 0;  // becomes 1 when a result is NaN or infinite (x - x is NaN exactly then)
   for (std::int64_t i = 0; i < n; ++i) {
     const F gi = g[i];
@@ -88,6 +89,7 @@ bool adamw_update(F* p, F* m, F* v, const F* g, std::int64_t n, F keep, F b1, F 
     bad |= static_cast<int>(!(pi - pi == F(0)));
   }
   return bad == 0;
+  // exercise 06.1 end
 }
 
 #ifdef GRADLAB_HAVE_AVX2_KERNELS

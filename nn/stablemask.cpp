@@ -39,6 +39,7 @@ double stablemask_tau(double gamma, std::int64_t block_size, std::int64_t row, S
   check_gamma("stablemask_tau", gamma);
   if (block_size < 1) throw_error("stablemask_tau: got block_size L = ", block_size, ", expected at least 1");
   if (row < 0) throw_error("stablemask_tau: got row = ", row, ", expected a position >= 0");
+  // exercise 08.1 begin: StableMask's tau_i = log Z(i), in the stable log form
   // log(1 - e^{-gamma}) computed as log(-expm1(-gamma)): exact even for tiny gamma.
   const double log_one_minus_decay = std::log(-std::expm1(-gamma));
   const double head = -double(row + 1) * gamma - log_one_minus_decay;  // log of e^{-(i+1)g} / (1 - e^{-g})
@@ -47,6 +48,7 @@ double stablemask_tau(double gamma, std::int64_t block_size, std::int64_t row, S
   const std::int64_t n_pseudo = block_size - 1 - row;
   if (n_pseudo <= 0) return -std::numeric_limits<double>::infinity();
   return head + std::log(-std::expm1(-double(n_pseudo) * gamma));
+  // exercise 08.1 end
 }
 
 namespace {

@@ -588,10 +588,12 @@ void flash_backward(const Geometry& g, const Bias& bias, ConstView q, ConstView 
                      lse + bh * g.T,    row_dot.data() + bh * g.T,
                      head_of(dq, b, h), head_of(dk, b, h), head_of(dv, b, h)};
   };
+  // exercise 13.1 begin: the attention backward's D_i = dO_i . O_i, one float per row
   run_tasks(BH, threads, [] { return 0; }, [&](std::int64_t bh, int) {
     const InRows d_oh = head_of(d_o, bh / g.H, bh % g.H), oh = head_of(o, bh / g.H, bh % g.H);
     for (std::int64_t t = 0; t < g.T; ++t) row_dot[bh * g.T + t] = ops.dot(d_oh.row(t), oh.row(t), g.D);
   });
+  // exercise 13.1 end
   auto scratch = [&] { return TileScratch(g.D); };
   if (per_head) {
     run_tasks(BH, threads, scratch,

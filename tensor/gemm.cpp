@@ -201,6 +201,7 @@ inline void axpy_row(int64_t n, float a, const float* __restrict x, int64_t x_st
 
 void reordered_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  // exercise 04.1 begin: rung 2, loop reordering (i-k-j)
   const int64_t a_row = trans_a ? 1 : lda, a_col = trans_a ? lda : 1;
   const int64_t b_row = trans_b ? 1 : ldb, b_col = trans_b ? ldb : 1;
   scale_c(M, N, beta, C, ldc);
@@ -208,6 +209,7 @@ void reordered_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
     float* crow = C + i * ldc;
     for (int64_t k = 0; k < K; ++k) axpy_row(N, alpha * A[i * a_row + k * a_col], B + k * b_row, b_col, crow);
   }
+  // exercise 04.1 end
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -218,6 +220,7 @@ constexpr int64_t kBlockK = 128, kBlockN = 256;
 
 void blocked_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  // exercise 04.2 begin: rung 3, cache blocking
   const int64_t a_row = trans_a ? 1 : lda, a_col = trans_a ? lda : 1;
   const int64_t b_row = trans_b ? 1 : ldb, b_col = trans_b ? ldb : 1;
   scale_c(M, N, beta, C, ldc);
@@ -232,6 +235,7 @@ void blocked_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
       }
     }
   }
+  // exercise 04.2 end
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ void norm_forward_portable(const T* x, const T* w, const T* b, T* out, T* mean, 
 template <typename T>
 void norm_backward_portable(const T* g, const T* x, const T* w, const T* mean, const T* rstd, T* dx, T* dw, T* db,
                             std::int64_t rows, std::int64_t C, bool rms) {
+  // exercise 05.2 begin: layernorm (and rmsnorm) backward of one row: dx, dw, db
   // g, x are (rows, C); the row means and the dw/db sums accumulate in double
   std::vector<double> acc_w(static_cast<std::size_t>(C), 0.0), acc_b(static_cast<std::size_t>(C), 0.0);
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -66,6 +67,7 @@ void norm_backward_portable(const T* g, const T* x, const T* w, const T* mean, c
     dw[c] = static_cast<T>(acc_w[c]);
     if (db) db[c] = static_cast<T>(acc_b[c]);
   }
+  // exercise 05.2 end
 }
 
 template void norm_forward_portable<float>(const float*, const float*, const float*, float*, float*, float*,

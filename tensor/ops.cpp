@@ -28,6 +28,7 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
 
 Tensor sum_to_shape(const Tensor& t, const Shape& shape) {
   if (t.shape() == shape) return t;
+  // exercise 01.1 begin: the broadcasting reduction: sum a gradient back to an input's shape
   const std::size_t lead = t.shape().size() - shape.size();
   std::vector<std::int64_t> axes;
   for (std::size_t i = 0; i < t.shape().size(); ++i) {
@@ -35,6 +36,7 @@ Tensor sum_to_shape(const Tensor& t, const Shape& shape) {
   }
   Tensor s = sum(t, axes, /*keepdim=*/true);
   return s.reshape(shape);
+  // exercise 01.1 end
 }
 
 // ---- elementwise ------------------------------------------------------------------------------------------

@@ -121,7 +121,9 @@ Var tanh(const Var& a) {
   Tensor out = ops::map(a.data(), [](auto x) { return tanh_of(x); });
   return make_result(out, "tanh", {a}, [out](std::vector<Var>& in, const Tensor& g) {
     // d tanh(a) / da = 1 - tanh(a)^2
+    // exercise 03.1 begin: tanh backward from the saved output
     in[0].add_grad(ops::zip("tanh backward", g, out, [](auto gv, auto y) { return gv * (1 - y * y); }));
+    // exercise 03.1 end
   });
 }
 
@@ -170,6 +172,7 @@ Var gelu(const Var& a) {
       in[0].add_grad(dx);
       return;
     }
+    // exercise 02.1 begin: the float64 GELU derivative (tanh form), by the chain rule
     in[0].add_grad(ops::zip("gelu backward", g, in[0].data(), [](auto gv, auto x) {
       using T = decltype(x);
       const T k = static_cast<T>(0.7978845608028654);
@@ -177,6 +180,7 @@ Var gelu(const Var& a) {
       T du = k * (T(1) + T(3 * 0.044715) * x * x);
       return gv * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
     }));
+    // exercise 02.1 end
   });
 }
 

@@ -53,6 +53,7 @@ template <typename T>
 static Tensor softmax_backward_typed(const Tensor& y_in, const Tensor& g_in, bool log) {
   // softmax:      dx_j = y_j (g_j - sum_k g_k y_k)
   // log_softmax:  dx_j = g_j - e^{y_j} sum_k g_k
+  // exercise 07.1 begin: softmax and log_softmax backward, row by row
   Tensor y = y_in.contiguous(), g = g_in.contiguous();
   Tensor dx = Tensor::empty(y.shape(), y.dtype());
   const std::int64_t C = y.size(-1), rows = C == 0 ? 0 : y.numel() / C;
@@ -73,6 +74,7 @@ static Tensor softmax_backward_typed(const Tensor& y_in, const Tensor& g_in, boo
     }
   }
   return dx;
+  // exercise 07.1 end
 }
 
 static Tensor softmax_backward(const Tensor& y, const Tensor& g, bool log) {
@@ -143,6 +145,7 @@ Var cross_entropy(const Var& logits, const std::vector<std::int32_t>& targets, s
   return make_result(out, "cross_entropy", {logits}, [probs, targets, ignore_index, counted, V](std::vector<Var>& in,
                                                                                               const Tensor& g) {
     // dlogits_rj = g / counted * (p_rj - [j == target_r]); ignored rows get 0
+    // exercise 05.1 begin: softmax cross-entropy backward, (p - onehot) / counted
     Tensor d = probs.clone();
     const double scale = counted ? g.item() / static_cast<double>(counted) : 0.0;
     auto fill = [&](auto* pd) {
@@ -162,6 +165,7 @@ Var cross_entropy(const Var& logits, const std::vector<std::int32_t>& targets, s
     else
       fill(d.data<double>());
     in[0].add_grad(d);
+    // exercise 05.1 end
   });
 }
 

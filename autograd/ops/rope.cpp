@@ -29,6 +29,7 @@ struct RopeTable {
 
 template <typename S>
 std::shared_ptr<const RopeTable<S>> rope_table(std::int64_t T, std::int64_t D, std::int64_t first) {
+  // exercise 10.1 begin: RoPE's cos/sin table, angle(p, i) = p * 10000^(-2i/D)
   // cos, sin are (T, D/2); the same double expressions as the composite oracle, so float32 rounds to the same values
   const std::int64_t half = D / 2;
   auto table = std::make_shared<RopeTable<S>>();
@@ -43,6 +44,7 @@ std::shared_ptr<const RopeTable<S>> rope_table(std::int64_t T, std::int64_t D, s
     }
   }
   return table;
+  // exercise 10.1 end
 }
 
 // The geometry of one call: B*T rows of 3C values, H heads of D in each of q, k, v.

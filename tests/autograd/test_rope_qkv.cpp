@@ -140,8 +140,11 @@ TEST_SUITE("attention") {
         Result fused = run(true, qkv, c.H, c.first, g), reference = run(false, qkv, c.H, c.first, g);
         CHECK(fused.out.dtype() == dtype);
         CHECK(fused.out.shape() == c.shape);
-        CHECK(ops::max_abs_diff(fused.out, reference.out) == 0.0);
-        CHECK(ops::max_abs_diff(fused.d_qkv, reference.d_qkv) == 0.0);
+        CHECK_MESSAGE(ops::max_abs_diff(fused.out, reference.out) == 0.0, "rope_qkv's output differs from the composite ",
+                      "apply_rope by up to ", ops::max_abs_diff(fused.out, reference.out),
+                      ", expected 0 (both use one cos/sin table of angle p * 10000^(-2i/D))");
+        CHECK_MESSAGE(ops::max_abs_diff(fused.d_qkv, reference.d_qkv) == 0.0, "rope_qkv's d(qkv) differs from the ",
+                      "composite's by up to ", ops::max_abs_diff(fused.d_qkv, reference.d_qkv), ", expected 0");
       }
   }
 

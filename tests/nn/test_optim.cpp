@@ -71,8 +71,12 @@ TEST_CASE("adamw: several steps match the element-wise reference") {
   }
   auto wv = w.data().to_vector();
   auto bv = b.data().to_vector();
-  for (int i = 0; i < 6; ++i) CHECK(wv[i] == doctest::Approx(ref_w[i].p).epsilon(1e-5));
-  for (int i = 0; i < 3; ++i) CHECK(bv[i] == doctest::Approx(ref_b[i].p).epsilon(1e-5));
+  for (int i = 0; i < 6; ++i)
+    CHECK_MESSAGE(wv[i] == doctest::Approx(ref_w[i].p).epsilon(1e-5), "w[", i, "] (decayed) after 5 AdamW steps is ",
+                  wv[i], ", expected the element-wise reference ", ref_w[i].p);
+  for (int i = 0; i < 3; ++i)
+    CHECK_MESSAGE(bv[i] == doctest::Approx(ref_b[i].p).epsilon(1e-5), "b[", i, "] (not decayed) after 5 AdamW steps is ",
+                  bv[i], ", expected the element-wise reference ", ref_b[i].p);
   CHECK(opt.steps_taken() == 5);
 }
 
@@ -118,7 +122,8 @@ TEST_CASE("adamw: the AVX2 update loop equals the portable loop bit for bit") {
   auto p2 = p, m2 = m, v2 = v;
   CHECK(adamw_update_f32(p.data(), m.data(), v.data(), g.data(), n, c, false));
   CHECK(adamw_update_f32(p2.data(), m2.data(), v2.data(), g.data(), n, c, true));
-  CHECK(std::memcmp(p.data(), p2.data(), n * sizeof(float)) == 0);
+  CHECK_MESSAGE(std::memcmp(p.data(), p2.data(), n * sizeof(float)) == 0, "p[0] after one step: portable loop ", p[0],
+                ", AVX2 loop ", p2[0], "; the two loops must agree bit for bit on all ", n, " elements");
   CHECK(std::memcmp(m.data(), m2.data(), n * sizeof(float)) == 0);
   CHECK(std::memcmp(v.data(), v2.data(), n * sizeof(float)) == 0);
   // a non-finite result is reported by both, in the vector body and in the tail

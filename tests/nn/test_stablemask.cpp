@@ -45,7 +45,9 @@ TEST_CASE("stablemask tau equals log of the explicit pseudo-column sum (finite t
         } else {
           REQUIRE(z > 0.0);
           CHECK(std::isfinite(tau));
-          CHECK(std::abs(tau - std::log(z)) <= 1e-12 * std::max(1.0, std::abs(tau)));
+          CHECK_MESSAGE(std::abs(tau - std::log(z)) <= 1e-12 * std::max(1.0, std::abs(tau)), "finite tail: tau(gamma ",
+                        gamma, ", L ", L, ", row ", i, ") = ", tau, ", expected log of the pseudo-column sum ",
+                        std::log(z), " within 1e-12 relative");
         }
       }
     }
@@ -63,7 +65,9 @@ TEST_CASE("stablemask tau / infinite tail / equals the sum to infinity and decre
       const std::int64_t last = i + 1 + static_cast<std::int64_t>(60.0 / gamma);
       const double z = naive_pseudo_mass(gamma, last, i);
       const double tau = stablemask_tau(gamma, /*L*/ 8, i, StableMaskTail::Infinite);
-      CHECK(std::abs(tau - std::log(z)) <= 1e-11 * std::max(1.0, std::abs(tau)));
+      CHECK_MESSAGE(std::abs(tau - std::log(z)) <= 1e-11 * std::max(1.0, std::abs(tau)), "infinite tail: tau(gamma ",
+                    gamma, ", row ", i, ") = ", tau, ", expected log of the sum to infinity ", std::log(z),
+                    " within 1e-11 relative");
       CHECK(tau < previous);
       previous = tau;
     }

@@ -67,6 +67,27 @@ TEST_CASE("KV-cached logits equal the full forward pass step by step") {
     }
 }
 
+// The course kit's exercise 12.1 (the KV-cache append) on its own: learned positions and the causal mask need no
+// other exercise's body (RoPE's table, StableMask's tau), so a stub elsewhere cannot fail this test.
+TEST_CASE("KV cache, learned positions, causal: each cached step equals the full pass over the same prefix") {
+  GPTConfig c = tiny_config(PosKind::Learned, "causal");
+  GPT model(c, 3);
+  perturb(model, 0.3, 11);
+  const std::int64_t T = c.block_size, V = c.vocab_size;
+  auto ids = random_tokens(T, V, 5);
+  const auto whole = full_logits(model, ids, false);
+  KVDecoder dec(model);
+  for (std::int64_t n = 1; n <= T; ++n) {
+    std::vector<double> step = dec.feed({ids[n - 1]}).to_vector();
+    REQUIRE(static_cast<std::int64_t>(step.size()) == V);
+    const double err = worst_rel(step, row(whole, n - 1, V));
+    CHECK_MESSAGE(dec.cached() == n, "after feeding ", n, " tokens one at a time the cache holds ", dec.cached(),
+                  " positions, expected ", n);
+    CHECK_MESSAGE(err < 1e-5, "token ", n - 1, " fed through the cache: its logits differ from row ", n - 1,
+                  " of the full forward pass by ", err, " (relative), expected < 1e-5");
+  }
+}
+
 // The naive StableMask of the training formula applied to the sequence as it grows: pseudo columns
 // j = i+1 .. n-1 with values -j*gamma, n the current length (docs/stablemask.md#training-form). SM-I (#kv-cache-and-training-length) fixes the columns at the
 // training length L instead. One head, row-major q, k, v (n, D); returns the outputs (n, D).

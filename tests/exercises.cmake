@@ -1,0 +1,46 @@
+# The course kit (scripts/course.sh, lessons/README.md): which tests grade which exercise. An exercise is an engine
+# body between "// exercise NN.M begin" and "// exercise NN.M end"; each test named here carries the CTest label
+# exercise-NN.M besides its chapter label, so `ctest -L exercise-05.2` runs the tests of exercise 05.2.
+# A test is named as CTest lists it (folder/test case). Choose tests that need no other exercise's body, so
+# that a stub elsewhere does not fail them. The kit's CI check (tests/course/check_kit.sh) fails when an
+# exercise has no test here or a named test does not exist.
+#
+# gradlab_exercise_test(ID "folder/test case")
+
+# 01.1 the broadcasting reduction (tensor/ops.cpp sum_to_shape)
+gradlab_exercise_test(01.1 "autograd/gradcheck add (broadcast)")
+gradlab_exercise_test(01.1 "autograd/gradcheck sub (broadcast)")
+gradlab_exercise_test(01.1 "autograd/gradcheck mul (broadcast)")
+gradlab_exercise_test(01.1 "autograd/gradcheck div (broadcast)")
+# 02.1 the float64 GELU derivative (autograd/ops/elementwise.cpp gelu)
+gradlab_exercise_test(02.1 "autograd/gradcheck gelu")
+# 03.1 tanh backward (autograd/ops/elementwise.cpp tanh)
+gradlab_exercise_test(03.1 "autograd/gradcheck tanh")
+gradlab_exercise_test(03.1 "autograd/README worked example: y = tanh(w*x + b)")
+# 03.2 matmul backward (autograd/ops/matmul.cpp matmul)
+gradlab_exercise_test(03.2 "autograd/gradcheck matmul (2-d / batched / broadcast batch)")
+# 04.1, 04.2 two rungs of the GEMM ladder (tensor/gemm.cpp)
+gradlab_exercise_test(04.1 "tensor/gemm: rung reordered alone matches the float64 reference on awkward shapes")
+gradlab_exercise_test(04.2 "tensor/gemm: rung blocked alone matches the float64 reference on awkward shapes")
+# 05.1 softmax cross-entropy backward (autograd/ops/nn.cpp cross_entropy)
+gradlab_exercise_test(05.1 "autograd/gradcheck cross_entropy (with an ignored row)")
+# 05.2 layernorm/rmsnorm backward, the portable row loop (tensor/norm.cpp)
+gradlab_exercise_test(05.2 "autograd/gradcheck layernorm")
+gradlab_exercise_test(05.2 "autograd/gradcheck rmsnorm")
+gradlab_exercise_test(05.2 "autograd/norm kernels: portable float32 loops agree with the float64 reference")
+# 06.1 AdamW's update (nn/optim.cpp adamw_update)
+gradlab_exercise_test(06.1 "nn/adamw: several steps match the element-wise reference")
+gradlab_exercise_test(06.1 "nn/adamw: the AVX2 update loop equals the portable loop bit for bit")
+# 07.1 softmax backward (autograd/ops/nn.cpp softmax_backward_typed)
+gradlab_exercise_test(07.1 "autograd/gradcheck softmax")
+gradlab_exercise_test(07.1 "autograd/gradcheck log_softmax")
+# 08.1 StableMask's tau_i = log Z(i) (nn/stablemask.cpp stablemask_tau)
+gradlab_exercise_test(08.1 "nn/stablemask tau equals log of the explicit pseudo-column sum (finite tail)")
+gradlab_exercise_test(08.1 "nn/stablemask tau / infinite tail / equals the sum to infinity and decreases with position")
+# 10.1 RoPE's table (autograd/ops/rope.cpp rope_table)
+gradlab_exercise_test(10.1 "autograd/rope_qkv equals the composite reference bit for bit (float32 and float64, forward and d(qkv))")
+gradlab_exercise_test(10.1 "autograd/rope_qkv: q . k depends only on the distance between the positions (RoPE's defining property)")
+# 12.1 KV-cache append (nn/gpt.cpp Attention::forward_cached)
+gradlab_exercise_test(12.1 "train/KV cache, learned positions, causal: each cached step equals the full pass over the same prefix")
+# 13.1 the attention backward's D_i (tensor/attention_kernel.cpp flash_backward)
+gradlab_exercise_test(13.1 "tensor/flash attention forward and gradients equal the materialized kernel")
