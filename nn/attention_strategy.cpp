@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "autograd/ops.h"
 #include "nn/gpt.h"
 #include "nn/stablemask.h"
 #include "tensor/error.h"
@@ -37,6 +38,42 @@ class StableMaskStrategy : public AttentionStrategy {
   std::vector<double> gammas_;  // decay per head
 };
 
+// softmax1, the "off-by-one" softmax (E. Miller, 2023): 1 added to every row's denominator, which is a
+// zero-value sink key with tau_i = 0.
+class Softmax1Strategy : public AttentionStrategy {
+ public:
+  using AttentionStrategy::AttentionStrategy;
+  Tensor tau(std::int64_t Tq, std::int64_t, DType dtype) const override {
+    return Tensor::zeros({config().n_head, Tq}, dtype);  // (H, Tq)
+  }
+};
+
+// learned-sink (as in gpt-oss, 2025): the zero-value sink key's logit is tau_h, one parameter per head of this
+// layer, the same in every row. It starts at 0, where the strategy equals softmax1.
+class LearnedSinkStrategy : public AttentionStrategy {
+ public:
+  LearnedSinkStrategy(const GPTConfig& c, const StrategyInfo& info) : AttentionStrategy(c, info) {
+    sink_ = register_parameter(kName, Tensor::zeros({c.n_head}));
+  }
+  Tensor tau(std::int64_t Tq, std::int64_t q0, DType dtype) const override {
+    NoGrad no_grad;
+    return tau_var(Tq, q0, dtype).data().contiguous();
+  }
+  Var tau_var(std::int64_t Tq, std::int64_t, DType dtype) const override {
+    // tau_h (H) -> (H, Tq): broadcast over the rows, so the gradient sums over them
+    const std::int64_t H = config().n_head;
+    Var t = sink_.dtype() == dtype ? sink_ : Var::leaf(sink_.data().to(dtype));  // a float64 copy for checks only
+    return add(Var::leaf(Tensor::zeros({H, Tq}, dtype)), reshape(t, {H, 1}));
+  }
+  std::vector<std::pair<std::string, Shape>> parameter_shapes() const override {
+    return {{kName, Shape{config().n_head}}};
+  }
+
+ private:
+  static constexpr const char* kName = "sink_logit";
+  Var sink_;  // (H)
+};
+
 template <typename S>
 std::unique_ptr<AttentionStrategy> make(const GPTConfig& c, const StrategyInfo& info) {
   return std::make_unique<S>(c, info);
@@ -55,6 +92,15 @@ const Row kStrategies[] = {
       "StableMask: one extra key per row with value 0 and logit log Z(i), so a row's real mass can be below 1", true,
       false},
      make<StableMaskStrategy>},
+    {{"softmax1", "softmax1",
+      "softmax1 (off-by-one softmax): one extra key per row with value 0 and logit 0, i.e. 1 added to the "
+      "denominator",
+      true, false},
+     make<Softmax1Strategy>},
+    {{"learned-sink", "learned sink",
+      "learned sink (gpt-oss): one extra key per row with value 0 and a trained logit tau_h per layer and head",
+      true, true},
+     make<LearnedSinkStrategy>},
 };
 
 const Row& row(const std::string& name) {
@@ -113,6 +159,11 @@ Tensor AttentionStrategy::bias(std::int64_t Tq, std::int64_t Tk, std::int64_t q0
 }
 
 Tensor AttentionStrategy::tau(std::int64_t, std::int64_t, DType) const { return Tensor(); }
+
+Var AttentionStrategy::tau_var(std::int64_t Tq, std::int64_t q0, DType dtype) const {
+  const Tensor t = tau(Tq, q0, dtype);
+  return t.defined() ? Var::leaf(t) : Var();
+}
 
 std::unique_ptr<AttentionStrategy> make_attention_strategy(const GPTConfig& config) {
   const Row& r = row(config.mask);

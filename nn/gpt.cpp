@@ -276,7 +276,7 @@ class Attention : public Module {
   // The flash kernel reads the heads straight out of qkv (B,T,3C) and writes y (B,T,C) with the heads side by
   // side: no split, permute or copy either way.
   Var forward_fused(const Var& qkv, std::int64_t q0) const {
-    const Tensor tau = strategy_->tau(qkv.size(1), q0, DType::F32);
+    const Var tau = strategy_->tau_var(qkv.size(1), q0, DType::F32);
     return attention_fused_qkv(qkv, cfg_.n_head, tau, strategy_->alibi_slopes(), scale());
   }
 
@@ -322,7 +322,7 @@ class Attention : public Module {
     const std::int64_t B = h.q.size(0), T = h.q.size(2), Tk = h.k.size(2);
     const DType dtype = h.q.dtype();
     Tensor probs;
-    Var y = attention_materialized(h.q, h.k, h.v, strategy_->bias(T, Tk, q0, k0, dtype), strategy_->tau(T, q0, dtype),
+    Var y = attention_materialized(h.q, h.k, h.v, strategy_->bias(T, Tk, q0, k0, dtype), strategy_->tau_var(T, q0, dtype),
                                    scale(), recorder ? &probs : nullptr);
     if (recorder) recorder->layers.push_back(probs);
     // (B,H,T,D) -> (B,T,C)
