@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -60,12 +61,21 @@ struct Loaded {
   ModelInfo info;
 };
 
-// The same weights under the other mask.
+// The same weights under the other mask. A strategy's own parameters (learned-sink's sink_logit) are dropped
+// when the other mask has none; a mask whose parameters the model never trained is refused.
 std::unique_ptr<GPT> with_mask(const GPT& model, const std::string& mask, const std::string& path) {
   GPTConfig c = model.config();
   c.mask = mask;
+  std::set<std::string> wanted;
+  for (const auto& [name, shape] : GPT::parameter_shapes(c)) wanted.insert(name);
+  std::vector<std::pair<std::string, Tensor>> kept;
+  for (auto& [name, t] : model.state_dict())
+    if (wanted.count(name)) kept.emplace_back(name, t), wanted.erase(name);
+  if (!wanted.empty())
+    throw_error("--mask ", mask, ": ", path, " was trained with --mask ", model.config().mask, " and has no '",
+                *wanted.begin(), "', which ", mask, " learns in training; train a model with --mask ", mask);
   auto m = std::make_unique<GPT>(c, 0);
-  m->load_state_dict(model.state_dict(), path);
+  m->load_state_dict(kept, path);
   return m;
 }
 
