@@ -74,6 +74,30 @@ class LearnedSinkStrategy : public AttentionStrategy {
   Var sink_;  // (H)
 };
 
+// gated attention (Qiu et al., 2025): each head's output times sigmoid(x W_g^T), x the layer's normed input,
+// one gate per head and token (the (C, H) choice of the paper's head-wise variant). The weight is stored as
+// nn.Linear(C, H) stores it, (H, C), and starts at 0: every gate starts at sigmoid(0) = 1/2, and no random
+// numbers are drawn, so the other weights stay those of the same seed under any other strategy.
+class GatedStrategy : public AttentionStrategy {
+ public:
+  GatedStrategy(const GPTConfig& c, const StrategyInfo& info) : AttentionStrategy(c, info) {
+    weight_ = register_parameter(kName, Tensor::zeros({c.n_head, c.n_embd}));
+  }
+  Var gate(const Var& y, const Var& x) const override {
+    // y, x are (B,T,C); g = sigmoid(x W^T) is (B,T,H); out = y * g per head
+    const std::int64_t B = y.size(0), T = y.size(1), C = y.size(2), H = config().n_head;
+    Var g = sigmoid(linear(x, weight_));
+    return reshape(mul(reshape(y, {B, T, H, C / H}), reshape(g, {B, T, H, 1})), {B, T, C});
+  }
+  std::vector<std::pair<std::string, Shape>> parameter_shapes() const override {
+    return {{kName, Shape{config().n_head, config().n_embd}}};
+  }
+
+ private:
+  static constexpr const char* kName = "gate.weight";
+  Var weight_;  // (H, C)
+};
+
 template <typename S>
 std::unique_ptr<AttentionStrategy> make(const GPTConfig& c, const StrategyInfo& info) {
   return std::make_unique<S>(c, info);
@@ -101,6 +125,11 @@ const Row kStrategies[] = {
       "learned sink (gpt-oss): one extra key per row with value 0 and a trained logit tau_h per layer and head",
       true, true},
      make<LearnedSinkStrategy>},
+    {{"gated", "gated",
+      "gated attention (Qiu et al. 2025): each head's output times sigmoid(x W_g), x the layer's normed input; "
+      "rows sum to 1",
+      false, false},
+     make<GatedStrategy>},
 };
 
 const Row& row(const std::string& name) {
@@ -159,6 +188,8 @@ Tensor AttentionStrategy::bias(std::int64_t Tq, std::int64_t Tk, std::int64_t q0
 }
 
 Tensor AttentionStrategy::tau(std::int64_t, std::int64_t, DType) const { return Tensor(); }
+
+Var AttentionStrategy::gate(const Var& y, const Var&) const { return y; }
 
 Var AttentionStrategy::tau_var(std::int64_t Tq, std::int64_t q0, DType dtype) const {
   const Tensor t = tau(Tq, q0, dtype);

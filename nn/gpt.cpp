@@ -266,7 +266,7 @@ class Attention : public Module {
     if (opt.cache) y = forward_cached(qkv, opt, layer);
     else if (opt.fused_attention && !opt.recorder && x.dtype() == DType::F32) y = forward_fused(qkv, opt.first_position);
     else y = forward_materialized(qkv, opt);
-    return c_proj->forward(y);
+    return c_proj->forward(strategy_->gate(y, x));
   }
   Linear *c_attn = nullptr, *c_proj = nullptr;
 

@@ -252,7 +252,7 @@ TEST_SUITE("model") {
     d.mask = "stablemask";
     d.pos = PosKind::Rope;
     CHECK(GPTConfig::from_json(d.to_json()).to_json() == d.to_json());
-    CHECK_THROWS_WITH_AS(strategy_info("stable"), "unknown mask 'stable', expected one of: causal, stablemask, softmax1, learned-sink", Error);
+    CHECK_THROWS_WITH_AS(strategy_info("stable"), "unknown mask 'stable', expected one of: causal, stablemask, softmax1, learned-sink, gated", Error);
   }
 
   TEST_CASE("learned positions refuse to extrapolate past block_size") {
