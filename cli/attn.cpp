@@ -83,6 +83,7 @@ std::unique_ptr<GPT> with_mask(const GPT& model, const std::string& mask, const 
 struct Recorded {
   viz::AttentionMaps maps;
   SinkReport sinks;
+  MassiveActivations massive;
 };
 
 Recorded record(GPT& model, const std::vector<std::int32_t>& ids, const std::string& label, const SinkOptions& so) {
@@ -90,6 +91,7 @@ Recorded record(GPT& model, const std::vector<std::int32_t>& ids, const std::str
   Recorded r;
   r.maps = viz::AttentionMaps::from_tensor(att, label, strategy_info(model.config().mask).has_sink);
   if (ids.size() >= 2) r.sinks = sink_metrics(att, ids, so);
+  r.massive = massive_activations(model, {ids});
   return r;
 }
 
@@ -171,7 +173,8 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
         "one JSON object with the files written, these statistics and \"sinks\": per mask the sink metrics of "
         "nn/sink_metrics.h (per layer and head: key-0 share over rows i >= 1 and rows i >= min_row, raw and "
         "normalised by the real mass; the share on every BOS; the sink ratio at eps; the strongest head; the "
-        "mean real and pseudo mass).");
+        "mean real and pseudo mass) and \"massive_activations\": per layer the largest |h| of the residual stream "
+        "after the block, the median |h| and their ratio (Sun et al. 2024).");
     a.parse(args);
     if (a.help_requested()) {
       out << a.help();
@@ -335,6 +338,8 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
       for (const Recorded& r : recorded) {
         nlohmann::json s = nlohmann::json::parse(sink_json(r.sinks));
         s["mask"] = r.maps.mask;
+        // per layer: the largest |h| of the residual stream after the block, the median |h|, their ratio
+        s["massive_activations"] = {{"top", r.massive.top}, {"median", r.massive.median}, {"ratio", r.massive.ratio}};
         j["sinks"].push_back(s);
         out << r.maps.mask << ": " << format_sink_summary(r.sinks);
       }

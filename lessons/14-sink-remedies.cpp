@@ -34,6 +34,7 @@ struct Run {
   TrainResult result;
   double seconds = 0;
   SinkReport sinks;
+  MassiveActivations massive;  // per layer: max |h| of the residual stream over its median (Sun et al. 2024)
   std::vector<double> learned_tau;  // learned-sink: tau_h of every layer and head after training
 };
 
@@ -227,6 +228,7 @@ int main(int argc, char** argv) {
               fmt("seed %llu, %s: training completed with a finite loss", (unsigned long long)r.seed, st.label.c_str()),
               r.result.message);
       r.sinks = measure_sinks(*r.model, probes, so);
+      r.massive = massive_activations(*r.model, probes);
       for (auto& [name, p] : r.model->named_parameters())
         if (name.size() > 10 && name.substr(name.size() - 10) == "sink_logit")
           for (double x : p.data().to_vector()) r.learned_tau.push_back(x);
@@ -243,7 +245,7 @@ int main(int argc, char** argv) {
 
     // ------------------------------------------------------------------------------------------------------
     L.step("The table");
-    std::vector<std::vector<double>> share(S), raw(S), ratio(S), strongest(S), diverted(S), loss(S);
+    std::vector<std::vector<double>> share(S), raw(S), ratio(S), strongest(S), diverted(S), loss(S), massive(S);
     for (std::int64_t s = 0; s < n_seeds; ++s)
       for (std::size_t k = 0; k < S; ++k) {
         const Run& r = run_of(s, k);
@@ -253,29 +255,32 @@ int main(int argc, char** argv) {
         strongest[k].push_back(r.sinks.strongest.late_norm);
         diverted[k].push_back(std::max(0.0, r.sinks.mean.pseudo_mass()));  // causal: 0 up to rounding (-1e-8)
         loss[k].push_back(r.result.val_loss);
+        massive[k].push_back(r.massive.ratio.back());  // after the last block
       }
     L.sayf("%lld seed%s (%llu..%llu), %lld steps, %lld probes, rows i >= %lld, eps = %.2f; mean ± sd over seeds. "
            "Uniform rows would give key 0 %.4f.",
            (long long)n_seeds, n_seeds > 1 ? "s" : "", (unsigned long long)L.seed(),
            (unsigned long long)(L.seed() + n_seeds - 1), (long long)iters, (long long)used_probes, (long long)so.min_row,
            so.eps, uniform);
-    L.sayf("%-12s | %-15s | %-15s | %-15s | %-15s | %-15s | %s", "strategy", "key-0 norm.", "key-0 raw", "sink ratio",
-           "strongest head", "diverted mass", "val loss");
+    L.sayf("%-12s | %-15s | %-15s | %-15s | %-15s | %-15s | %-15s | %s", "strategy", "key-0 norm.", "key-0 raw",
+           "sink ratio", "strongest head", "diverted mass", "max/median |h|", "val loss");
     std::string table_csv = "strategy,seeds,norm_mean,norm_sd,raw_mean,raw_sd,ratio_mean,ratio_sd,strongest_mean,"
-                            "strongest_sd,diverted_mean,diverted_sd,val_loss_mean,val_loss_sd\n";
+                            "strongest_sd,diverted_mean,diverted_sd,val_loss_mean,val_loss_sd,massive_mean,massive_sd\n";
     for (std::size_t k = 0; k < S; ++k) {
-      L.sayf("%-12s | %-15s | %-15s | %-15s | %-15s | %-15s | %s", strategies[k].label.c_str(),
+      L.sayf("%-12s | %-15s | %-15s | %-15s | %-15s | %-15s | %-15s | %s", strategies[k].label.c_str(),
              pm(mean_sd(share[k])).c_str(), pm(mean_sd(raw[k])).c_str(), pm(mean_sd(ratio[k]), "%.2f").c_str(),
-             pm(mean_sd(strongest[k])).c_str(), pm(mean_sd(diverted[k])).c_str(), pm(mean_sd(loss[k]), "%.4f").c_str());
+             pm(mean_sd(strongest[k])).c_str(), pm(mean_sd(diverted[k])).c_str(), pm(mean_sd(massive[k]), "%.1f").c_str(),
+             pm(mean_sd(loss[k]), "%.4f").c_str());
       table_csv += strategies[k].name + fmt(",%lld", (long long)n_seeds);
-      for (const auto* v : {&share[k], &raw[k], &ratio[k], &strongest[k], &diverted[k], &loss[k]})
+      for (const auto* v : {&share[k], &raw[k], &ratio[k], &strongest[k], &diverted[k], &loss[k], &massive[k]})
         table_csv += fmt(",%.6f,%.6f", mean_sd(*v).mean, mean_sd(*v).sd);
       table_csv += "\n";
     }
     L.save_text("table.csv", table_csv);
     L.say("key-0 norm.: the share of each row's real attention on token 0 (the BOS), rows i >= min_row; raw: before");
     L.say("dividing by the real mass. Sink ratio: fraction of heads whose normalised key-0 share (rows i >= 1)");
-    L.say("exceeds eps. Diverted mass: 1 - R_i, what the sink key took (0 under causal).");
+    L.say("exceeds eps. Diverted mass: 1 - R_i, what the sink key took (0 under causal). max/median |h|: the largest");
+    L.say("|activation| of the residual stream after the last block over its median, on the probes (Sun et al. 2024).");
     std::string csv = sink_csv_header("seed,strategy,");
     for (const Run& r : runs)
       csv += sink_csv_rows(r.sinks, fmt("%llu,%s,", (unsigned long long)r.seed, strategies[r.strategy].name.c_str()));
@@ -351,12 +356,13 @@ int main(int argc, char** argv) {
                           (long long)used_probes, (long long)so.min_row, so.eps, uniform);
       for (std::size_t k = 0; k < runs.size(); ++k) {
         const Run& r = runs[k];
-        std::string tau;
+        std::string tau, ma;
         for (double x : r.learned_tau) tau += (tau.empty() ? "" : ", ") + fmt("%.6f", x);
+        for (double x : r.massive.ratio) ma += (ma.empty() ? "" : ", ") + fmt("%.4f", x);
         j += fmt("%s\n  {\"seed\": %llu, \"strategy\": \"%s\", \"val_loss\": %.6f, \"seconds\": %.1f, "
-                 "\"learned_tau\": [%s], \"sinks\": %s}",
+                 "\"learned_tau\": [%s], \"massive_ratio\": [%s], \"sinks\": %s}",
                  k ? "," : "", (unsigned long long)r.seed, strategies[r.strategy].name.c_str(), r.result.val_loss,
-                 r.seconds, tau.c_str(), sink_json(r.sinks).c_str());
+                 r.seconds, tau.c_str(), ma.c_str(), sink_json(r.sinks).c_str());
       }
       j += "]}\n";
       L.save_text("summary.json", j);

@@ -393,13 +393,14 @@ Var GPT::forward(const std::vector<std::int32_t>& idx, std::int64_t B, std::int6
   if (config_.pos == PosKind::Sinusoidal)
     x = add(x, Var::leaf(sinusoidal_positions(opt.first_position, T, config_.n_embd, dtype_)));
   x = dropout(x, config_.dropout, impl_->dropout_rng, training());
-  if (opt.recorder) opt.recorder->layers.clear();
+  if (opt.recorder) opt.recorder->layers.clear(), opt.recorder->residual.clear();
   for (std::size_t l = 0; l < tr.h.size(); ++l) {
     Block& blk = *tr.h[l];
     // x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
     x = add(x, dropout(blk.attn->forward(blk.ln_1->forward(x), opt, static_cast<std::int64_t>(l)), config_.dropout,
                        impl_->dropout_rng, training()));
     x = add(x, dropout(blk.mlp->forward(blk.ln_2->forward(x)), config_.dropout, impl_->dropout_rng, training()));
+    if (opt.recorder) opt.recorder->residual.push_back(x.data().contiguous());
   }
   x = tr.ln_f->forward(x);
   // logits = x @ wte^T        (B,T,V), lm_head tied to the token embedding

@@ -206,6 +206,13 @@ TEST_CASE("gradlab attn on a learned-sink model: its own maps, the compared pair
   }
   CHECK(worst < 1e-6);
   CHECK(max_row < 0.999);
+  // the massive-activation metric, one value per layer, the top above the median
+  const auto ma = last_json_line(own.out)["sinks"][0]["massive_activations"];
+  REQUIRE(ma["ratio"].size() == 2);
+  for (int l = 0; l < 2; ++l) {
+    CHECK(ma["ratio"][l].get<double>() > 1.0);
+    CHECK(ma["top"][l].get<double>() > ma["median"][l].get<double>());
+  }
   // --mask both drops the sink logits and draws the same weights under causal and StableMask
   Run both = attn({"--model", ls, "--mask", "both", "--text", text, "--out", dir.file("both.png")});
   INFO(both.err);
