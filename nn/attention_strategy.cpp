@@ -98,6 +98,36 @@ class GatedStrategy : public AttentionStrategy {
   Var weight_;  // (H, C)
 };
 
+// null-kv (PyTorch's add_bias_kv; close to StreamingLLM's learned sink token): one learned key k0 and value v0
+// per head that every query attends to, with no position and no mask. Both start at 0: the null key's logit is
+// then 0 and its value 0, which is softmax1 exactly, and no random numbers are drawn.
+class NullKvStrategy : public AttentionStrategy {
+ public:
+  NullKvStrategy(const GPTConfig& c, const StrategyInfo& info) : AttentionStrategy(c, info) {
+    k_ = register_parameter(kKey, Tensor::zeros({c.n_head, c.head_size()}));
+    v_ = register_parameter(kValue, Tensor::zeros({c.n_head, c.head_size()}));
+  }
+  std::pair<Var, Var> null_kv(std::int64_t B, DType dtype) const override {
+    // k0, v0 (H,D) -> (B,H,1,D): broadcast over the batch, so their gradients sum over it
+    const std::int64_t H = config().n_head, D = config().head_size();
+    auto expand = [&](const Var& p) {
+      Var t = p.dtype() == dtype ? p : Var::leaf(p.data().to(dtype));  // a float64 copy for checks only
+      return add(Var::leaf(Tensor::zeros({B, H, 1, D}, dtype)), reshape(t, {1, H, 1, D}));
+    };
+    return {expand(k_), expand(v_)};
+  }
+  bool fused_supported() const override { return false; }
+  std::vector<std::pair<std::string, Shape>> parameter_shapes() const override {
+    const Shape s{config().n_head, config().head_size()};
+    return {{kKey, s}, {kValue, s}};
+  }
+
+ private:
+  static constexpr const char* kKey = "null_k";
+  static constexpr const char* kValue = "null_v";
+  Var k_, v_;  // (H, D) each
+};
+
 template <typename S>
 std::unique_ptr<AttentionStrategy> make(const GPTConfig& c, const StrategyInfo& info) {
   return std::make_unique<S>(c, info);
@@ -125,6 +155,11 @@ const Row kStrategies[] = {
       "learned sink (gpt-oss): one extra key per row with value 0 and a trained logit tau_h per layer and head",
       true, true},
      make<LearnedSinkStrategy>},
+    {{"null-kv", "null key/value",
+      "null key/value (add_bias_kv): a learned key and value per layer and head that every query can attend to; "
+      "materialized path only",
+      true, false},
+     make<NullKvStrategy>},
     {{"gated", "gated",
       "gated attention (Qiu et al. 2025): each head's output times sigmoid(x W_g), x the layer's normed input; "
       "rows sum to 1",

@@ -264,7 +264,8 @@ class Attention : public Module {
     if (cfg_.pos == PosKind::Rope) qkv = rope_qkv(qkv, cfg_.n_head, opt.first_position);
     Var y;
     if (opt.cache) y = forward_cached(qkv, opt, layer);
-    else if (opt.fused_attention && !opt.recorder && x.dtype() == DType::F32) y = forward_fused(qkv, opt.first_position);
+    else if (opt.fused_attention && !opt.recorder && x.dtype() == DType::F32 && strategy_->fused_supported())
+      y = forward_fused(qkv, opt.first_position);
     else y = forward_materialized(qkv, opt);
     return c_proj->forward(strategy_->gate(y, x));
   }
@@ -322,8 +323,22 @@ class Attention : public Module {
     const std::int64_t B = h.q.size(0), T = h.q.size(2), Tk = h.k.size(2);
     const DType dtype = h.q.dtype();
     Tensor probs;
-    Var y = attention_materialized(h.q, h.k, h.v, strategy_->bias(T, Tk, q0, k0, dtype), strategy_->tau_var(T, q0, dtype),
-                                   scale(), recorder ? &probs : nullptr);
+    Tensor bias = strategy_->bias(T, Tk, q0, k0, dtype);
+    auto [null_k, null_v] = strategy_->null_kv(B, dtype);
+    Var y;
+    if (null_k.defined()) {
+      // null-kv: the learned key and value go in front of the real keys, always visible (bias 0); the recorder
+      // keeps the real keys only, so the null key's mass shows as 1 - R_i like a sink's
+      const std::int64_t H = cfg_.n_head;
+      Tensor full = Tensor::zeros({H, T, Tk + 1}, dtype);
+      full.narrow(2, 1, Tk).copy_(bias);
+      y = attention_materialized(h.q, concat({null_k, h.k}, 2), concat({null_v, h.v}, 2), full,
+                                 strategy_->tau_var(T, q0, dtype), scale(), recorder ? &probs : nullptr);
+      if (recorder) probs = probs.narrow(3, 1, Tk).contiguous();
+    } else {
+      y = attention_materialized(h.q, h.k, h.v, bias, strategy_->tau_var(T, q0, dtype), scale(),
+                                 recorder ? &probs : nullptr);
+    }
     if (recorder) recorder->layers.push_back(probs);
     // (B,H,T,D) -> (B,T,C)
     return reshape(permute(y, {0, 2, 1, 3}), {B, T, cfg_.n_embd});

@@ -64,10 +64,10 @@ TEST_SUITE("model") {
     CHECK_FALSE(strategy_info("stablemask").tau_is_parameter);
     CHECK(std::string(strategy_info("stablemask").label) == "StableMask");
     for (const std::string& n : compared_strategies()) CHECK_NOTHROW(strategy_info(n));
-    CHECK_THROWS_WITH_AS(strategy_info("softmax2"), "unknown mask 'softmax2', expected one of: causal, stablemask, softmax1, learned-sink, gated",
+    CHECK_THROWS_WITH_AS(strategy_info("softmax2"), "unknown mask 'softmax2', expected one of: causal, stablemask, softmax1, learned-sink, null-kv, gated",
                          Error);
     GPTConfig bad = small_config("Causal");
-    CHECK_THROWS_WITH_AS(bad.validate(), "unknown mask 'Causal', expected one of: causal, stablemask, softmax1, learned-sink, gated", Error);
+    CHECK_THROWS_WITH_AS(bad.validate(), "unknown mask 'Causal', expected one of: causal, stablemask, softmax1, learned-sink, null-kv, gated", Error);
   }
 
   TEST_CASE("strategy bias: -inf for future keys, 0 or ALiBi's -slope * distance for the rest") {
@@ -195,7 +195,7 @@ TEST_SUITE("model") {
     CHECK(GPTConfig::from_json(old).mask == "stablemask");
     CHECK(GPTConfig::from_json(old).to_json() == old);
     CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"mask": "alibi"})"),
-                         "unknown mask 'alibi', expected one of: causal, stablemask, softmax1, learned-sink, gated", Error);
+                         "unknown mask 'alibi', expected one of: causal, stablemask, softmax1, learned-sink, null-kv, gated", Error);
   }
 
   TEST_CASE("a child module registered under \"\" puts its parameters at its parent's level") {
