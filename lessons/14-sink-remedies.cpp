@@ -1,5 +1,5 @@
 // Lesson 14: ways to stop the sink. Every attention strategy of the table (causal, StableMask, softmax1,
-// learned-sink, gated) is trained on lesson 09's bigram-backcopy corpus with lesson 09's model, budget and seed. We
+// learned-sink, null-kv, gated) is trained on lesson 09's bigram-backcopy corpus with lesson 09's model, budget and seed. We
 // measure the sink metrics (nn/sink_metrics.h), the mass each remedy diverts to its sink key and the validation
 // loss, draw the same head under every strategy in one figure, and report over --seeds N seeds.
 #include <algorithm>
@@ -69,7 +69,7 @@ std::vector<std::string> token_labels(const TextDataset& data, const std::vector
 }  // namespace
 
 int main(int argc, char** argv) {
-  lesson::Info info{14, "sink-remedies", "Ways to stop the sink: causal, StableMask, softmax1, learned sink, gated", 1337};
+  lesson::Info info{14, "sink-remedies", "Ways to stop the sink: causal, StableMask, softmax1, learned sink, null-kv, gated", 1337};
   auto declare = [](cli::ArgParser& a) {
     a.add_int("seeds", 1, 1, 1000, "seeds to train (each: every strategy); seed, seed+1, ...");
     a.add_int("iters", 1000, 1, 1'000'000, "optimizer steps per model (default 1000; --quick: 20)").no_default();
@@ -106,6 +106,8 @@ int main(int argc, char** argv) {
     L.say("  StableMask    tau_i = log Z(i), fixed by the position (docs/stablemask.md)");
     L.say("  softmax1      tau_i = 0: 1 added to the denominator");
     L.say("  learned sink  tau_h, one trained logit per layer and head (starts at 0 = softmax1)");
+    L.say("null-kv adds one learned key and value per head (its value is not 0, so it is not a tau):");
+    L.say("  null-kv       Attn_i,null = e^(q_i.k0/sqrt D) / (e^(q_i.k0/sqrt D) + sum_k e^a_ik), output + Attn_i,null v0");
     L.say("and gated attention, which leaves the softmax alone (rows sum to 1) and scales each head's output:");
     L.say("  gated         y'_th = sigmoid(x_t . W_g[h]) * y_th, x the layer's normed input, W_g from 0");
     std::vector<Strategy> strategies;
