@@ -22,6 +22,11 @@ namespace gradlab {
 Var attention_materialized(const Var& q, const Var& k, const Var& v, const Tensor& bias, const Tensor& tau,
                            double scale, Tensor* probs = nullptr);
 
+// The same with a differentiable sink logit tau (H,Tq) in q's dtype, or undefined (learned-sink trains it):
+// dL/dtau_hi = -sum_b P_sink(b,h,i) * D_bhi, D_i = dO_i . O_i (docs/sink_remedies.md#the-gradient-of-tau).
+Var attention_materialized(const Var& q, const Var& k, const Var& v, const Tensor& bias, const Var& tau, double scale,
+                           Tensor* probs = nullptr);
+
 // q, k, v (B,H,T,D) float32; causal by construction; tau (H,T) float32 or undefined; alibi_slopes (H) or empty.
 Var attention_fused(const Var& q, const Var& k, const Var& v, const Tensor& tau, const std::vector<float>& alibi_slopes,
                     double scale);
@@ -32,6 +37,12 @@ Var attention_fused(const Var& q, const Var& k, const Var& v, const Tensor& tau,
 // ready for c_proj). tau (H,T) float32 or undefined; alibi_slopes (H) or empty. The backward writes d(qkv) as
 // one fresh (B,T,3C) tensor. Same values, bit for bit, as attention_fused on the split and permuted q, k, v.
 Var attention_fused_qkv(const Var& qkv, std::int64_t n_head, const Tensor& tau, const std::vector<float>& alibi_slopes,
+                        double scale);
+// The two fused ops with a differentiable tau (H,T) float32 (or undefined): its gradient comes from O, dO and
+// the row log-sum-exp the backward already has, with no second pass over the keys.
+Var attention_fused(const Var& q, const Var& k, const Var& v, const Var& tau, const std::vector<float>& alibi_slopes,
+                    double scale);
+Var attention_fused_qkv(const Var& qkv, std::int64_t n_head, const Var& tau, const std::vector<float>& alibi_slopes,
                         double scale);
 
 // Rotary position embedding on c_attn's packed output, so RoPE models keep the no-copy path above:

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -63,12 +64,21 @@ struct Loaded {
   ModelInfo info;
 };
 
-// The same weights under the other mask.
+// The same weights under the other mask. A strategy's own parameters (learned-sink's sink_logit) are dropped
+// when the other mask has none; a mask whose parameters the model never trained is refused.
 std::unique_ptr<GPT> with_mask(const GPT& model, const std::string& mask, const std::string& path) {
   GPTConfig c = model.config();
   c.mask = mask;
+  std::set<std::string> wanted;
+  for (const auto& [name, shape] : GPT::parameter_shapes(c)) wanted.insert(name);
+  std::vector<std::pair<std::string, Tensor>> kept;
+  for (auto& [name, t] : model.state_dict())
+    if (wanted.count(name)) kept.emplace_back(name, t), wanted.erase(name);
+  if (!wanted.empty())
+    throw_error("--mask ", mask, ": ", path, " was trained with --mask ", model.config().mask, " and has no '",
+                *wanted.begin(), "', which ", mask, " learns in training; train a model with --mask ", mask);
   auto m = std::make_unique<GPT>(c, 0);
-  m->load_state_dict(model.state_dict(), path);
+  m->load_state_dict(kept, path);
   return m;
 }
 
@@ -76,6 +86,7 @@ std::unique_ptr<GPT> with_mask(const GPT& model, const std::string& mask, const 
 struct Recorded {
   viz::AttentionMaps maps;
   SinkReport sinks;
+  MassiveActivations massive;
 };
 
 Recorded record(GPT& model, const std::vector<std::int32_t>& ids, const std::string& label, const SinkOptions& so) {
@@ -99,6 +110,7 @@ Recorded record(GPT& model, const std::vector<std::int32_t>& ids, const std::str
   Recorded r;
   r.maps = viz::AttentionMaps::from_tensor(att, label, strategy_info(model.config().mask).has_sink);
   if (ids.size() >= 2) r.sinks = sink_metrics(att, ids, so);
+  r.massive = massive_activations(model, {ids});
   return r;
 }
 
@@ -181,7 +193,8 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
         "one JSON object with the files written, these statistics and \"sinks\": per mask the sink metrics of "
         "nn/sink_metrics.h (per layer and head: key-0 share over rows i >= 1 and rows i >= min_row, raw and "
         "normalised by the real mass; the share on every BOS; the sink ratio at eps; the strongest head; the "
-        "mean real and pseudo mass).");
+        "mean real and pseudo mass) and \"massive_activations\": per layer the largest |h| of the residual stream "
+        "after the block, the median |h| and their ratio (Sun et al. 2024).");
     a.parse(args);
     if (a.help_requested()) {
       out << a.help();
@@ -357,6 +370,8 @@ int run_attn(const std::vector<std::string>& args_in, std::ostream& out, std::os
       for (const Recorded& r : recorded) {
         nlohmann::json s = nlohmann::json::parse(sink_json(r.sinks));
         s["mask"] = r.maps.mask;
+        // per layer: the largest |h| of the residual stream after the block, the median |h|, their ratio
+        s["massive_activations"] = {{"top", r.massive.top}, {"median", r.massive.median}, {"ratio", r.massive.ratio}};
         j["sinks"].push_back(s);
         out << r.maps.mask << ": " << format_sink_summary(r.sinks);
       }

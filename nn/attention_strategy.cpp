@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "autograd/ops.h"
 #include "nn/gpt.h"
 #include "nn/stablemask.h"
 #include "tensor/error.h"
@@ -37,6 +38,96 @@ class StableMaskStrategy : public AttentionStrategy {
   std::vector<double> gammas_;  // decay per head
 };
 
+// softmax1, the "off-by-one" softmax (E. Miller, 2023): 1 added to every row's denominator, which is a
+// zero-value sink key with tau_i = 0.
+class Softmax1Strategy : public AttentionStrategy {
+ public:
+  using AttentionStrategy::AttentionStrategy;
+  Tensor tau(std::int64_t Tq, std::int64_t, DType dtype) const override {
+    return Tensor::zeros({config().n_head, Tq}, dtype);  // (H, Tq)
+  }
+};
+
+// learned-sink (as in gpt-oss, 2025): the zero-value sink key's logit is tau_h, one parameter per head of this
+// layer, the same in every row. It starts at 0, where the strategy equals softmax1.
+class LearnedSinkStrategy : public AttentionStrategy {
+ public:
+  LearnedSinkStrategy(const GPTConfig& c, const StrategyInfo& info) : AttentionStrategy(c, info) {
+    sink_ = register_parameter(kName, Tensor::zeros({c.n_head}));
+  }
+  Tensor tau(std::int64_t Tq, std::int64_t q0, DType dtype) const override {
+    NoGrad no_grad;
+    return tau_var(Tq, q0, dtype).data().contiguous();
+  }
+  Var tau_var(std::int64_t Tq, std::int64_t, DType dtype) const override {
+    // tau_h (H) -> (H, Tq): broadcast over the rows, so the gradient sums over them
+    const std::int64_t H = config().n_head;
+    Var t = sink_.dtype() == dtype ? sink_ : Var::leaf(sink_.data().to(dtype));  // a float64 copy for checks only
+    return add(Var::leaf(Tensor::zeros({H, Tq}, dtype)), reshape(t, {H, 1}));
+  }
+  std::vector<std::pair<std::string, Shape>> parameter_shapes() const override {
+    return {{kName, Shape{config().n_head}}};
+  }
+
+ private:
+  static constexpr const char* kName = "sink_logit";
+  Var sink_;  // (H)
+};
+
+// gated attention (Qiu et al., 2025): each head's output times sigmoid(x W_g^T), x the layer's normed input,
+// one gate per head and token (the (C, H) choice of the paper's head-wise variant). The weight is stored as
+// nn.Linear(C, H) stores it, (H, C), and starts at 0: every gate starts at sigmoid(0) = 1/2, and no random
+// numbers are drawn, so the other weights stay those of the same seed under any other strategy.
+class GatedStrategy : public AttentionStrategy {
+ public:
+  GatedStrategy(const GPTConfig& c, const StrategyInfo& info) : AttentionStrategy(c, info) {
+    weight_ = register_parameter(kName, Tensor::zeros({c.n_head, c.n_embd}));
+  }
+  Var gate(const Var& y, const Var& x) const override {
+    // y, x are (B,T,C); g = sigmoid(x W^T) is (B,T,H); out = y * g per head
+    const std::int64_t B = y.size(0), T = y.size(1), C = y.size(2), H = config().n_head;
+    Var g = sigmoid(linear(x, weight_));
+    return reshape(mul(reshape(y, {B, T, H, C / H}), reshape(g, {B, T, H, 1})), {B, T, C});
+  }
+  std::vector<std::pair<std::string, Shape>> parameter_shapes() const override {
+    return {{kName, Shape{config().n_head, config().n_embd}}};
+  }
+
+ private:
+  static constexpr const char* kName = "gate.weight";
+  Var weight_;  // (H, C)
+};
+
+// null-kv (PyTorch's add_bias_kv; close to StreamingLLM's learned sink token): one learned key k0 and value v0
+// per head that every query attends to, with no position and no mask. Both start at 0: the null key's logit is
+// then 0 and its value 0, which is softmax1 exactly, and no random numbers are drawn.
+class NullKvStrategy : public AttentionStrategy {
+ public:
+  NullKvStrategy(const GPTConfig& c, const StrategyInfo& info) : AttentionStrategy(c, info) {
+    k_ = register_parameter(kKey, Tensor::zeros({c.n_head, c.head_size()}));
+    v_ = register_parameter(kValue, Tensor::zeros({c.n_head, c.head_size()}));
+  }
+  std::pair<Var, Var> null_kv(std::int64_t B, DType dtype) const override {
+    // k0, v0 (H,D) -> (B,H,1,D): broadcast over the batch, so their gradients sum over it
+    const std::int64_t H = config().n_head, D = config().head_size();
+    auto expand = [&](const Var& p) {
+      Var t = p.dtype() == dtype ? p : Var::leaf(p.data().to(dtype));  // a float64 copy for checks only
+      return add(Var::leaf(Tensor::zeros({B, H, 1, D}, dtype)), reshape(t, {1, H, 1, D}));
+    };
+    return {expand(k_), expand(v_)};
+  }
+  bool fused_supported() const override { return false; }
+  std::vector<std::pair<std::string, Shape>> parameter_shapes() const override {
+    const Shape s{config().n_head, config().head_size()};
+    return {{kKey, s}, {kValue, s}};
+  }
+
+ private:
+  static constexpr const char* kKey = "null_k";
+  static constexpr const char* kValue = "null_v";
+  Var k_, v_;  // (H, D) each
+};
+
 template <typename S>
 std::unique_ptr<AttentionStrategy> make(const GPTConfig& c, const StrategyInfo& info) {
   return std::make_unique<S>(c, info);
@@ -55,6 +146,25 @@ const Row kStrategies[] = {
       "StableMask: one extra key per row with value 0 and logit log Z(i), so a row's real mass can be below 1", true,
       false},
      make<StableMaskStrategy>},
+    {{"softmax1", "softmax1",
+      "softmax1 (off-by-one softmax): one extra key per row with value 0 and logit 0, i.e. 1 added to the "
+      "denominator",
+      true, false},
+     make<Softmax1Strategy>},
+    {{"learned-sink", "learned sink",
+      "learned sink (gpt-oss): one extra key per row with value 0 and a trained logit tau_h per layer and head",
+      true, true},
+     make<LearnedSinkStrategy>},
+    {{"null-kv", "null key/value",
+      "null key/value (add_bias_kv): a learned key and value per layer and head that every query can attend to; "
+      "materialized path only",
+      true, false},
+     make<NullKvStrategy>},
+    {{"gated", "gated",
+      "gated attention (Qiu et al. 2025): each head's output times sigmoid(x W_g), x the layer's normed input; "
+      "rows sum to 1",
+      false, false},
+     make<GatedStrategy>},
 };
 
 const Row& row(const std::string& name) {
@@ -113,6 +223,13 @@ Tensor AttentionStrategy::bias(std::int64_t Tq, std::int64_t Tk, std::int64_t q0
 }
 
 Tensor AttentionStrategy::tau(std::int64_t, std::int64_t, DType) const { return Tensor(); }
+
+Var AttentionStrategy::gate(const Var& y, const Var&) const { return y; }
+
+Var AttentionStrategy::tau_var(std::int64_t Tq, std::int64_t q0, DType dtype) const {
+  const Tensor t = tau(Tq, q0, dtype);
+  return t.defined() ? Var::leaf(t) : Var();
+}
 
 std::unique_ptr<AttentionStrategy> make_attention_strategy(const GPTConfig& config) {
   const Row& r = row(config.mask);

@@ -8,7 +8,9 @@
 //   a_ij = q_i . k_j * scale + bias_ij                        (a) the additive bias: causal -inf, ALiBi
 //   Attn = softmax over [a_i0 .. a_i(Tk-1), tau_i], the sink column dropped    (b) the sink logit tau_i
 //   out_i = sum_j Attn_ij v_j                                 (the sink key's value is 0)
-// causal has no sink (tau undefined); StableMask's is tau_i = log Z(i) (nn/stablemask.h).
+// causal has no sink (tau undefined); StableMask's is tau_i = log Z(i) (nn/stablemask.h); softmax1's is 0 in
+// every row; learned-sink's is tau_h, one trained number per layer and head (docs/sink_remedies.md). gated has no
+// sink; it multiplies each head's output by a gate computed from the layer's input, (c) below.
 //
 // Adding a strategy: write its class in nn/attention_strategy.cpp (override tau(), and bias() or
 // parameter_shapes() when it needs them) and add its row to the table there. When the fused kernel needs
@@ -19,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/var.h"
 #include "nn/module.h"
 
 namespace gradlab {
@@ -62,6 +65,17 @@ class AttentionStrategy : public Module {
   // (b) The sink logit (H, Tq) for rows at absolute positions q0 .. q0+Tq-1, in dtype (float64 models get it
   // computed in double); undefined when the strategy has no sink.
   virtual Tensor tau(std::int64_t Tq, std::int64_t q0, DType dtype) const;
+  // The same sink logit as a graph node, for training: a leaf of tau() unless tau is a trained parameter
+  // (learned-sink), whose gradient then flows back through it. Undefined when there is no sink.
+  virtual Var tau_var(std::int64_t Tq, std::int64_t q0, DType dtype) const;
+  // (d) Null key and value (null-kv): learned k0, v0 (B,H,1,D) that every query attends to, put before the real
+  // keys; undefined Vars for every other strategy. Their value is not 0, so they do not fit the tau family and run
+  // only in the materialized path (fused_supported() is false; the model falls back to it).
+  virtual std::pair<Var, Var> null_kv(std::int64_t B, DType dtype) const { return {}; }
+  virtual bool fused_supported() const { return true; }
+  // (c) After attention, before c_proj: y (B,T,C) the heads side by side, x (B,T,C) the layer's normed input.
+  // The identity except for gated attention, which scales each head by sigmoid(x W_g^T).
+  virtual Var gate(const Var& y, const Var& x) const;
   // The names (relative to the attention module) and shapes of this strategy's parameters, known without
   // allocating them, so a loader can check a file first. Empty for causal and StableMask.
   virtual std::vector<std::pair<std::string, Shape>> parameter_shapes() const { return {}; }

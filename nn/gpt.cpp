@@ -264,9 +264,10 @@ class Attention : public Module {
     if (cfg_.pos == PosKind::Rope) qkv = rope_qkv(qkv, cfg_.n_head, opt.first_position);
     Var y;
     if (opt.cache) y = forward_cached(qkv, opt, layer);
-    else if (opt.fused_attention && !opt.recorder && x.dtype() == DType::F32) y = forward_fused(qkv, opt.first_position);
+    else if (opt.fused_attention && !opt.recorder && x.dtype() == DType::F32 && strategy_->fused_supported())
+      y = forward_fused(qkv, opt.first_position);
     else y = forward_materialized(qkv, opt);
-    return c_proj->forward(y);
+    return c_proj->forward(strategy_->gate(y, x));
   }
   Linear *c_attn = nullptr, *c_proj = nullptr;
 
@@ -276,7 +277,7 @@ class Attention : public Module {
   // The flash kernel reads the heads straight out of qkv (B,T,3C) and writes y (B,T,C) with the heads side by
   // side: no split, permute or copy either way.
   Var forward_fused(const Var& qkv, std::int64_t q0) const {
-    const Tensor tau = strategy_->tau(qkv.size(1), q0, DType::F32);
+    const Var tau = strategy_->tau_var(qkv.size(1), q0, DType::F32);
     return attention_fused_qkv(qkv, cfg_.n_head, tau, strategy_->alibi_slopes(), scale());
   }
 
@@ -324,8 +325,22 @@ class Attention : public Module {
     const std::int64_t B = h.q.size(0), T = h.q.size(2), Tk = h.k.size(2);
     const DType dtype = h.q.dtype();
     Tensor probs;
-    Var y = attention_materialized(h.q, h.k, h.v, strategy_->bias(T, Tk, q0, k0, dtype), strategy_->tau(T, q0, dtype),
-                                   scale(), recorder ? &probs : nullptr);
+    Tensor bias = strategy_->bias(T, Tk, q0, k0, dtype);
+    auto [null_k, null_v] = strategy_->null_kv(B, dtype);
+    Var y;
+    if (null_k.defined()) {
+      // null-kv: the learned key and value go in front of the real keys, always visible (bias 0); the recorder
+      // keeps the real keys only, so the null key's mass shows as 1 - R_i like a sink's
+      const std::int64_t H = cfg_.n_head;
+      Tensor full = Tensor::zeros({H, T, Tk + 1}, dtype);
+      full.narrow(2, 1, Tk).copy_(bias);
+      y = attention_materialized(h.q, concat({null_k, h.k}, 2), concat({null_v, h.v}, 2), full,
+                                 strategy_->tau_var(T, q0, dtype), scale(), recorder ? &probs : nullptr);
+      if (recorder) probs = probs.narrow(3, 1, Tk).contiguous();
+    } else {
+      y = attention_materialized(h.q, h.k, h.v, bias, strategy_->tau_var(T, q0, dtype), scale(),
+                                 recorder ? &probs : nullptr);
+    }
     if (recorder) recorder->layers.push_back(probs);
     // (B,H,T,D) -> (B,T,C)
     return reshape(permute(y, {0, 2, 1, 3}), {B, T, cfg_.n_embd});
@@ -395,13 +410,14 @@ Var GPT::forward(const std::vector<std::int32_t>& idx, std::int64_t B, std::int6
   if (config_.pos == PosKind::Sinusoidal)
     x = add(x, Var::leaf(sinusoidal_positions(opt.first_position, T, config_.n_embd, dtype_)));
   x = dropout(x, config_.dropout, impl_->dropout_rng, training());
-  if (opt.recorder) opt.recorder->layers.clear();
+  if (opt.recorder) opt.recorder->layers.clear(), opt.recorder->residual.clear();
   for (std::size_t l = 0; l < tr.h.size(); ++l) {
     Block& blk = *tr.h[l];
     // x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
     x = add(x, dropout(blk.attn->forward(blk.ln_1->forward(x), opt, static_cast<std::int64_t>(l)), config_.dropout,
                        impl_->dropout_rng, training()));
     x = add(x, dropout(blk.mlp->forward(blk.ln_2->forward(x)), config_.dropout, impl_->dropout_rng, training()));
+    if (opt.recorder) opt.recorder->residual.push_back(x.data().contiguous());
   }
   x = tr.ln_f->forward(x);
   // logits = x @ wte^T        (B,T,V), lm_head tied to the token embedding

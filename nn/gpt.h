@@ -81,6 +81,7 @@ Tensor sinusoidal_positions(std::int64_t first, std::int64_t T, std::int64_t C, 
 // Receives each layer's attention probabilities (B, H, T, T) during a forward pass that asks for them.
 struct AttentionRecorder {
   std::vector<Tensor> layers;
+  std::vector<Tensor> residual;  // the residual stream (B,T,C) after each block (massive activations)
   // The recorded maps of batch row b as (n_layer, n_head, T, T), float32.
   Tensor stacked(std::int64_t b = 0) const;
 };

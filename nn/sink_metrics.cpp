@@ -1,5 +1,6 @@
 #include "nn/sink_metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -190,6 +191,37 @@ Tensor record_attention(GPT& model, const std::vector<std::int32_t>& ids) {
   model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo);
   model.train(was_training);
   return rec.stacked(0);
+}
+
+MassiveActivations massive_activations(GPT& model, const std::vector<std::vector<std::int32_t>>& probes) {
+  if (probes.empty()) throw_error("massive_activations: no probe text, expected at least one");
+  NoGrad no_grad;
+  const bool was_training = model.training();
+  model.eval();
+  const std::size_t L = static_cast<std::size_t>(model.config().n_layer);
+  std::vector<std::vector<double>> mags(L);  // |h| of every element, per layer
+  for (const auto& ids : probes) {
+    AttentionRecorder rec;
+    ForwardOptions fo;
+    fo.recorder = &rec;
+    model.forward(ids, 1, static_cast<std::int64_t>(ids.size()), fo);
+    for (std::size_t l = 0; l < L; ++l)
+      for (double v : rec.residual[l].to_vector()) mags[l].push_back(std::abs(v));
+  }
+  model.train(was_training);
+  MassiveActivations out;
+  for (auto& m : mags) {
+    const double top = *std::max_element(m.begin(), m.end());
+    // the median of an even count is the mean of the two middle elements
+    const std::size_t n = m.size(), h = n / 2;
+    std::nth_element(m.begin(), m.begin() + static_cast<std::ptrdiff_t>(h), m.end());
+    double med = m[h];
+    if (n % 2 == 0) med = 0.5 * (med + *std::max_element(m.begin(), m.begin() + static_cast<std::ptrdiff_t>(h)));
+    out.top.push_back(top);
+    out.median.push_back(med);
+    out.ratio.push_back(med > 0 ? top / med : std::numeric_limits<double>::infinity());
+  }
+  return out;
 }
 
 SinkReport measure_sinks(GPT& model, const std::vector<std::vector<std::int32_t>>& probes, const SinkOptions& options) {

@@ -95,6 +95,13 @@ SinkReport measure_sinks(GPT& model, const std::vector<std::vector<std::int32_t>
 // The maps (n_layer, n_head, T, T) of one text, float32.
 Tensor record_attention(GPT& model, const std::vector<std::int32_t>& ids);
 
+// Massive activations (Sun et al. 2024): per layer, the largest |h| of the residual stream after that block
+// over every token and channel of the probe texts, against the median |h| over the same elements.
+struct MassiveActivations {
+  std::vector<double> top, median, ratio;  // one per layer; ratio = top / median (inf when the median is 0)
+};
+MassiveActivations massive_activations(GPT& model, const std::vector<std::vector<std::int32_t>>& probes);
+
 // One CSV row per head: layer,head,first_raw,first_norm,late_raw,late_norm,bos_raw,bos_norm,mid_bos_norm,
 // real_mass,pseudo_mass,sink (first_norm > eps: 1 or 0),sink_late (late_norm > eps). `prefix` columns (e.g. "seed,mask,") are prepended to
 // the header and `prefix_values` to each row.

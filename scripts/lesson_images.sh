@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the images that the lesson notes (lessons/NN-name.md) show, into lessons/images/NN-<file>.png.
 # Each lesson runs with its default settings (lesson 09 trains two models: a few minutes on 2 cores), into a
-# temporary folder; only the pictures the notes use are copied. Lesson 09's summary.json is kept beside them
-# so the numbers quoted in 09-flagship.md can be traced to a run.
+# temporary folder; only the pictures the notes use are copied. Lessons 09's and 14's summary.json are kept
+# beside them so the numbers quoted in their notes can be traced to a run.
 #
 #   scripts/lesson_images.sh              # build dir: build (Release)
 #   BUILD=build-x scripts/lesson_images.sh
@@ -24,8 +24,9 @@ declare -A SHOWN=(
   [11-extrapolation]="loss_per_position"
   [12-kvcache]="row_mass_vs_length"
   [13-fused-attention]="time_vs_T memory_vs_T"
+  [14-sink-remedies]="remedies metrics"
 )
-ORDER="02-derivatives 04-matmul 06-modules 07-attention 08-stablemask 11-extrapolation 12-kvcache 13-fused-attention 09-flagship"
+ORDER="02-derivatives 04-matmul 06-modules 07-attention 08-stablemask 11-extrapolation 12-kvcache 13-fused-attention 09-flagship 14-sink-remedies"
 
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGRADLAB_BUILD_LESSONS=ON >/dev/null
 targets=()
@@ -52,6 +53,9 @@ for l in $ORDER; do
     total=$((total + size))
     echo "   $IMAGES/$nn-$f.png  $((size / 1024)) KB"
   done
+  if [ "$l" = 14-sink-remedies ]; then
+    cp "$tmp/$l/summary.json" "$IMAGES/14-summary.json"
+  fi
   if [ "$l" = 09-flagship ]; then
     cp "$tmp/$l/summary.json" "$IMAGES/09-summary.json"
     grep -E "Seed|effect|Mean over layers|Validation loss difference" "$tmp/$l.log" | sed 's/^/   /'

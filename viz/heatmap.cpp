@@ -254,7 +254,7 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
       }
     L.footnotes.push_back("panel titles: L = layer, H = head, " + legend);
   }
-  if (has_sink_) L.footnotes.push_back("sink = 1 \u2212 \u03a3_j Attn_ij: the share of row i taken by StableMask's pseudo keys (same colour scale)");
+  if (has_sink_) L.footnotes.push_back("sink = 1 \u2212 \u03a3_j Attn_ij: the share of row i taken by the zero-value sink key (StableMask: its pseudo keys) (same colour scale)");
   if (opts_.panel_stats && L.stats_form < 2)
     L.footnotes.push_back("first token: mean of Attn_i0 over rows i \u2265 " + std::to_string(stats_.begin()->second.first_row) +
                           "; \u00f7R: the same normalised by the row's real mass R_i = \u03a3_j Attn_ij");
@@ -567,6 +567,28 @@ Canvas heatmap_compare(const AttentionMaps& left, const AttentionMaps& right, co
   for (int c = 0; c < spec.cols; ++c) spec.gap_after_col.push_back(c % 2 == 0 ? 26 : 52);
   spec.target_matrix = pairs == 1 ? 520 : 360;
   spec.title = opts.title.empty() ? "Attention weights \u00b7 " + left.mask + " vs " + right.mask : opts.title;
+  return HeatmapRenderer(spec, tokens, opts).draw();
+}
+
+Canvas heatmap_stack(const std::vector<const AttentionMaps*>& maps, const std::vector<std::string>& tokens,
+                     std::int64_t layer, std::int64_t head, const HeatmapOptions& opts) {
+  if (maps.empty()) throw_error("heatmap_stack: got no maps, expected one per row");
+  FigureSpec spec;
+  spec.cols = 1;
+  spec.rows = static_cast<int>(maps.size());
+  for (std::size_t r = 0; r < maps.size(); ++r) {
+    const AttentionMaps& m = *maps[r];
+    m.validate("heatmap_stack");
+    if (m.T != maps[0]->T)
+      throw_error("heatmap_stack: got T=", m.T, " in row ", r, " and T=", maps[0]->T, " in row 0, expected the same tokens");
+    if (layer < 0 || layer >= m.n_layer || head < 0 || head >= m.n_head)
+      throw_error("heatmap_stack: got layer ", layer, ", head ", head, " for ", m.mask, " with ", m.n_layer,
+                  " layers and ", m.n_head, " heads, expected one that every row has");
+    spec.panels.push_back(PanelSpec{&m, layer, head, static_cast<int>(r), 0});
+  }
+  spec.gap_after_col = {26};
+  spec.target_matrix = 360;
+  spec.title = opts.title.empty() ? "Attention weights, one row per strategy" : opts.title;
   return HeatmapRenderer(spec, tokens, opts).draw();
 }
 

@@ -59,6 +59,10 @@ Canvas heatmap_grid(const AttentionMaps& maps, const std::vector<std::string>& t
 // Rows of the figure are the selected (layer, head) pairs; columns are `left` then `right`.
 Canvas heatmap_compare(const AttentionMaps& left, const AttentionMaps& right, const std::vector<std::string>& tokens,
                        const HeatmapOptions& opts = {});
+// One row per model: the same (layer, head) of each of `maps` (several strategies on the same text), stacked
+// top to bottom in the given order. Maps that may hold less than 1 per row get the diverted-mass column.
+Canvas heatmap_stack(const std::vector<const AttentionMaps*>& maps, const std::vector<std::string>& tokens,
+                     std::int64_t layer, std::int64_t head, const HeatmapOptions& opts = {});
 
 // Writes stem.png and stem.svg (the figure), the attention values as .npy (float32, (n_layer, n_head, T, T),
 // all layers/heads/tokens, not only the drawn ones) and stem.json (tokens, their escaped labels, what the

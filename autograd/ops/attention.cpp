@@ -1,6 +1,8 @@
 // Attention: the materialized composite (heatmaps, float64, the fused op's yardstick) and the fused flash kernel as one op.
 #include "autograd/attention.h"
 
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "autograd/ops.h"
@@ -10,6 +12,11 @@ namespace gradlab {
 
 Var attention_materialized(const Var& q, const Var& k, const Var& v, const Tensor& bias, const Tensor& tau,
                            double scale, Tensor* probs) {
+  return attention_materialized(q, k, v, bias, tau.defined() ? Var::leaf(tau.to(q.dtype())) : Var(), scale, probs);
+}
+
+Var attention_materialized(const Var& q, const Var& k, const Var& v, const Tensor& bias, const Var& tau, double scale,
+                           Tensor* probs) {
   if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || k.shape() != v.shape() || q.size(0) != k.size(0) ||
       q.size(1) != k.size(1) || q.size(3) != k.size(3))
     throw_error("attention: got q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()),
@@ -23,10 +30,12 @@ Var attention_materialized(const Var& q, const Var& k, const Var& v, const Tenso
   if (tau.defined()) {
     if (tau.shape() != Shape{H, Tq})
       throw_error("attention: got tau ", shape_str(tau.shape()), ", expected (H, Tq) = ", shape_str({H, Tq}));
-    // StableMask: one more key per row with logit tau_i and value 0; softmax over Tk + 1, drop the sink column
-    Tensor sink = Tensor::empty({B, H, Tq, 1}, q.dtype());
-    sink.copy_(tau.reshape({1, H, Tq, 1}));
-    Var with_sink = concat({scores, Var::leaf(sink)}, -1);
+    if (tau.dtype() != q.dtype())
+      throw_error("attention: got tau in ", dtype_name(tau.dtype()), ", expected q's ", dtype_name(q.dtype()));
+    // one more key per row with logit tau_i and value 0; softmax over Tk + 1, drop the sink column.
+    // The sink column (B,H,Tq,1) is tau broadcast over the batch, so its gradient sums over b.
+    Var sink = add(Var::leaf(Tensor::zeros({B, H, Tq, 1}, q.dtype())), reshape(tau, {1, H, Tq, 1}));
+    Var with_sink = concat({scores, sink}, -1);
     att = slice(softmax(with_sink), -1, 0, Tk);
   } else {
     att = softmax(scores);
@@ -48,8 +57,9 @@ struct FusedBias {
   }
 };
 
-FusedBias fused_bias(const char* op, const attention::Geometry& geo, const Tensor& tau,
+FusedBias fused_bias(const char* op, const attention::Geometry& geo, const Var& tau_var,
                      const std::vector<float>& alibi_slopes, double scale) {
+  const Tensor tau = tau_var.defined() ? tau_var.data() : Tensor();
   if (tau.defined() && tau.shape() != Shape{geo.H, geo.T})
     throw_error(op, ": got tau ", shape_str(tau.shape()), ", expected (H, T) = ", shape_str({geo.H, geo.T}));
   if (!alibi_slopes.empty() && static_cast<std::int64_t>(alibi_slopes.size()) != geo.H)
@@ -58,9 +68,43 @@ FusedBias fused_bias(const char* op, const attention::Geometry& geo, const Tenso
           alibi_slopes, static_cast<float>(scale)};
 }
 
+// dL/dtau (H,T) of the fused ops: the sink key's value is 0, so its only path to the loss is through the
+// normaliser, dL/dtau_hi = -sum_b P_sink(b,h,i) * D_bhi with P_sink = exp(tau_hi - lse_bhi), D_bhi = dO_bhi . O_bhi.
+Tensor sink_logit_grad(const attention::Geometry& geo, const Tensor& tau, const float* lse, attention::ConstView o,
+                       attention::ConstView d_o) {
+  Tensor d_tau = Tensor::zeros({geo.H, geo.T});
+  const float* t = tau.data<float>();
+  float* out = d_tau.data<float>();
+  for (std::int64_t h = 0; h < geo.H; ++h)
+    for (std::int64_t i = 0; i < geo.T; ++i) {
+      const float ti = t[h * geo.T + i];
+      if (ti == -std::numeric_limits<float>::infinity()) continue;  // no sink in this row: no gradient
+      double acc = 0.0;
+      for (std::int64_t b = 0; b < geo.B; ++b) {
+        const float* orow = o.data + b * o.strides.batch + h * o.strides.head + i * o.strides.row;
+        const float* grow = d_o.data + b * d_o.strides.batch + h * d_o.strides.head + i * d_o.strides.row;
+        double D = 0.0;
+        for (std::int64_t d = 0; d < geo.D; ++d) D += static_cast<double>(orow[d]) * grow[d];
+        acc += std::exp(static_cast<double>(ti) - lse[(b * geo.H + h) * geo.T + i]) * D;
+      }
+      out[h * geo.T + i] = static_cast<float>(-acc);
+    }
+  return d_tau;
+}
+
 }  // namespace
 
-Var attention_fused(const Var& q_in, const Var& k_in, const Var& v_in, const Tensor& tau,
+Var attention_fused(const Var& q, const Var& k, const Var& v, const Tensor& tau, const std::vector<float>& alibi_slopes,
+                    double scale) {
+  return attention_fused(q, k, v, tau.defined() ? Var::leaf(tau) : Var(), alibi_slopes, scale);
+}
+
+Var attention_fused_qkv(const Var& qkv, std::int64_t n_head, const Tensor& tau, const std::vector<float>& alibi_slopes,
+                        double scale) {
+  return attention_fused_qkv(qkv, n_head, tau.defined() ? Var::leaf(tau) : Var(), alibi_slopes, scale);
+}
+
+Var attention_fused(const Var& q_in, const Var& k_in, const Var& v_in, const Var& tau,
                     const std::vector<float>& alibi_slopes, double scale) {
   if (q_in.dim() != 4 || q_in.shape() != k_in.shape() || q_in.shape() != v_in.shape())
     throw_error("attention_fused: got q ", shape_str(q_in.shape()), ", k ", shape_str(k_in.shape()), ", v ",
@@ -73,7 +117,9 @@ Var attention_fused(const Var& q_in, const Var& k_in, const Var& v_in, const Ten
   Tensor o = Tensor::empty(q.shape()), lse = Tensor::empty({geo.B, geo.H, geo.T});
   attention::flash_forward(geo, bias.get(), q.data<float>(), k.data<float>(), v.data<float>(), o.data<float>(),
                            lse.data<float>());
-  return make_result(o, "attention_fused", {q_in, k_in, v_in},
+  std::vector<Var> inputs = {q_in, k_in, v_in};
+  if (tau.defined()) inputs.push_back(tau);
+  return make_result(o, "attention_fused", inputs,
                      [geo, q, k, v, o, lse, bias](std::vector<Var>& in, const Tensor& g_in) {
                        // recompute the probabilities tile by tile; D_i = dO_i . O_i
                        Tensor g = g_in.contiguous();
@@ -84,10 +130,15 @@ Var attention_fused(const Var& q_in, const Var& k_in, const Var& v_in, const Ten
                        if (in[0].requires_grad()) in[0].add_grad(dq);
                        if (in[1].requires_grad()) in[1].add_grad(dk);
                        if (in[2].requires_grad()) in[2].add_grad(dv);
+                       if (in.size() > 3 && in[3].requires_grad()) {
+                         const attention::Strides s = attention::contiguous_strides(geo);
+                         in[3].add_grad(sink_logit_grad(geo, bias.tau, lse.data<float>(), {o.data<float>(), s},
+                                                        {g.data<float>(), s}).to(in[3].dtype()));
+                       }
                      });
 }
 
-Var attention_fused_qkv(const Var& qkv_in, std::int64_t n_head, const Tensor& tau,
+Var attention_fused_qkv(const Var& qkv_in, std::int64_t n_head, const Var& tau,
                         const std::vector<float>& alibi_slopes, double scale) {
   // qkv is (B,T,3C) -> y (B,T,C)
   if (qkv_in.dim() != 3 || qkv_in.size(2) % 3 != 0 || qkv_in.size(0) < 1 || qkv_in.size(1) < 1 ||
@@ -111,10 +162,17 @@ Var attention_fused_qkv(const Var& qkv_in, std::int64_t n_head, const Tensor& ta
   const float* base = qkv.data<float>();
   attention::flash_forward(geo, bias.get(), {base, in_strides}, {base + C, in_strides},
                            {base + 2 * C, in_strides}, {y.data<float>(), out_strides}, lse.data<float>());
+  std::vector<Var> inputs = {qkv_in};
+  if (tau.defined()) inputs.push_back(tau);
   return make_result(
-      y, "attention_fused_qkv", {qkv_in},
+      y, "attention_fused_qkv", inputs,
       [geo, C, qkv, y, lse, bias, in_strides, out_strides](std::vector<Var>& in,
                                                                               const Tensor& g_in) {
+        if (in.size() > 1 && in[1].requires_grad()) {
+          const Tensor g = g_in.contiguous();
+          in[1].add_grad(sink_logit_grad(geo, bias.tau, lse.data<float>(), {y.data<float>(), out_strides},
+                                         {g.data<float>(), out_strides}).to(in[1].dtype()));
+        }
         if (!in[0].requires_grad()) return;
         // recompute the probabilities tile by tile; dq, dk, dv land side by side in one (B,T,3C) gradient,
         // every element written once (q, k and v cover all 3C columns), so it needs no zero-fill

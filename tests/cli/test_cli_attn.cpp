@@ -178,4 +178,51 @@ TEST_CASE("gradlab attn: bad input is one line and exit code 2") {
   CHECK(!std::filesystem::exists(out));
 }
 
+TEST_CASE("gradlab attn on a learned-sink model: its own maps, the compared pair on the shared weights, and a clear refusal") {
+  TempDir dir("attn_ls");
+  const std::string ls = save_text_model(dir, "ls", "learned-sink", 60);
+  const std::string causal = save_text_model(dir, "c", "causal", 61);
+  const std::string text = "the cat sat on the mat.";
+  const std::int64_t T = static_cast<std::int64_t>(text.size());
+  Run own = attn({"--model", ls, "--text", text, "--out", dir.file("own.png")});
+  INFO(own.err);
+  REQUIRE(own.code == 0);
+  // the maps are the library's, and the rows keep less than 1 (the sink key took its share)
+  std::vector<std::string> files = last_json_line(own.out)["files"];
+  std::string npy;
+  for (const auto& f : files)
+    if (f.size() > 4 && f.substr(f.size() - 4) == ".npy") npy = f;
+  REQUIRE(!npy.empty());
+  viz::NpyArray a = viz::read_npy(npy);
+  CHECK(a.shape == std::vector<std::int64_t>{2, 2, T, T});
+  const auto want = recorded(ls, "learned-sink", text);
+  REQUIRE(want.size() == a.values.size());
+  double worst = 0, max_row = 0;
+  for (std::size_t x = 0; x < want.size(); ++x) worst = std::max(worst, std::abs(want[x] - a.values[x]));
+  for (std::int64_t i = 0; i < 4 * T; ++i) {
+    double r = 0;
+    for (std::int64_t j = 0; j < T; ++j) r += a.values[i * T + j];
+    max_row = std::max(max_row, r);
+  }
+  CHECK(worst < 1e-6);
+  CHECK(max_row < 0.999);
+  // the massive-activation metric, one value per layer, the top above the median
+  const auto ma = last_json_line(own.out)["sinks"][0]["massive_activations"];
+  REQUIRE(ma["ratio"].size() == 2);
+  for (int l = 0; l < 2; ++l) {
+    CHECK(ma["ratio"][l].get<double>() > 1.0);
+    CHECK(ma["top"][l].get<double>() > ma["median"][l].get<double>());
+  }
+  // --mask both drops the sink logits and draws the same weights under causal and StableMask
+  Run both = attn({"--model", ls, "--mask", "both", "--text", text, "--out", dir.file("both.png")});
+  INFO(both.err);
+  CHECK(both.code == 0);
+  // a causal model has no trained sink logit to draw learned-sink with
+  Run refused = attn({"--model", causal, "--mask", "learned-sink", "--text", text, "--out", dir.file("no.png")});
+  CHECK(refused.code == 2);
+  CHECK(refused.err.find("--mask learned-sink") != std::string::npos);
+  CHECK(refused.err.find("sink_logit") != std::string::npos);
+  CHECK(!std::filesystem::exists(dir.file("no.png")));
+}
+
 }  // TEST_SUITE

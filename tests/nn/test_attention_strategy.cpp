@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/ops.h"
 #include "nn/attention_strategy.h"
 #include "nn/gpt.h"
 #include "nn/stablemask.h"
@@ -63,10 +64,10 @@ TEST_SUITE("model") {
     CHECK_FALSE(strategy_info("stablemask").tau_is_parameter);
     CHECK(std::string(strategy_info("stablemask").label) == "StableMask");
     for (const std::string& n : compared_strategies()) CHECK_NOTHROW(strategy_info(n));
-    CHECK_THROWS_WITH_AS(strategy_info("softmax2"), "unknown mask 'softmax2', expected one of: causal, stablemask",
+    CHECK_THROWS_WITH_AS(strategy_info("softmax2"), "unknown mask 'softmax2', expected one of: causal, stablemask, softmax1, learned-sink, null-kv, gated",
                          Error);
     GPTConfig bad = small_config("Causal");
-    CHECK_THROWS_WITH_AS(bad.validate(), "unknown mask 'Causal', expected one of: causal, stablemask", Error);
+    CHECK_THROWS_WITH_AS(bad.validate(), "unknown mask 'Causal', expected one of: causal, stablemask, softmax1, learned-sink, null-kv, gated", Error);
   }
 
   TEST_CASE("strategy bias: -inf for future keys, 0 or ALiBi's -slope * distance for the rest") {
@@ -108,6 +109,79 @@ TEST_SUITE("model") {
     CHECK(s->parameter_shapes().empty());
   }
 
+  TEST_CASE("strategy tau: softmax1 has 0 in every row and learned-sink's is its parameter tau_h in every row") {
+    auto s1 = make_attention_strategy(small_config("softmax1"));
+    CHECK(s1->has_sink());
+    CHECK_FALSE(s1->info().tau_is_parameter);
+    CHECK(s1->parameter_shapes().empty());
+    CHECK(s1->named_parameters().empty());
+    const Tensor t1 = s1->tau(3, 4, DType::F64);
+    REQUIRE(t1.shape() == Shape{2, 3});
+    for (double x : t1.to_vector()) CHECK(x == 0.0);
+
+    auto ls = make_attention_strategy(small_config("learned-sink"));
+    CHECK(ls->has_sink());
+    CHECK(ls->info().tau_is_parameter);
+    auto params = ls->named_parameters();
+    REQUIRE(params.size() == 1);
+    CHECK(params[0].first == "sink_logit");
+    CHECK(params[0].second.shape() == Shape{2});
+    REQUIRE(ls->parameter_shapes().size() == 1);
+    CHECK(ls->parameter_shapes()[0].first == "sink_logit");
+    CHECK(ls->parameter_shapes()[0].second == Shape{2});
+    for (double x : params[0].second.data().to_vector()) CHECK(x == 0.0);  // starts as softmax1
+    float* w = params[0].second.data().data<float>();
+    w[0] = 1.25f;
+    w[1] = -0.5f;
+    for (DType dtype : {DType::F32, DType::F64}) {
+      const Tensor t = ls->tau(4, 7, dtype);  // any rows, any offset: the same tau_h
+      REQUIRE(t.shape() == Shape{2, 4});
+      for (std::int64_t i = 0; i < 4; ++i) {
+        CHECK(t.at({0, i}) == 1.25);
+        CHECK(t.at({1, i}) == -0.5);
+      }
+    }
+    // the graph form carries the gradient to the parameter, summed over the rows
+    Var tv = ls->tau_var(3, 0, DType::F32);
+    sum(mul_scalar(tv, 2.0)).backward();
+    REQUIRE(params[0].second.grad().defined());
+    for (double g : params[0].second.grad().to_vector()) CHECK(g == 6.0);
+  }
+
+  TEST_CASE("gated: each head's output times sigmoid(x W_g^T), every gate 1/2 at initialisation, no sink") {
+    GPTConfig c = small_config("gated");  // C = 8, H = 2, D = 4
+    auto s = make_attention_strategy(c);
+    CHECK_FALSE(s->has_sink());
+    CHECK_FALSE(s->tau(3, 0, DType::F32).defined());
+    REQUIRE(s->parameter_shapes().size() == 1);
+    CHECK(s->parameter_shapes()[0].first == "gate.weight");
+    CHECK(s->parameter_shapes()[0].second == Shape{2, 8});
+    auto params = s->named_parameters();
+    REQUIRE(params.size() == 1);
+    CHECK(params[0].first == "gate.weight");
+    const std::int64_t B = 2, T = 3, C = 8;
+    std::vector<double> yv(B * T * C), xv(B * T * C);
+    for (std::size_t k = 0; k < yv.size(); ++k) yv[k] = std::sin(0.7 * double(k)), xv[k] = std::cos(0.3 * double(k));
+    const Var y = Var::leaf(Tensor::from_values({B, T, C}, yv, DType::F64));
+    const Var x = Var::leaf(Tensor::from_values({B, T, C}, xv, DType::F64));
+    params[0].second.data() = params[0].second.data().to(DType::F64);
+    {
+      const std::vector<double> out = s->gate(y, x).data().to_vector();
+      for (std::size_t k = 0; k < out.size(); ++k) CHECK(out[k] == 0.5 * yv[k]);
+    }
+    double* w = params[0].second.data().data<double>();
+    for (std::int64_t k = 0; k < 16; ++k) w[k] = 0.1 * double(k % 5) - 0.2;
+    const std::vector<double> out = s->gate(y, x).data().to_vector();
+    for (std::int64_t bt = 0; bt < B * T; ++bt)
+      for (std::int64_t h = 0; h < 2; ++h) {
+        double a = 0;
+        for (std::int64_t cc = 0; cc < C; ++cc) a += xv[bt * C + cc] * w[h * C + cc];
+        const double g = 1 / (1 + std::exp(-a));
+        for (std::int64_t d = 0; d < 4; ++d)
+          CHECK(out[bt * C + h * 4 + d] == doctest::Approx(yv[bt * C + h * 4 + d] * g).epsilon(1e-12));
+      }
+  }
+
   TEST_CASE("the checkpoint's mask metadata: written by name, and old configs still load") {
     for (const std::string& n : strategy_names()) {
       GPTConfig c = small_config(n);
@@ -121,7 +195,7 @@ TEST_SUITE("model") {
     CHECK(GPTConfig::from_json(old).mask == "stablemask");
     CHECK(GPTConfig::from_json(old).to_json() == old);
     CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"mask": "alibi"})"),
-                         "unknown mask 'alibi', expected one of: causal, stablemask", Error);
+                         "unknown mask 'alibi', expected one of: causal, stablemask, softmax1, learned-sink, null-kv, gated", Error);
   }
 
   TEST_CASE("a child module registered under \"\" puts its parameters at its parent's level") {

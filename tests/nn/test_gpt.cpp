@@ -252,7 +252,7 @@ TEST_SUITE("model") {
     d.mask = "stablemask";
     d.pos = PosKind::Rope;
     CHECK(GPTConfig::from_json(d.to_json()).to_json() == d.to_json());
-    CHECK_THROWS_WITH_AS(strategy_info("stable"), "unknown mask 'stable', expected one of: causal, stablemask", Error);
+    CHECK_THROWS_WITH_AS(strategy_info("stable"), "unknown mask 'stable', expected one of: causal, stablemask, softmax1, learned-sink, null-kv, gated", Error);
   }
 
   TEST_CASE("learned positions refuse to extrapolate past block_size") {
@@ -262,6 +262,27 @@ TEST_SUITE("model") {
 }
 
 TEST_SUITE("model") {
+  TEST_CASE("null-kv: with k0 = v0 = 0 it is softmax1, a learned value moves the output, and the fused path falls back") {
+    GPTConfig c = tiny("null-kv", PosKind::Rope), c1 = tiny("softmax1", PosKind::Rope);
+    GPT a(c, 4), b(c1, 4);
+    const std::vector<std::int32_t> ids{1, 2, 3, 4, 5, 6};
+    NoGrad guard;
+    const Tensor la = a.forward(ids, 1, 6).data(), lb = b.forward(ids, 1, 6).data();
+    CHECK(ops::max_abs_diff(la, lb) < 1e-6);  // exp(0) in the denominator, value 0: softmax1
+    ForwardOptions mat;
+    mat.fused_attention = false;
+    CHECK(ops::max_abs_diff(a.forward(ids, 1, 6, mat).data(), la) == 0.0);  // one path: the materialized one
+    int found = 0;
+    for (auto& [name, p] : a.named_parameters())
+      if (name == "transformer.h.0.attn.null_v") {
+        ++found;
+        float* w = p.data().data<float>();
+        for (std::int64_t k = 0; k < p.data().numel(); ++k) w[k] = 0.5f;
+      }
+    REQUIRE(found == 1);
+    CHECK(ops::max_abs_diff(a.forward(ids, 1, 6).data(), lb) > 1e-3);
+  }
+
   TEST_CASE("parameter_shapes (computed without a model) equals the built model's parameters") {
     for (const std::string& mask : strategy_names())
       for (PosKind pos : {PosKind::Learned, PosKind::Rope})

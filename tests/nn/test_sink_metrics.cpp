@@ -1,6 +1,7 @@
 // nn/sink_metrics: the attention-sink metrics on hand-computed maps, and on a model's recorded attention.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -146,6 +147,46 @@ TEST_CASE("measure_sinks: recorded from a GPT, causal rows hold all the mass and
     CHECK(acc.report().mean.late_norm == r.mean.late_norm);
     CHECK(model.training());  // the mode is restored
   }
+}
+
+TEST_CASE("massive_activations: the largest |h| after each block against the median, as computed by hand") {
+  GPTConfig c;
+  c.vocab_size = 12;
+  c.block_size = 16;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_embd = 16;
+  const std::vector<std::vector<std::int32_t>> probes = {{0, 3, 4, 5, 6, 7}, {0, 9, 8, 7, 6, 5, 4}};
+  GPT model(c, 5);
+  const MassiveActivations m = massive_activations(model, probes);
+  REQUIRE(m.top.size() == 2);
+  REQUIRE(m.median.size() == 2);
+  REQUIRE(m.ratio.size() == 2);
+  CHECK(model.training());
+  // by hand: the residual stream after block l is what the recorder keeps
+  for (std::size_t l = 0; l < 2; ++l) {
+    std::vector<double> all;
+    for (const auto& p : probes) {
+      NoGrad ng;
+      model.eval();
+      AttentionRecorder rec;
+      ForwardOptions fo;
+      fo.recorder = &rec;
+      model.forward(p, 1, static_cast<std::int64_t>(p.size()), fo);
+      model.train();
+      REQUIRE(rec.residual.size() == 2);
+      CHECK(rec.residual[l].shape() == Shape{1, static_cast<std::int64_t>(p.size()), 16});
+      for (double v : rec.residual[l].to_vector()) all.push_back(std::abs(v));
+    }
+    std::sort(all.begin(), all.end());
+    REQUIRE(all.size() % 2 == 0);  // (6 + 7) tokens x 16 channels
+    const double med = 0.5 * (all[all.size() / 2 - 1] + all[all.size() / 2]);
+    CHECK(m.top[l] == all.back());
+    CHECK(m.median[l] == med);
+    CHECK(m.ratio[l] == doctest::Approx(all.back() / med));
+    CHECK(m.ratio[l] > 1.0);
+  }
+  CHECK_THROWS_AS(massive_activations(model, {}), Error);
 }
 
 }  // TEST_SUITE

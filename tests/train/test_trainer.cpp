@@ -54,34 +54,50 @@ TEST_CASE("trainer: gradient accumulation of 2 half batches equals one full batc
 }
 
 TEST_CASE("checkpoint: round trip of weights / moments / rng / config and tokenizer") {
-  TempDir dir;
-  const auto& data = small_grammar();
-  GPT model(tiny_config("stablemask"), 11);
-  Trainer trainer(model, data, tiny_train_config(3, dir.path));
-  TrainResult r = trainer.run();
-  REQUIRE(r.status == TrainStatus::Completed);
-  REQUIRE(r.steps == 3);
-  LoadedCheckpoint ck = load_checkpoint(dir.path);
-  CHECK(ck.state.step == 3);
-  CHECK(ck.state.adam_steps == 3);
-  CHECK(ck.info.step == 3);
-  CHECK(ck.info.config.to_json() == model.config().to_json());
-  REQUIRE(ck.info.tokenizer.has_value());
-  CHECK(ck.info.tokenizer->to_json() == data.tokenizer()->to_json());
-  CHECK(ck.info.metadata.at("format") == "gradlab-1");
-  auto a = model.state_dict(), b = ck.model->state_dict();
-  REQUIRE(a.size() == b.size());
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    CHECK(a[i].first == b[i].first);
-    CHECK(a[i].second.to_vector() == b[i].second.to_vector());
+  for (const char* mask : {"stablemask", "learned-sink"}) {
+    CAPTURE(mask);
+    TempDir dir;
+    const auto& data = small_grammar();
+    GPT model(tiny_config(mask), 11);
+    Trainer trainer(model, data, tiny_train_config(3, dir.path));
+    TrainResult r = trainer.run();
+    REQUIRE(r.status == TrainStatus::Completed);
+    REQUIRE(r.steps == 3);
+    LoadedCheckpoint ck = load_checkpoint(dir.path);
+    CHECK(ck.state.step == 3);
+    CHECK(ck.state.adam_steps == 3);
+    CHECK(ck.info.step == 3);
+    CHECK(ck.info.config.to_json() == model.config().to_json());
+    REQUIRE(ck.info.tokenizer.has_value());
+    CHECK(ck.info.tokenizer->to_json() == data.tokenizer()->to_json());
+    CHECK(ck.info.metadata.at("format") == "gradlab-1");
+    auto a = model.state_dict(), b = ck.model->state_dict();
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      CHECK(a[i].first == b[i].first);
+      CHECK(a[i].second.to_vector() == b[i].second.to_vector());
+    }
+    const Rng::State s = trainer.data_rng().get_state(), s2 = ck.state.rng;
+    CHECK(s.state == s2.state);
+    CHECK(s.inc == s2.inc);
+    auto opt = trainer.optimizer().state_tensors();
+    REQUIRE(opt.size() == ck.state.optimizer.size());
+    for (auto& [name, t] : opt) CHECK(t.to_vector() == ck.state.optimizer.at(name).to_vector());
+    CHECK(TrainConfig::from_json(ck.state.train_config).to_json() == trainer.state().train_config);
+    CHECK(ck.info.config.mask == mask);  // the strategy is recorded
+    if (std::string(mask) == "learned-sink") {
+      // the trained sink logits travel with the weights (and moved away from their initial 0)
+      double moved = 0;
+      int found = 0;
+      for (auto& [name, t] : b)
+        if (name == "transformer.h.0.attn.sink_logit") {
+          ++found;
+          for (double x : t.to_vector()) moved = std::max(moved, std::abs(x));
+        }
+      CHECK(found == 1);
+      CHECK(moved > 0.0);
+    }
   }
-  const Rng::State s = trainer.data_rng().get_state(), s2 = ck.state.rng;
-  CHECK(s.state == s2.state);
-  CHECK(s.inc == s2.inc);
-  auto opt = trainer.optimizer().state_tensors();
-  REQUIRE(opt.size() == ck.state.optimizer.size());
-  for (auto& [name, t] : opt) CHECK(t.to_vector() == ck.state.optimizer.at(name).to_vector());
-  CHECK(TrainConfig::from_json(ck.state.train_config).to_json() == trainer.state().train_config);
 
   // the rng text form keeps the Box-Muller spare bit for bit
   Rng g(5);

@@ -356,4 +356,35 @@ TEST_CASE("statistics: first-token share raw and normalised by real mass on know
   CHECK_THROWS_AS(attention_stats(m, -1), gradlab::Error);
 }
 
+TEST_CASE("heatmap_stack: one row per strategy, the same head, the sink column only where rows keep less than 1") {
+  AttentionMaps causal = synthetic(2, 3, 12, 0.6, 1.0, false);
+  AttentionMaps sm = synthetic(2, 3, 12, 0.3, 0.8, true);
+  AttentionMaps other = synthetic(2, 3, 12, 0.2, 0.95, true);
+  other.mask = "softmax1";
+  std::vector<PanelGeometry> geo;
+  HeatmapOptions o;
+  o.geometry = &geo;
+  Canvas fig = heatmap_stack({&causal, &sm, &other}, letters(12), 1, 2, o);
+  REQUIRE(geo.size() == 3);
+  CHECK(geo[0].mask == "causal");
+  CHECK(geo[1].mask == "StableMask");
+  CHECK(geo[2].mask == "softmax1");
+  for (int r = 0; r < 3; ++r) {
+    CHECK(geo[r].layer == 1);
+    CHECK(geo[r].head == 2);
+  }
+  CHECK(geo[0].matrix.x == geo[1].matrix.x);  // one column
+  CHECK(geo[1].matrix.y > geo[0].matrix.y + geo[0].matrix.h);
+  CHECK(geo[2].matrix.y > geo[1].matrix.y + geo[1].matrix.h);
+  CHECK(geo[0].sink.w == 0);
+  CHECK(geo[1].sink.w > 0);
+  CHECK(geo[2].sink.w > 0);
+  // the pixels are each strategy's own: key 0 of row 5 differs between the rows of the figure
+  CHECK_FALSE(cell_pixel(fig.image(), geo[0], 5, 0) == cell_pixel(fig.image(), geo[1], 5, 0));
+  CHECK_THROWS_AS(heatmap_stack({}, letters(12), 0, 0), gradlab::Error);
+  AttentionMaps short_maps = synthetic(1, 1, 9, 0.5, 1.0, false);
+  CHECK_THROWS_AS(heatmap_stack({&causal, &short_maps}, letters(12), 0, 0), gradlab::Error);
+  CHECK_THROWS_AS(heatmap_stack({&causal}, letters(12), 2, 0), gradlab::Error);
+}
+
 }  // TEST_SUITE
