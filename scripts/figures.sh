@@ -22,7 +22,7 @@ JOBS=${JOBS:-2}
 FIGURES=docs/figures
 IMAGES=lessons/images
 # lessons whose notes show lessons/images/NN-<name>.png (lesson 10's note shows docs/figures/10-accuracy.png)
-IN_IMAGES="02-derivatives 04-matmul 06-modules 07-attention 08-stablemask 09-flagship 11-extrapolation 12-kvcache 13-fused-attention"
+IN_IMAGES="02-derivatives 04-matmul 06-modules 07-attention 08-stablemask 09-flagship 11-extrapolation 12-kvcache 13-fused-attention 14-sink-remedies"
 MANIFEST=$FIGURES/manifest.tsv
 LIMIT_KB=600  # per lesson, PNG and SVG together: keep the repository small
 
@@ -33,13 +33,14 @@ declare -A SHOWN=(
   [06-modules]="loss boundaries"
   [07-attention]="scores attention"
   [08-stablemask]="p_matrix softmax_with_pseudo real_mass untrained_compare"
-  [09-flagship]="loss attention_layer1 first_token_share"
+  [09-flagship]="loss sink_side_by_side sink_emergence first_token_share"
+  [14-sink-remedies]="remedies metrics"
   [10-position]="accuracy"
   [11-extrapolation]="loss_per_position"
   [12-kvcache]="row_mass_vs_length"
   [13-fused-attention]="time_vs_T memory_vs_T"
 )
-ALL="02-derivatives 04-matmul 06-modules 07-attention 08-stablemask 11-extrapolation 12-kvcache 13-fused-attention 10-position 09-flagship"
+ALL="02-derivatives 04-matmul 06-modules 07-attention 08-stablemask 11-extrapolation 12-kvcache 13-fused-attention 10-position 09-flagship 14-sink-remedies"
 
 chosen=()
 if [ $# -eq 0 ]; then
