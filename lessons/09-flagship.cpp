@@ -17,6 +17,7 @@
 #include "data/textfile.h"
 #include "lessons/attention_viewer.h"
 #include "lessons/lesson.h"
+#include "lessons/sink_lesson.h"
 #include "lessons/plot.h"
 #include "nn/sink_metrics.h"
 #include "tensor/cpu.h"
@@ -27,6 +28,9 @@
 using namespace gradlab;
 using gradlab::lesson::fmt;
 using gradlab::lesson::Lesson;
+using gradlab::lesson::mean_sd;
+using gradlab::lesson::MeanSd;
+using gradlab::lesson::token_labels;
 
 namespace {
 
@@ -73,36 +77,7 @@ EmergencePoint point(std::int64_t step, const SinkReport& r) {
   return p;
 }
 
-struct MeanSd {
-  double mean = NAN, sd = NAN;
-};
-MeanSd mean_sd(const std::vector<double>& v) {
-  MeanSd m;
-  if (v.empty()) return m;
-  double s = 0;
-  for (double x : v) s += x;
-  m.mean = s / static_cast<double>(v.size());
-  double q = 0;
-  for (double x : v) q += (x - m.mean) * (x - m.mean);
-  m.sd = v.size() > 1 ? std::sqrt(q / static_cast<double>(v.size() - 1)) : 0.0;
-  return m;
-}
-std::string pm(const MeanSd& m, const char* f = "%.4f") {
-  return fmt(f, m.mean) + " ± " + fmt(f, m.sd);
-}
-
-// A token's label in the figures: the character, with triggers marked ("x*") and the BOS as "^".
-std::vector<std::string> token_labels(const TextDataset& data, const std::vector<std::int32_t>& ids,
-                                      const BigramBackcopyCorpus* corpus) {
-  std::vector<std::string> out;
-  for (std::int32_t id : ids) {
-    std::string s = data.tokenizer()->decode_one(id);
-    if (s == "\n") s = "\\n";
-    if (corpus && s.size() == 1 && corpus->is_trigger(s[0])) s += "*";
-    out.push_back(s);
-  }
-  return out;
-}
+std::string pm(const MeanSd& m, const char* f = "%.4f") { return lesson::plus_minus(m, f); }
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 
 #include "data/bigram_backcopy.h"
 #include "lessons/lesson.h"
+#include "lessons/sink_lesson.h"
 #include "lessons/plot.h"
 #include "nn/sink_metrics.h"
 #include "train/trainer.h"
@@ -19,6 +20,9 @@
 using namespace gradlab;
 using gradlab::lesson::fmt;
 using gradlab::lesson::Lesson;
+using gradlab::lesson::mean_sd;
+using gradlab::lesson::MeanSd;
+using gradlab::lesson::token_labels;
 
 namespace {
 
@@ -38,33 +42,7 @@ struct Run {
   std::vector<double> learned_tau;  // learned-sink: tau_h of every layer and head after training
 };
 
-struct MeanSd {
-  double mean = NAN, sd = NAN;
-};
-MeanSd mean_sd(const std::vector<double>& v) {
-  MeanSd m;
-  if (v.empty()) return m;
-  double s = 0;
-  for (double x : v) s += x;
-  m.mean = s / static_cast<double>(v.size());
-  double q = 0;
-  for (double x : v) q += (x - m.mean) * (x - m.mean);
-  m.sd = v.size() > 1 ? std::sqrt(q / static_cast<double>(v.size() - 1)) : 0.0;
-  return m;
-}
-std::string pm(const MeanSd& m, const char* f = "%.3f") { return fmt(f, m.mean) + " ± " + fmt(f, m.sd); }
-
-std::vector<std::string> token_labels(const TextDataset& data, const std::vector<std::int32_t>& ids,
-                                      const BigramBackcopyCorpus& corpus) {
-  std::vector<std::string> out;
-  for (std::int32_t id : ids) {
-    std::string s = data.tokenizer()->decode_one(id);
-    if (s == "\n") s = "\\n";
-    if (s.size() == 1 && corpus.is_trigger(s[0])) s += "*";
-    out.push_back(s);
-  }
-  return out;
-}
+std::string pm(const MeanSd& m, const char* f = "%.3f") { return lesson::plus_minus(m, f); }
 
 }  // namespace
 
@@ -135,7 +113,7 @@ int main(int argc, char** argv) {
         probes.emplace_back(b.inputs.begin() + k * block, b.inputs.begin() + (k + 1) * block);
     }
     so.bos = data->bos();
-    const std::vector<std::string> labels = token_labels(*data, probes[0], corpus);
+    const std::vector<std::string> labels = token_labels(*data, probes[0], &corpus);
     std::string probe_text;
     for (const auto& s : labels) probe_text += s;
 
