@@ -13,20 +13,10 @@ JOBS=${JOBS:-2}
 IMAGES=lessons/images
 LIMIT_KB=300
 
-# lesson -> the output files (without .png) that its notes show
-declare -A SHOWN=(
-  [02-derivatives]="derivative_error"
-  [04-matmul]="gemm_ladder"
-  [06-modules]="loss boundaries"
-  [07-attention]="scores attention"
-  [08-stablemask]="p_matrix softmax_with_pseudo real_mass untrained_compare"
-  [09-flagship]="loss sink_side_by_side first_token_share sink_emergence"
-  [11-extrapolation]="loss_per_position"
-  [12-kvcache]="row_mass_vs_length"
-  [13-fused-attention]="time_vs_T memory_vs_T"
-  [14-sink-remedies]="remedies metrics"
-)
-ORDER="02-derivatives 04-matmul 06-modules 07-attention 08-stablemask 11-extrapolation 12-kvcache 13-fused-attention 09-flagship 14-sink-remedies"
+source scripts/figure_list.sh
+# the lessons whose notes show lessons/images/ pictures, in FIGURE_LESSONS order
+ORDER=""
+for l in $FIGURE_LESSONS; do [[ " $IN_IMAGES " == *" $l "* ]] && ORDER+="$l "; done
 
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGRADLAB_BUILD_LESSONS=ON >/dev/null
 targets=()
