@@ -107,16 +107,11 @@ class NullKvStrategy : public AttentionStrategy {
     k_ = register_parameter(kKey, Tensor::zeros({c.n_head, c.head_size()}));
     v_ = register_parameter(kValue, Tensor::zeros({c.n_head, c.head_size()}));
   }
-  std::pair<Var, Var> null_kv(std::int64_t B, DType dtype) const override {
-    // k0, v0 (H,D) -> (B,H,1,D): broadcast over the batch, so their gradients sum over it
-    const std::int64_t H = config().n_head, D = config().head_size();
-    auto expand = [&](const Var& p) {
-      Var t = p.dtype() == dtype ? p : Var::leaf(p.data().to(dtype));  // a float64 copy for checks only
-      return add(Var::leaf(Tensor::zeros({B, H, 1, D}, dtype)), reshape(t, {1, H, 1, D}));
-    };
-    return {expand(k_), expand(v_)};
+  std::pair<Var, Var> null_kv(DType dtype) const override {
+    // k0, v0 are (H,D)
+    auto in = [&](const Var& p) { return p.dtype() == dtype ? p : Var::leaf(p.data().to(dtype)); };  // checks only
+    return {in(k_), in(v_)};
   }
-  bool fused_supported() const override { return false; }
   std::vector<std::pair<std::string, Shape>> parameter_shapes() const override {
     const Shape s{config().n_head, config().head_size()};
     return {{kKey, s}, {kValue, s}};
@@ -156,8 +151,7 @@ const Row kStrategies[] = {
       true, true},
      make<LearnedSinkStrategy>},
     {{"null-kv", "null key/value",
-      "null key/value (add_bias_kv): a learned key and value per layer and head that every query can attend to; "
-      "materialized path only",
+      "null key/value (add_bias_kv): a learned key and value per layer and head that every query can attend to",
       true, false},
      make<NullKvStrategy>},
     {{"gated", "gated",

@@ -278,7 +278,8 @@ class Attention : public Module {
   // side: no split, permute or copy either way.
   Var forward_fused(const Var& qkv, std::int64_t q0) const {
     const Var tau = strategy_->tau_var(qkv.size(1), q0, DType::F32);
-    return attention_fused_qkv(qkv, cfg_.n_head, tau, strategy_->alibi_slopes(), scale());
+    auto [null_k, null_v] = strategy_->null_kv(DType::F32);
+    return attention_fused_qkv(qkv, cfg_.n_head, tau, strategy_->alibi_slopes(), scale(), null_k, null_v);
   }
 
   // Generation (B = 1): this call's keys and values are appended to the layer's cache, and the queries attend
@@ -326,15 +327,19 @@ class Attention : public Module {
     const DType dtype = h.q.dtype();
     Tensor probs;
     Tensor bias = strategy_->bias(T, Tk, q0, k0, dtype);
-    auto [null_k, null_v] = strategy_->null_kv(B, dtype);
+    auto [null_k, null_v] = strategy_->null_kv(dtype);
     Var y;
     if (null_k.defined()) {
       // null-kv: the learned key and value go in front of the real keys, always visible (bias 0); the recorder
       // keeps the real keys only, so the null key's mass shows as 1 - R_i like a sink's
-      const std::int64_t H = cfg_.n_head;
+      const std::int64_t H = cfg_.n_head, D = cfg_.head_size();
+      // k0, v0 (H,D) -> (B,H,1,D): broadcast over the batch, so their gradients sum over it
+      auto expand = [&](const Var& p) {
+        return add(Var::leaf(Tensor::zeros({B, H, 1, D}, dtype)), reshape(p, {1, H, 1, D}));
+      };
       Tensor full = Tensor::zeros({H, T, Tk + 1}, dtype);
       full.narrow(2, 1, Tk).copy_(bias);
-      y = attention_materialized(h.q, concat({null_k, h.k}, 2), concat({null_v, h.v}, 2), full,
+      y = attention_materialized(h.q, concat({expand(null_k), h.k}, 2), concat({expand(null_v), h.v}, 2), full,
                                  strategy_->tau_var(T, q0, dtype), scale(), recorder ? &probs : nullptr);
       if (recorder) probs = probs.narrow(3, 1, Tk).contiguous();
     } else {

@@ -1,9 +1,9 @@
 // The sink remedies against PyTorch: for softmax1, learned-sink, null-kv and gated, a float64 fixture written by
 // tests/data/fixtures/make_strategy_fixtures.py (the attention coded there from docs/sink_remedies.md, not from
 // gradlab) holds the weights of the tiny model of gpt_causal.safetensors plus the strategy's own parameters, a
-// batch, the logits, the loss and every parameter's gradient. gradlab loads the weights and must reproduce them:
-// in float64 (the materialized path) to 1e-10 of each tensor's largest entry, and in float32 (the training path:
-// fused attention where the strategy has it) to 1e-4.
+// batch, the logits, the loss and every parameter's gradient. gradlab loads the weights and must reproduce them,
+// each tensor to within a fraction of its largest entry: 1e-12 in float64 (the materialized path; measured worst
+// 1.3e-15) and 1e-5 in float32 (the training path, fused attention for every strategy; measured worst 4.2e-7).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -81,13 +81,13 @@ TEST_SUITE("model") {
   TEST_CASE("sink remedies match PyTorch: logits / loss / every gradient in float64 (materialized path)") {
     for (const char* mask : {"softmax1", "learned-sink", "null-kv", "gated"}) {
       CAPTURE(mask);
-      check_strategy_fixture(mask, true, 1e-10);
+      check_strategy_fixture(mask, true, 1e-12);
     }
   }
   TEST_CASE("sink remedies match PyTorch in float32 (the training path, fused attention where supported)") {
     for (const char* mask : {"softmax1", "learned-sink", "null-kv", "gated"}) {
       CAPTURE(mask);
-      check_strategy_fixture(mask, false, 1e-4);
+      check_strategy_fixture(mask, false, 1e-5);
     }
   }
 }
