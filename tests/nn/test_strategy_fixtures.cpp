@@ -10,7 +10,9 @@
 #include <cmath>
 
 #include "nn/gpt.h"
+#include "nn/sink_metrics.h"
 #include "train/safetensors.h"
+#include "viz/attention.h"
 
 using namespace gradlab;
 
@@ -36,11 +38,11 @@ double error_to_scale(const Tensor& a, const Tensor& b) {
   return diff / scale;
 }
 
-void check_strategy_fixture(const std::string& mask, bool float64, double tol) {
-  const std::string file = std::string(GRADLAB_TEST_DATA_DIR) + "/fixtures/gpt_" + mask + ".safetensors";
-  SafetensorsFile f = read_safetensors(file);
-  REQUIRE(f.metadata.count("config"));
-  CHECK(f.metadata.at("config").find("\"mask\": \"" + mask + "\"") != std::string::npos);
+std::string fixture_path(const std::string& mask) {
+  return std::string(GRADLAB_TEST_DATA_DIR) + "/fixtures/gpt_" + mask + ".safetensors";
+}
+
+GPTConfig fixture_config(const std::string& mask) {
   GPTConfig c;
   c.vocab_size = 11;
   c.block_size = 8;
@@ -48,7 +50,15 @@ void check_strategy_fixture(const std::string& mask, bool float64, double tol) {
   c.n_head = 2;
   c.n_embd = 16;
   c.mask = mask;
-  GPT model(c, 0);
+  return c;
+}
+
+void check_strategy_fixture(const std::string& mask, bool float64, double tol) {
+  const std::string file = fixture_path(mask);
+  SafetensorsFile f = read_safetensors(file);
+  REQUIRE(f.metadata.count("config"));
+  CHECK(f.metadata.at("config").find("\"mask\": \"" + mask + "\"") != std::string::npos);
+  GPT model(fixture_config(mask), 0);
   if (float64) model.to_double();
   std::vector<std::pair<std::string, Tensor>> weights;
   for (auto& [name, t] : f.tensors)
@@ -84,6 +94,41 @@ TEST_SUITE("model") {
       check_strategy_fixture(mask, true, 1e-12);
     }
   }
+  TEST_CASE("null-kv: the recorder's diverted-mass column is PyTorch's attention on the null key") {
+    // the figures draw 1 - R_i (viz::AttentionMaps::row_mass) as the sink column; under null-kv that is the null
+    // key's probability, which the fixture stores per layer, row of the batch, head and query
+    const std::string file = fixture_path("null-kv");
+    SafetensorsFile f = read_safetensors(file);
+    GPT model(fixture_config("null-kv"), 0);
+    model.to_double();
+    std::vector<std::pair<std::string, Tensor>> weights;
+    for (auto& [name, t] : f.tensors)
+      if (name.rfind("weights/", 0) == 0) weights.emplace_back(name.substr(8), t);
+    model.load_state_dict(weights, file);
+    const Tensor& inputs = f.tensors.at("inputs");
+    const Tensor& null_mass = f.tensors.at("null_mass");  // (n_layer, B, H, T)
+    const std::int64_t B = inputs.size(0), T = inputs.size(1), H = 2, n_layer = 2;
+    REQUIRE(null_mass.shape() == Shape{n_layer, B, H, T});
+    const std::vector<double> ids_all = inputs.to_vector(), ref = null_mass.to_vector();
+    double worst = 0, smallest = 1;
+    for (std::int64_t b = 0; b < B; ++b) {
+      std::vector<std::int32_t> ids;
+      for (std::int64_t t = 0; t < T; ++t) ids.push_back(static_cast<std::int32_t>(ids_all[b * T + t]));
+      const viz::AttentionMaps maps =
+          viz::AttentionMaps::from_tensor(record_attention(model, ids), "null-kv", strategy_info("null-kv").has_sink);
+      REQUIRE(maps.stablemask);  // the sink column is drawn
+      for (std::int64_t l = 0; l < n_layer; ++l)
+        for (std::int64_t h = 0; h < H; ++h)
+          for (std::int64_t i = 0; i < T; ++i) {
+            const double expected = ref[((l * B + b) * H + h) * T + i];
+            worst = std::max(worst, std::abs((1.0 - maps.row_mass(l, h, i)) - expected));
+            smallest = std::min(smallest, expected);
+          }
+    }
+    CHECK(smallest > 1e-3);  // every row gives the null key a visible share
+    CHECK(worst < 1e-6);     // the maps are float32
+  }
+
   TEST_CASE("sink remedies match PyTorch in float32 (the training path, fused attention where supported)") {
     for (const char* mask : {"softmax1", "learned-sink", "null-kv", "gated"}) {
       CAPTURE(mask);
