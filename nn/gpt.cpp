@@ -46,6 +46,7 @@ const char* to_string(PosKind k) {
 }
 const char* to_string(GammaKind k) { return k == GammaKind::Alibi ? "alibi" : "constant"; }
 const char* to_string(StableMaskTail k) { return k == StableMaskTail::Finite ? "finite" : "infinite"; }
+const char* to_string(GateKind k) { return k == GateKind::Head ? "head" : "full"; }
 NormKind parse_norm(const std::string& s) {
   return parse_enum<NormKind>("norm", s, {{"layernorm", NormKind::LayerNorm}, {"rmsnorm", NormKind::RMSNorm}});
 }
@@ -66,6 +67,9 @@ GammaKind parse_gamma(const std::string& s) {
 }
 StableMaskTail parse_tail(const std::string& s) {
   return parse_enum<StableMaskTail>("tail", s, {{"finite", StableMaskTail::Finite}, {"infinite", StableMaskTail::Infinite}});
+}
+GateKind parse_gate(const std::string& s) {
+  return parse_enum<GateKind>("gate", s, {{"head", GateKind::Head}, {"full", GateKind::Full}});
 }
 
 void GPTConfig::validate() const {
@@ -106,6 +110,7 @@ std::string GPTConfig::to_json() const {
                       {"norm", to_string(norm)},  {"mlp", to_string(mlp)},    {"pos", to_string(pos)},
                       {"dropout", dropout},       {"mask", mask},  {"gamma", to_string(gamma)},
                       {"gamma_value", gamma_value}, {"tail", to_string(tail)}};
+  if (gate != GateKind::Head) j["gate"] = to_string(gate);  // absent = head: configs from before read back the same
   return j.dump();
 }
 
@@ -156,6 +161,7 @@ GPTConfig GPTConfig::from_json(const std::string& text) {
     else if (key == "gamma") c.gamma = parse_gamma(text_of());
     else if (key == "gamma_value") c.gamma_value = number();
     else if (key == "tail") c.tail = parse_tail(text_of());
+    else if (key == "gate") c.gate = parse_gate(text_of());
     else throw_error("config: unknown key '", key, "'");
   }
   c.validate();
