@@ -44,6 +44,12 @@ Var attention_fused(const Var& q, const Var& k, const Var& v, const Var& tau, co
                     double scale);
 Var attention_fused_qkv(const Var& qkv, std::int64_t n_head, const Var& tau, const std::vector<float>& alibi_slopes,
                         double scale);
+// The same with null-kv's null key and value, null_k and null_v (H,D) float32 each (both undefined = none): one
+// more key that every query sees, logit scale * q_i . k0_h, value v0_h (docs/sink_remedies.md#null-key-and-value).
+// Equal to attention_materialized with k0, v0 concatenated in front of the keys (bias 0); their gradients sum over
+// the batch and the rows.
+Var attention_fused_qkv(const Var& qkv, std::int64_t n_head, const Var& tau, const std::vector<float>& alibi_slopes,
+                        double scale, const Var& null_k, const Var& null_v);
 
 // Rotary position embedding on c_attn's packed output, so RoPE models keep the no-copy path above:
 // qkv (B,T,3C) float32 or float64, laid out as attention_fused_qkv reads it; returns a fresh (B,T,3C) with each

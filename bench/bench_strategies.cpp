@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
   auto step = [&](const AttentionStrategy& s) {
     for (auto& [name, p] : s.named_parameters()) p.zero_grad();
     Var qkv = Var::leaf(qkv0, true), x = Var::leaf(x0, true);
-    Var y = attention_fused_qkv(qkv, H, s.tau_var(T, 0, DType::F32), s.alibi_slopes(), scale);
+    auto [null_k, null_v] = s.null_kv(DType::F32);
+    Var y = attention_fused_qkv(qkv, H, s.tau_var(T, 0, DType::F32), s.alibi_slopes(), scale, null_k, null_v);
     y = s.gate(y, x);
     sum(mul(y, Var::leaf(w0))).backward();
   };

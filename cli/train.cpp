@@ -74,6 +74,8 @@ void declare_flags(ArgParser& a) {
   a.add_choice("mask", strategy_names(), strategy_names().front(), "attention strategy: " + strategy_help());
   a.add_string("gamma", "alibi", "StableMask decay per head: 'alibi' (the ALiBi slopes) or one number > 0", "G");
   a.add_choice("tail", {"finite", "infinite"}, "finite", "StableMask pseudo-attention tail beyond the training length");
+  a.add_choice("gate", {"head", "full"}, "head",
+               "--mask gated: one gate per head and token (head, W_g (H, C)) or per channel and token (full, W_g (C, C))");
   a.section("training");
   a.add_int("batch_size", 12, 1, 1 << 20, "sequences per micro-batch");
   a.add_int("gradient_accumulation_steps", 1, 1, 1 << 16, "micro-batches per optimizer step");
@@ -320,6 +322,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       c.pos = parse_pos(a.get_choice("pos"));
       c.mask = a.get_choice("mask");
       c.tail = parse_tail(a.get_choice("tail"));
+      c.gate = parse_gate(a.get_choice("gate"));
       const std::string gamma = a.get_string("gamma");
       if (gamma == "alibi") {
         c.gamma = GammaKind::Alibi;

@@ -13,6 +13,7 @@
 #include "lessons/sink_lesson.h"
 #include "lessons/plot.h"
 #include "nn/sink_metrics.h"
+#include "train/evaluate.h"
 #include "train/trainer.h"
 #include "viz/attention.h"
 #include "viz/heatmap.h"
@@ -40,7 +41,15 @@ struct Run {
   SinkReport sinks;
   MassiveActivations massive;  // per layer: max |h| of the residual stream over its median (Sun et al. 2024)
   std::vector<double> learned_tau;  // learned-sink: tau_h of every layer and head after training
+  double window_k0 = NAN, window_k1 = NAN;  // sliding window W = L on 4L-token documents: loss past L, keep 0 / 1
 };
+
+// The mean of v over positions [a, b): the documents all have targets at every position, so each counts once.
+double mean_range(const std::vector<double>& v, std::size_t a, std::size_t b) {
+  double m = 0;
+  for (std::size_t t = a; t < b; ++t) m += v[t] / static_cast<double>(b - a);
+  return m;
+}
 
 std::string pm(const MeanSd& m, const char* f = "%.3f") { return lesson::plus_minus(m, f); }
 
@@ -63,6 +72,9 @@ int main(int argc, char** argv) {
     a.add_double("eps", 0.3, 0.0, 1.0, "sink threshold (Gu et al. 2024) on the normalised key-0 share of rows i >= 1");
     a.add_int("documents", 8000, 10, 10'000'000, "bigram-backcopy: documents in the corpus (--quick: 600)").no_default();
     a.add_int("data_seed", 1, 0, 1'000'000'000, "bigram-backcopy: seed of the bigram table and the documents");
+    a.add_int("long_docs", 16, 1, 100000,
+              "documents of 4L letters read through a sliding window of W = L (default 16; --quick: 2)")
+        .no_default();
   };
   return lesson::run(argc, argv, info, declare, [](Lesson& L) {
     cli::ArgParser& a = L.args();
@@ -116,6 +128,18 @@ int main(int argc, char** argv) {
     const std::vector<std::string> labels = token_labels(*data, probes[0], &corpus);
     std::string probe_text;
     for (const auto& s : labels) probe_text += s;
+    // past L (lesson 11's reader): the BOS and 4L letters from the same bigram table, read through a sliding
+    // window of W = L keys that evicts the BOS (keep 0) or keeps it (keep 1); positions counted inside the window
+    BigramBackcopyOptions lo = o;
+    lo.doc_length = 4 * block;
+    lo.documents = a.given("long_docs") ? a.get_int64("long_docs") : (quick ? 2 : 16);
+    const BigramBackcopyCorpus long_corpus = generate_bigram_backcopy(lo);
+    if (long_corpus.table != corpus.table) throw_error("lesson 14: the long documents use another bigram table");
+    const Batch long_docs =
+        make_document_eval_windows(data->tokenizer()->encode(long_corpus.text), 4 * block, data->bos());
+    L.sayf("Past L: %lld documents of the BOS + %lld letters from the same table, read through a window of W = L = %lld "
+           "keys.",
+           (long long)long_docs.B, (long long)(4 * block), (long long)block);
 
     // ------------------------------------------------------------------------------------------------------
     L.step("One model per strategy and seed");
@@ -211,12 +235,21 @@ int main(int argc, char** argv) {
               r.result.message);
       r.sinks = measure_sinks(*r.model, probes, so);
       r.massive = massive_activations(*r.model, probes);
+      for (std::int64_t keep : {0, 1}) {
+        EvalOptions eo;
+        eo.window = block;
+        eo.keep_first = keep;
+        eo.window_positions = true;  // learned positions exist for 0..L-1 only
+        const EvalResult er = evaluate(*r.model, long_docs, eo);
+        (keep == 0 ? r.window_k0 : r.window_k1) = mean_range(er.per_position, block, 4 * block);
+      }
       for (auto& [name, p] : r.model->named_parameters())
         if (name.size() > 10 && name.substr(name.size() - 10) == "sink_logit")
           for (double x : p.data().to_vector()) r.learned_tau.push_back(x);
-      L.sayf("seed %llu %-12s val loss %.4f (%.1f s): normalised key-0 share %.3f, sink ratio %.2f, diverted mass %.3f",
+      L.sayf("seed %llu %-12s val loss %.4f (%.1f s): normalised key-0 share %.3f, sink ratio %.2f, diverted mass %.3f; "
+             "window loss past L %.4f (keep 0), %.4f (keep 1)",
              (unsigned long long)r.seed, st.label.c_str(), r.result.val_loss, r.seconds, r.sinks.mean.late_norm,
-             r.sinks.sink_ratio, std::max(0.0, r.sinks.mean.pseudo_mass()));
+             r.sinks.sink_ratio, std::max(0.0, r.sinks.mean.pseudo_mass()), r.window_k0, r.window_k1);
       if (!r.learned_tau.empty()) {
         std::string t;
         for (double x : r.learned_tau) t += fmt(" %.2f", x);
@@ -227,7 +260,8 @@ int main(int argc, char** argv) {
 
     // ------------------------------------------------------------------------------------------------------
     L.step("The table");
-    std::vector<std::vector<double>> share(S), raw(S), ratio(S), strongest(S), diverted(S), loss(S), massive(S);
+    std::vector<std::vector<double>> share(S), raw(S), ratio(S), strongest(S), diverted(S), loss(S), massive(S),
+        window0(S), window1(S);
     for (std::int64_t s = 0; s < n_seeds; ++s)
       for (std::size_t k = 0; k < S; ++k) {
         const Run& r = run_of(s, k);
@@ -238,23 +272,29 @@ int main(int argc, char** argv) {
         diverted[k].push_back(std::max(0.0, r.sinks.mean.pseudo_mass()));  // causal: 0 up to rounding (-1e-8)
         loss[k].push_back(r.result.val_loss);
         massive[k].push_back(r.massive.ratio.back());  // after the last block
+        window0[k].push_back(r.window_k0);
+        window1[k].push_back(r.window_k1);
       }
     L.sayf("%lld seed%s (%llu..%llu), %lld steps, %lld probes, rows i >= %lld, eps = %.2f; mean ± sd over seeds. "
            "Uniform rows would give key 0 %.4f.",
            (long long)n_seeds, n_seeds > 1 ? "s" : "", (unsigned long long)L.seed(),
            (unsigned long long)(L.seed() + n_seeds - 1), (long long)iters, (long long)used_probes, (long long)so.min_row,
            so.eps, uniform);
-    L.sayf("%-12s | %-15s | %-15s | %-15s | %-15s | %-15s | %-15s | %s", "strategy", "key-0 norm.", "key-0 raw",
-           "sink ratio", "strongest head", "diverted mass", "max/median |h|", "val loss");
+    L.sayf("%-12s | %-15s | %-15s | %-15s | %-15s | %-15s | %-15s | %-17s | %-17s | %s", "strategy", "key-0 norm.",
+           "key-0 raw", "sink ratio", "strongest head", "diverted mass", "max/median |h|", "val loss",
+           "window, keep 0", "window, keep 1");
     std::string table_csv = "strategy,seeds,norm_mean,norm_sd,raw_mean,raw_sd,ratio_mean,ratio_sd,strongest_mean,"
-                            "strongest_sd,diverted_mean,diverted_sd,val_loss_mean,val_loss_sd,massive_mean,massive_sd\n";
+                            "strongest_sd,diverted_mean,diverted_sd,val_loss_mean,val_loss_sd,massive_mean,massive_sd,"
+                            "window_keep0_mean,window_keep0_sd,window_keep1_mean,window_keep1_sd\n";
     for (std::size_t k = 0; k < S; ++k) {
-      L.sayf("%-12s | %-15s | %-15s | %-15s | %-15s | %-15s | %-15s | %s", strategies[k].label.c_str(),
+      L.sayf("%-12s | %-15s | %-15s | %-15s | %-15s | %-15s | %-15s | %-17s | %-17s | %s", strategies[k].label.c_str(),
              pm(mean_sd(share[k])).c_str(), pm(mean_sd(raw[k])).c_str(), pm(mean_sd(ratio[k]), "%.2f").c_str(),
              pm(mean_sd(strongest[k])).c_str(), pm(mean_sd(diverted[k])).c_str(), pm(mean_sd(massive[k]), "%.1f").c_str(),
-             pm(mean_sd(loss[k]), "%.4f").c_str());
+             pm(mean_sd(loss[k]), "%.4f").c_str(), pm(mean_sd(window0[k]), "%.4f").c_str(),
+             pm(mean_sd(window1[k]), "%.4f").c_str());
       table_csv += strategies[k].name + fmt(",%lld", (long long)n_seeds);
-      for (const auto* v : {&share[k], &raw[k], &ratio[k], &strongest[k], &diverted[k], &loss[k], &massive[k]})
+      for (const auto* v : {&share[k], &raw[k], &ratio[k], &strongest[k], &diverted[k], &loss[k], &massive[k],
+                            &window0[k], &window1[k]})
         table_csv += fmt(",%.6f,%.6f", mean_sd(*v).mean, mean_sd(*v).sd);
       table_csv += "\n";
     }
@@ -263,6 +303,8 @@ int main(int argc, char** argv) {
     L.say("dividing by the real mass. Sink ratio: fraction of heads whose normalised key-0 share (rows i >= 1)");
     L.say("exceeds eps. Diverted mass: 1 - R_i, what the sink key took (0 under causal). max/median |h|: the largest");
     L.say("|activation| of the residual stream after the last block over its median, on the probes (Sun et al. 2024).");
+    L.say("window, keep K: the loss past L (positions L..4L-1) of the long documents read through a sliding window of");
+    L.say("W = L keys, positions 0..W-1 inside it; keep 0 evicts the BOS (no kept sink), keep 1 keeps it (StreamingLLM).");
     std::string csv = sink_csv_header("seed,strategy,");
     for (const Run& r : runs)
       csv += sink_csv_rows(r.sinks, fmt("%llu,%s,", (unsigned long long)r.seed, strategies[r.strategy].name.c_str()));
@@ -342,9 +384,10 @@ int main(int argc, char** argv) {
         for (double x : r.learned_tau) tau += (tau.empty() ? "" : ", ") + fmt("%.6f", x);
         for (double x : r.massive.ratio) ma += (ma.empty() ? "" : ", ") + fmt("%.4f", x);
         j += fmt("%s\n  {\"seed\": %llu, \"strategy\": \"%s\", \"val_loss\": %.6f, \"seconds\": %.1f, "
+                 "\"window_loss_keep0\": %.6f, \"window_loss_keep1\": %.6f, "
                  "\"learned_tau\": [%s], \"massive_ratio\": [%s], \"sinks\": %s}",
                  k ? "," : "", (unsigned long long)r.seed, strategies[r.strategy].name.c_str(), r.result.val_loss,
-                 r.seconds, tau.c_str(), ma.c_str(), sink_json(r.sinks).c_str());
+                 r.seconds, r.window_k0, r.window_k1, tau.c_str(), ma.c_str(), sink_json(r.sinks).c_str());
       }
       j += "]}\n";
       L.save_text("summary.json", j);

@@ -74,28 +74,31 @@ class LearnedSinkStrategy : public AttentionStrategy {
   Var sink_;  // (H)
 };
 
-// gated attention (Qiu et al., 2025): each head's output times sigmoid(x W_g^T), x the layer's normed input,
-// one gate per head and token (the (C, H) choice of the paper's head-wise variant). The weight is stored as
-// nn.Linear(C, H) stores it, (H, C), and starts at 0: every gate starts at sigmoid(0) = 1/2, and no random
-// numbers are drawn, so the other weights stay those of the same seed under any other strategy.
+// gated attention (Qiu et al., 2025): each head's output times sigmoid(x W_g^T), x the layer's normed input.
+// gate = head (the default): one gate per head and token, the (C, H) choice of the paper's head-wise variant;
+// gate = full: one gate per channel and token, (C, C), the elementwise variant. The weight is stored as
+// nn.Linear(C, H or C) stores it, (H or C, C), and starts at 0: every gate starts at sigmoid(0) = 1/2, and no
+// random numbers are drawn, so the other weights stay those of the same seed under any other strategy.
 class GatedStrategy : public AttentionStrategy {
  public:
   GatedStrategy(const GPTConfig& c, const StrategyInfo& info) : AttentionStrategy(c, info) {
-    weight_ = register_parameter(kName, Tensor::zeros({c.n_head, c.n_embd}));
+    weight_ = register_parameter(kName, Tensor::zeros(weight_shape()));
   }
   Var gate(const Var& y, const Var& x) const override {
-    // y, x are (B,T,C); g = sigmoid(x W^T) is (B,T,H); out = y * g per head
+    // y, x are (B,T,C); g = sigmoid(x W^T) is (B,T,H) (head) or (B,T,C) (full); out = y * g per head or channel
     const std::int64_t B = y.size(0), T = y.size(1), C = y.size(2), H = config().n_head;
     Var g = sigmoid(linear(x, weight_));
+    if (config().gate == GateKind::Full) return mul(y, g);
     return reshape(mul(reshape(y, {B, T, H, C / H}), reshape(g, {B, T, H, 1})), {B, T, C});
   }
-  std::vector<std::pair<std::string, Shape>> parameter_shapes() const override {
-    return {{kName, Shape{config().n_head, config().n_embd}}};
-  }
+  std::vector<std::pair<std::string, Shape>> parameter_shapes() const override { return {{kName, weight_shape()}}; }
 
  private:
+  Shape weight_shape() const {
+    return {config().gate == GateKind::Full ? config().n_embd : config().n_head, config().n_embd};
+  }
   static constexpr const char* kName = "gate.weight";
-  Var weight_;  // (H, C)
+  Var weight_;  // (H, C), or (C, C) for the full gate
 };
 
 // null-kv (PyTorch's add_bias_kv; close to StreamingLLM's learned sink token): one learned key k0 and value v0
@@ -107,16 +110,11 @@ class NullKvStrategy : public AttentionStrategy {
     k_ = register_parameter(kKey, Tensor::zeros({c.n_head, c.head_size()}));
     v_ = register_parameter(kValue, Tensor::zeros({c.n_head, c.head_size()}));
   }
-  std::pair<Var, Var> null_kv(std::int64_t B, DType dtype) const override {
-    // k0, v0 (H,D) -> (B,H,1,D): broadcast over the batch, so their gradients sum over it
-    const std::int64_t H = config().n_head, D = config().head_size();
-    auto expand = [&](const Var& p) {
-      Var t = p.dtype() == dtype ? p : Var::leaf(p.data().to(dtype));  // a float64 copy for checks only
-      return add(Var::leaf(Tensor::zeros({B, H, 1, D}, dtype)), reshape(t, {1, H, 1, D}));
-    };
-    return {expand(k_), expand(v_)};
+  std::pair<Var, Var> null_kv(DType dtype) const override {
+    // k0, v0 are (H,D)
+    auto in = [&](const Var& p) { return p.dtype() == dtype ? p : Var::leaf(p.data().to(dtype)); };  // checks only
+    return {in(k_), in(v_)};
   }
-  bool fused_supported() const override { return false; }
   std::vector<std::pair<std::string, Shape>> parameter_shapes() const override {
     const Shape s{config().n_head, config().head_size()};
     return {{kKey, s}, {kValue, s}};
@@ -156,8 +154,7 @@ const Row kStrategies[] = {
       true, true},
      make<LearnedSinkStrategy>},
     {{"null-kv", "null key/value",
-      "null key/value (add_bias_kv): a learned key and value per layer and head that every query can attend to; "
-      "materialized path only",
+      "null key/value (add_bias_kv): a learned key and value per layer and head that every query can attend to",
       true, false},
      make<NullKvStrategy>},
     {{"gated", "gated",

@@ -68,10 +68,11 @@ class AttentionStrategy : public Module {
   // The same sink logit as a graph node, for training: a leaf of tau() unless tau is a trained parameter
   // (learned-sink), whose gradient then flows back through it. Undefined when there is no sink.
   virtual Var tau_var(std::int64_t Tq, std::int64_t q0, DType dtype) const;
-  // (d) Null key and value (null-kv): learned k0, v0 (B,H,1,D) that every query attends to, put before the real
-  // keys; undefined Vars for every other strategy. Their value is not 0, so they do not fit the tau family and run
-  // only in the materialized path (fused_supported() is false; the model falls back to it).
-  virtual std::pair<Var, Var> null_kv(std::int64_t B, DType dtype) const { return {}; }
+  // (d) Null key and value (null-kv): learned k0, v0 (H,D) in dtype that every query attends to, put before the
+  // real keys; undefined Vars for every other strategy. Their value is not 0, so they are not a tau: the
+  // materialized path concatenates them in front of the keys, the fused kernel takes them as one more key.
+  virtual std::pair<Var, Var> null_kv(DType dtype) const { return {}; }
+  // Whether the fused kernel computes this strategy (every strategy of the table does today).
   virtual bool fused_supported() const { return true; }
   // (c) After attention, before c_proj: y (B,T,C) the heads side by side, x (B,T,C) the layer's normed input.
   // The identity except for gated attention, which scales each head by sigmoid(x W_g^T).

@@ -46,6 +46,7 @@ const char* to_string(PosKind k) {
 }
 const char* to_string(GammaKind k) { return k == GammaKind::Alibi ? "alibi" : "constant"; }
 const char* to_string(StableMaskTail k) { return k == StableMaskTail::Finite ? "finite" : "infinite"; }
+const char* to_string(GateKind k) { return k == GateKind::Head ? "head" : "full"; }
 NormKind parse_norm(const std::string& s) {
   return parse_enum<NormKind>("norm", s, {{"layernorm", NormKind::LayerNorm}, {"rmsnorm", NormKind::RMSNorm}});
 }
@@ -66,6 +67,9 @@ GammaKind parse_gamma(const std::string& s) {
 }
 StableMaskTail parse_tail(const std::string& s) {
   return parse_enum<StableMaskTail>("tail", s, {{"finite", StableMaskTail::Finite}, {"infinite", StableMaskTail::Infinite}});
+}
+GateKind parse_gate(const std::string& s) {
+  return parse_enum<GateKind>("gate", s, {{"head", GateKind::Head}, {"full", GateKind::Full}});
 }
 
 void GPTConfig::validate() const {
@@ -106,6 +110,7 @@ std::string GPTConfig::to_json() const {
                       {"norm", to_string(norm)},  {"mlp", to_string(mlp)},    {"pos", to_string(pos)},
                       {"dropout", dropout},       {"mask", mask},  {"gamma", to_string(gamma)},
                       {"gamma_value", gamma_value}, {"tail", to_string(tail)}};
+  if (gate != GateKind::Head) j["gate"] = to_string(gate);  // absent = head: configs from before read back the same
   return j.dump();
 }
 
@@ -156,6 +161,7 @@ GPTConfig GPTConfig::from_json(const std::string& text) {
     else if (key == "gamma") c.gamma = parse_gamma(text_of());
     else if (key == "gamma_value") c.gamma_value = number();
     else if (key == "tail") c.tail = parse_tail(text_of());
+    else if (key == "gate") c.gate = parse_gate(text_of());
     else throw_error("config: unknown key '", key, "'");
   }
   c.validate();
@@ -278,7 +284,8 @@ class Attention : public Module {
   // side: no split, permute or copy either way.
   Var forward_fused(const Var& qkv, std::int64_t q0) const {
     const Var tau = strategy_->tau_var(qkv.size(1), q0, DType::F32);
-    return attention_fused_qkv(qkv, cfg_.n_head, tau, strategy_->alibi_slopes(), scale());
+    auto [null_k, null_v] = strategy_->null_kv(DType::F32);
+    return attention_fused_qkv(qkv, cfg_.n_head, tau, strategy_->alibi_slopes(), scale(), null_k, null_v);
   }
 
   // Generation (B = 1): this call's keys and values are appended to the layer's cache, and the queries attend
@@ -326,15 +333,19 @@ class Attention : public Module {
     const DType dtype = h.q.dtype();
     Tensor probs;
     Tensor bias = strategy_->bias(T, Tk, q0, k0, dtype);
-    auto [null_k, null_v] = strategy_->null_kv(B, dtype);
+    auto [null_k, null_v] = strategy_->null_kv(dtype);
     Var y;
     if (null_k.defined()) {
       // null-kv: the learned key and value go in front of the real keys, always visible (bias 0); the recorder
       // keeps the real keys only, so the null key's mass shows as 1 - R_i like a sink's
-      const std::int64_t H = cfg_.n_head;
+      const std::int64_t H = cfg_.n_head, D = cfg_.head_size();
+      // k0, v0 (H,D) -> (B,H,1,D): broadcast over the batch, so their gradients sum over it
+      auto expand = [&](const Var& p) {
+        return add(Var::leaf(Tensor::zeros({B, H, 1, D}, dtype)), reshape(p, {1, H, 1, D}));
+      };
       Tensor full = Tensor::zeros({H, T, Tk + 1}, dtype);
       full.narrow(2, 1, Tk).copy_(bias);
-      y = attention_materialized(h.q, concat({null_k, h.k}, 2), concat({null_v, h.v}, 2), full,
+      y = attention_materialized(h.q, concat({expand(null_k), h.k}, 2), concat({expand(null_v), h.v}, 2), full,
                                  strategy_->tau_var(T, q0, dtype), scale(), recorder ? &probs : nullptr);
       if (recorder) probs = probs.narrow(3, 1, Tk).contiguous();
     } else {

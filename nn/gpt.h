@@ -27,6 +27,9 @@ enum class MlpKind { Gelu, GeluExact, SwiGLU };
 // attention. None: no position signal at all.
 enum class PosKind { Learned, Sinusoidal, Rope, Alibi, None };
 enum class GammaKind { Alibi, Constant };
+// gated attention's gate (docs/sink_remedies.md#gated-attention): Head = one gate per head and token, W_g (H, C),
+// the default; Full = one gate per channel and token, W_g (C, C) (the paper's elementwise variant).
+enum class GateKind { Head, Full };
 
 struct GPTConfig {
   // sizes
@@ -46,6 +49,7 @@ struct GPTConfig {
   GammaKind gamma = GammaKind::Alibi;  // StableMask decay per head: ALiBi slopes, or one constant
   double gamma_value = 0.5;            // used when gamma == Constant
   StableMaskTail tail = StableMaskTail::Finite;
+  GateKind gate = GateKind::Head;      // used by mask = gated; in the JSON only when full (old configs read back the same)
 
   void validate() const;  // throws naming the field, its value and the rule
   std::string to_json() const;
@@ -64,11 +68,13 @@ const char* to_string(MlpKind k);
 const char* to_string(PosKind k);
 const char* to_string(GammaKind k);
 const char* to_string(StableMaskTail k);
+const char* to_string(GateKind k);
 NormKind parse_norm(const std::string& s);  // each throws listing the valid names
 MlpKind parse_mlp(const std::string& s);
 PosKind parse_pos(const std::string& s);
 GammaKind parse_gamma(const std::string& s);
 StableMaskTail parse_tail(const std::string& s);
+GateKind parse_gate(const std::string& s);
 
 // The fixed sinusoidal table of Vaswani et al. for absolute positions first..first+T-1, shape (T, C), C even:
 //   PE[t, 2i] = sin(p w_i),  PE[t, 2i+1] = cos(p w_i),  p = first + t,  w_i = 10000^(-2i/C)

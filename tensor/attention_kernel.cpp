@@ -117,11 +117,24 @@ void validate(const char* op, const Geometry& g, const Bias& bias, std::initiali
     for (std::int64_t h = 0; h < g.H; ++h)
       if (!std::isfinite(bias.alibi_slopes[h]))
         throw_error(op, ": got ALiBi slope ", bias.alibi_slopes[h], " for head ", h, ", expected a finite value");
+  if ((bias.null_k == nullptr) != (bias.null_v == nullptr))
+    throw_error(op, ": got a null key without a null value or the other way round, expected both or neither");
+  for (const float* p : {bias.null_k, bias.null_v})
+    if (p != nullptr)
+      for (std::int64_t i = 0; i < g.H * g.D; ++i)
+        if (!std::isfinite(p[i]))
+          throw_error(op, ": got ", p == bias.null_k ? "null key" : "null value", " element ", p[i], " at (head ",
+                      i / g.D, ", ", i % g.D, "), expected finite values");
   if (bias.tau != nullptr)
     for (std::int64_t i = 0; i < g.H * g.T; ++i)
       if (std::isnan(bias.tau[i]) || bias.tau[i] == std::numeric_limits<float>::infinity())
         throw_error(op, ": got sink logit tau = ", bias.tau[i], " at (head ", i / g.T, ", row ", i % g.T,
                     "), expected a finite value or -inf");
+}
+
+// null-kv's logit for one query row, the same bits in the forward and the backward
+float null_logit(const Ops& ops, const Bias& bias, const float* q_row, const float* k0, std::int64_t D) {
+  return bias.scale * ops.dot(q_row, k0, D);
 }
 
 float slope_of(const Bias& bias, std::int64_t h) { return bias.alibi_slopes ? bias.alibi_slopes[h] : 0.0f; }
@@ -396,16 +409,54 @@ void flash_forward_tile(const Ops& ops, const Geometry& g, const Bias& bias, std
     gemm_sum_visible_keys(ops, t, true, D, St, TQ, v.row(j0), v.ld, acc, D);  // acc += P_tile @ V_tile
   }
   // The sink: one more logit tau_i with a zero value vector. It joins the max and the sum, not the output.
+  const float* k0 = bias.null_k ? bias.null_k + h * D : nullptr;
+  const float* v0 = bias.null_v ? bias.null_v + h * D : nullptr;
   for (std::int64_t r = 0; r < rows; ++r) {
     const float tau_i = tau ? tau[i0 + r] : kNegInf;
+    const float* a = acc + r * D;
+    float* oi = o.row(i0 + r);
+    if (k0) {
+      // null-kv: the null key's logit n_i joins the max and the sum too, and its value v0 the output
+      const float n_i = null_logit(ops, bias, q.row(i0 + r), k0, D);
+      const float m_final = std::max({m[r], tau_i, n_i});
+      const float real_part = std::exp(m[r] - m_final), null_part = std::exp(n_i - m_final);
+      const float l_final = l[r] * real_part + std::exp(tau_i - m_final) + null_part;
+      for (std::int64_t d = 0; d < D; ++d) oi[d] = (a[d] * real_part + null_part * v0[d]) / l_final;
+      lse[i0 + r] = m_final + std::log(l_final);
+      continue;
+    }
     const float m_final = std::max(m[r], tau_i);
     const float real_part = std::exp(m[r] - m_final);
     const float l_final = l[r] * real_part + std::exp(tau_i - m_final);
     const float out_scale = real_part / l_final;
-    const float* a = acc + r * D;
-    float* oi = o.row(i0 + r);
     for (std::int64_t d = 0; d < D; ++d) oi[d] = a[d] * out_scale;
     lse[i0 + r] = m_final + std::log(l_final);
+  }
+}
+
+// The null key's part of the backward, after the real keys' (dq complete): for each row, with
+// P_null = e^{n_i - LSE_i} and dS_null = P_null (dO_i . v0 - D_i), the softmax backward of one more key:
+//   dq_i += scale dS_null k0,   dk0 += scale dS_null q_i,   dv0 += P_null dO_i
+// One task per head owns dk0_h, dv0_h and the head's dq rows in every batch element, summed in (b, i) order.
+void null_kv_backward_head(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, ConstView q,
+                           ConstView d_o, const float* lse, const float* row_dot, View dq, BiasGrads out) {
+  // q, d_o, dq are (B,H,T,D) views; lse, row_dot (B,H,T); out's arrays (H,D)
+  const std::int64_t D = g.D;
+  const float *k0 = bias.null_k + h * D, *v0 = bias.null_v + h * D;
+  float *dk0 = out.d_k + h * D, *dv0 = out.d_v + h * D;
+  std::fill(dk0, dk0 + D, 0.0f);
+  std::fill(dv0, dv0 + D, 0.0f);
+  for (std::int64_t b = 0; b < g.B; ++b) {
+    const InRows qh = head_of(q, b, h), gh = head_of(d_o, b, h);
+    const OutRows dqh = head_of(dq, b, h);
+    const std::int64_t bh = b * g.H + h;
+    for (std::int64_t i = 0; i < g.T; ++i) {
+      const float p = std::exp(null_logit(ops, bias, qh.row(i), k0, D) - lse[bh * g.T + i]);
+      const float ds = p * (ops.dot(gh.row(i), v0, D) - row_dot[bh * g.T + i]);
+      ops.axpy(bias.scale * ds, k0, dqh.row(i), D);
+      ops.axpy(bias.scale * ds, qh.row(i), dk0, D);
+      ops.axpy(p, gh.row(i), dv0, D);
+    }
   }
 }
 
@@ -512,6 +563,31 @@ void validate_view(const char* op, const char* name, const Geometry& g, const vo
   }
 }
 
+// dL/dtau of one head (T): -sum_b P_sink(b,h,i) D_bhi, from the saved LSE and D = dO . O, the sum over b in
+// double and in b order. The exps run as one vector call per (b, h) row block.
+void sink_logit_grad_head(const Ops& ops, const Geometry& g, const Bias& bias, std::int64_t h, const float* lse,
+                          const float* row_dot, float* d_tau, std::vector<float>& p, std::vector<double>& acc) {
+  // lse, row_dot are (B,H,T); d_tau is this head's (T); p, acc are scratch of T
+  const std::int64_t T = g.T;
+  const float* tau = bias.tau + h * T;
+  std::fill(acc.begin(), acc.end(), 0.0);
+  for (std::int64_t b = 0; b < g.B; ++b) {
+    const std::int64_t bh = (b * g.H + h) * T;
+    for (std::int64_t i = 0; i < T; ++i) p[i] = tau[i] - lse[bh + i];  // <= 0: LSE includes the sink; -inf: none
+    ops.exp(p.data(), T);
+    for (std::int64_t i = 0; i < T; ++i) acc[i] += static_cast<double>(p[i]) * row_dot[bh + i];
+  }
+  for (std::int64_t i = 0; i < T; ++i) d_tau[i] = tau[i] == kNegInf ? 0.0f : static_cast<float>(-acc[i]);
+}
+
+// The raw materialized kernels keep to the tau family; null-kv's yardstick is the autograd composite
+// (autograd/attention.h), which puts the null key in front of the real ones.
+void reject_null_key(const char* op, const Bias& bias) {
+  if (bias.null_k != nullptr || bias.null_v != nullptr)
+    throw_error(op, ": got a null key and value, expected none (null-kv runs in the fused kernel or the autograd "
+                "composite)");
+}
+
 }  // namespace
 
 // -----------------------------------------------------------------------------------------------------------
@@ -523,6 +599,7 @@ void materialized_forward(const Geometry& g, const Bias& bias, const float* q, c
                        float* probs, float* o) {
   // q, k, v, o are (B,H,T,D); probs is (B,H,T,T)
   validate("attention materialized_forward", g, bias, {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"o", o}});
+  reject_null_key("attention materialized_forward", bias);
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, TT = g.T * g.T;
   run_tasks(BH, worth_threads(g) ? max_threads() : 1, [] { return 0; }, [&](std::int64_t bh, int) {
@@ -536,6 +613,7 @@ void materialized_backward(const Geometry& g, const Bias& bias, const float* q, 
   // q, k, v, d_o, dq, dk, dv are (B,H,T,D); probs is (B,H,T,T)
   validate("attention materialized_backward", g, bias,
            {{"q", q}, {"k", k}, {"v", v}, {"probs", probs}, {"d_o", d_o}, {"dq", dq}, {"dk", dk}, {"dv", dv}});
+  reject_null_key("attention materialized_backward", bias);
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, TD = g.T * g.D, TT = g.T * g.T;
   run_tasks(BH, worth_threads(g) ? max_threads() : 1, [&] { return std::vector<float>(g.T); },
@@ -565,7 +643,7 @@ void flash_forward(const Geometry& g, const Bias& bias, ConstView q, ConstView k
 }
 
 void flash_backward(const Geometry& g, const Bias& bias, ConstView q, ConstView k, ConstView v, ConstView o,
-                    const float* lse, ConstView d_o, View dq, View dk, View dv) {
+                    const float* lse, ConstView d_o, View dq, View dk, View dv, BiasGrads bias_grads) {
   // q, k, v, o, d_o, dq, dk, dv are (B,H,T,D) views; lse is contiguous (B,H,T)
   const char* op = "attention flash_backward";
   validate(op, g, bias, {{"lse", lse}});
@@ -573,6 +651,12 @@ void flash_backward(const Geometry& g, const Bias& bias, ConstView q, ConstView 
   for (const auto& [name, x] : inputs) validate_view(op, name, g, x->data, x->strides);
   const std::pair<const char*, const View*> outputs[] = {{"dq", &dq}, {"dk", &dk}, {"dv", &dv}};
   for (const auto& [name, x] : outputs) validate_view(op, name, g, x->data, x->strides);
+  const bool has_null = bias.null_k != nullptr;
+  if (has_null != (bias_grads.d_k != nullptr) || has_null != (bias_grads.d_v != nullptr))
+    throw_error(op, has_null ? ": got a null key but no arrays for its gradients, expected d_k and d_v (H, D)"
+                             : ": got arrays for null-key gradients but no null key, expected neither");
+  if (bias_grads.d_tau != nullptr && bias.tau == nullptr)
+    throw_error(op, ": got an array for d_tau but no sink logit tau, expected tau (H, T) with it");
   const Ops ops = select_ops();
   const std::int64_t BH = g.B * g.H, nt = n_tiles(g.T, TQ);
   // D_i = dO_i . O_i, one float per row: the only extra memory besides the per-thread tiles.
@@ -609,6 +693,16 @@ void flash_backward(const Geometry& g, const Bias& bias, ConstView q, ConstView 
       flash_backward_query_tile(ops, g, bias, bh % g.H, qt, head(bh), w);
     });
   }
+  if (has_null)
+    run_tasks(g.H, threads, [] { return 0; }, [&](std::int64_t h, int) {
+      null_kv_backward_head(ops, g, bias, h, q, d_o, lse, row_dot.data(), dq, bias_grads);
+    });
+  if (bias_grads.d_tau != nullptr)  // O(B*H*T): one thread
+    for (std::int64_t h = 0; h < g.H; ++h) {
+      std::vector<float> p(g.T);
+      std::vector<double> acc(g.T);
+      sink_logit_grad_head(ops, g, bias, h, lse, row_dot.data(), bias_grads.d_tau + h * g.T, p, acc);
+    }
 }
 
 // The contiguous (B,H,T,D) forms.
@@ -619,9 +713,10 @@ void flash_forward(const Geometry& g, const Bias& bias, const float* q, const fl
 }
 
 void flash_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
-                    const float* o, const float* lse, const float* d_o, float* dq, float* dk, float* dv) {
+                    const float* o, const float* lse, const float* d_o, float* dq, float* dk, float* dv,
+                    BiasGrads bias_grads) {
   const Strides s = contiguous_strides(g);
-  flash_backward(g, bias, {q, s}, {k, s}, {v, s}, {o, s}, lse, {d_o, s}, {dq, s}, {dk, s}, {dv, s});
+  flash_backward(g, bias, {q, s}, {k, s}, {v, s}, {o, s}, lse, {d_o, s}, {dq, s}, {dk, s}, {dv, s}, bias_grads);
 }
 
 }  // namespace gradlab::attention

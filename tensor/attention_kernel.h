@@ -7,7 +7,9 @@
 //     Attn_ij = e^{a_ij} / ( sum_{k<=i} e^{a_ik} + e^{tau_i} ),   Attn_ij = 0 for j > i
 //     O_i     = sum_j Attn_ij v_j,    LSE_i = logaddexp(logsumexp_{k<=i} a_ik, tau_i)
 // The sink is a key whose value vector is 0, so the backward is the ordinary softmax backward with
-// D_i = dO_i . O_i (docs/stablemask.md section 3). RoPE is applied to q and k before these kernels.
+// D_i = dO_i . O_i (docs/stablemask.md section 3). The fused kernel also takes null-kv's null key (Bias below):
+// its logit n_i joins the max, the sum and LSE_i, and its value adds P_null,i v0 to O_i, P_null,i = e^{n_i - LSE_i}
+// (docs/sink_remedies.md#null-key-and-value). RoPE is applied to q and k before these kernels.
 // i and j count from the first row of this call; under a sliding window or a KV cache only tau depends on the
 // absolute position (stablemask_tau_table's first_row), ALiBi only on i - j.
 //
@@ -36,6 +38,21 @@ struct Bias {
   float scale;                          // usually 1/sqrt(D)
   const float* tau = nullptr;           // (H, T) sink logit per head and query row (-inf = no sink); nullptr = plain causal
   const float* alibi_slopes = nullptr;  // (H): a_ij += -slope_h * (i - j); nullptr = no ALiBi
+  // (H, D) each, or both nullptr: null-kv's learned key k0_h and value v0_h, one more key that every query sees,
+  // with logit n_i = scale * q_i . k0_h (no ALiBi, no mask) and a value that is not 0. Fused kernel only.
+  const float* null_k = nullptr;
+  const float* null_v = nullptr;
+};
+
+// The gradients of the bias inputs, written by flash_backward when given (nullptr = not wanted):
+//   d_tau (H, T): dL/dtau_hi = -sum_b P_sink(b,h,i) D_bhi, P_sink = e^{tau_hi - LSE_bhi}, D = dO . O (learned-sink,
+//                 docs/sink_remedies.md#the-gradient-of-tau); needs bias.tau
+//   d_k, d_v (H, D): the null key's and value's, summed over the batch and the rows; needed exactly when bias
+//                 has a null key
+struct BiasGrads {
+  float* d_tau = nullptr;
+  float* d_k = nullptr;
+  float* d_v = nullptr;
 };
 
 // Where a (B, H, T, D) operand lies in memory: element (b, h, t, d) is at data[b*batch + h*head + t*row + d].
@@ -67,16 +84,17 @@ void materialized_backward(const Geometry& g, const Bias& bias, const float* q, 
 // o is (B, H, T, D), lse is (B, H, T) (natural log, sink included).
 void flash_forward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v, float* o,
                    float* lse);
-// o and lse from flash_forward; dq, dk, dv are overwritten.
+// o and lse from flash_forward; dq, dk, dv are overwritten, and so are bias_grads' arrays (BiasGrads above).
 void flash_backward(const Geometry& g, const Bias& bias, const float* q, const float* k, const float* v,
-                    const float* o, const float* lse, const float* d_o, float* dq, float* dk, float* dv);
+                    const float* o, const float* lse, const float* d_o, float* dq, float* dk, float* dv,
+                    BiasGrads bias_grads = {});
 
 // The same two kernels on strided views (lse stays contiguous (B, H, T)). Outputs must not overlap the inputs
 // or each other; with packed_strides, dq, dk, dv fill one (B, T, 3C) gradient completely (every element written
 // exactly once).
 void flash_forward(const Geometry& g, const Bias& bias, ConstView q, ConstView k, ConstView v, View o, float* lse);
 void flash_backward(const Geometry& g, const Bias& bias, ConstView q, ConstView k, ConstView v, ConstView o,
-                    const float* lse, ConstView d_o, View dq, View dk, View dv);
+                    const float* lse, ConstView d_o, View dq, View dk, View dv, BiasGrads bias_grads = {});
 
 // Tile sizes of the fused kernel (query rows x keys per tile), exposed so that tests can aim at the edges.
 inline constexpr std::int64_t kFlashTileQ = 64;

@@ -52,8 +52,10 @@ struct FusedBias {
   Tensor tau;
   std::vector<float> slopes;
   float scale;
+  Tensor null_k{}, null_v{};  // (H,D) float32 each, or undefined (set after fused_bias)
   attention::Bias get() const {
-    return {scale, tau.defined() ? tau.data<float>() : nullptr, slopes.empty() ? nullptr : slopes.data()};
+    return {scale, tau.defined() ? tau.data<float>() : nullptr, slopes.empty() ? nullptr : slopes.data(),
+            null_k.defined() ? null_k.data<float>() : nullptr, null_v.defined() ? null_v.data<float>() : nullptr};
   }
 };
 
@@ -68,8 +70,9 @@ FusedBias fused_bias(const char* op, const attention::Geometry& geo, const Var& 
           alibi_slopes, static_cast<float>(scale)};
 }
 
-// dL/dtau (H,T) of the fused ops: the sink key's value is 0, so its only path to the loss is through the
-// normaliser, dL/dtau_hi = -sum_b P_sink(b,h,i) * D_bhi with P_sink = exp(tau_hi - lse_bhi), D_bhi = dO_bhi . O_bhi.
+// dL/dtau (H,T) of the fused ops when only tau needs a gradient (otherwise flash_backward writes it from its own
+// D_i): the sink key's value is 0, so its only path to the loss is through the normaliser,
+// dL/dtau_hi = -sum_b P_sink(b,h,i) * D_bhi with P_sink = exp(tau_hi - lse_bhi), D_bhi = dO_bhi . O_bhi.
 Tensor sink_logit_grad(const attention::Geometry& geo, const Tensor& tau, const float* lse, attention::ConstView o,
                        attention::ConstView d_o) {
   Tensor d_tau = Tensor::zeros({geo.H, geo.T});
@@ -124,22 +127,28 @@ Var attention_fused(const Var& q_in, const Var& k_in, const Var& v_in, const Var
                        // recompute the probabilities tile by tile; D_i = dO_i . O_i
                        Tensor g = g_in.contiguous();
                        Tensor dq = Tensor::empty(q.shape()), dk = Tensor::empty(q.shape()), dv = Tensor::empty(q.shape());
+                       const bool tau_grad = in.size() > 3 && in[3].requires_grad();
+                       Tensor d_tau = tau_grad ? Tensor::empty({geo.H, geo.T}) : Tensor();  // (H,T)
+                       attention::BiasGrads bias_grads;
+                       if (tau_grad) bias_grads.d_tau = d_tau.data<float>();
                        attention::flash_backward(geo, bias.get(), q.data<float>(), k.data<float>(), v.data<float>(),
                                                  o.data<float>(), lse.data<float>(), g.data<float>(), dq.data<float>(),
-                                                 dk.data<float>(), dv.data<float>());
+                                                 dk.data<float>(), dv.data<float>(), bias_grads);
                        if (in[0].requires_grad()) in[0].add_grad(dq);
                        if (in[1].requires_grad()) in[1].add_grad(dk);
                        if (in[2].requires_grad()) in[2].add_grad(dv);
-                       if (in.size() > 3 && in[3].requires_grad()) {
-                         const attention::Strides s = attention::contiguous_strides(geo);
-                         in[3].add_grad(sink_logit_grad(geo, bias.tau, lse.data<float>(), {o.data<float>(), s},
-                                                        {g.data<float>(), s}).to(in[3].dtype()));
-                       }
+                       if (tau_grad) in[3].add_grad(d_tau.to(in[3].dtype()));
                      });
 }
 
 Var attention_fused_qkv(const Var& qkv_in, std::int64_t n_head, const Var& tau,
                         const std::vector<float>& alibi_slopes, double scale) {
+  return attention_fused_qkv(qkv_in, n_head, tau, alibi_slopes, scale, Var(), Var());
+}
+
+Var attention_fused_qkv(const Var& qkv_in, std::int64_t n_head, const Var& tau,
+                        const std::vector<float>& alibi_slopes, double scale, const Var& null_k,
+                        const Var& null_v) {
   // qkv is (B,T,3C) -> y (B,T,C)
   if (qkv_in.dim() != 3 || qkv_in.size(2) % 3 != 0 || qkv_in.size(0) < 1 || qkv_in.size(1) < 1 ||
       qkv_in.size(2) < 3)
@@ -152,7 +161,17 @@ Var attention_fused_qkv(const Var& qkv_in, std::int64_t n_head, const Var& tau,
     throw_error("attention_fused_qkv: got n_head = ", n_head, " for qkv ", shape_str(qkv_in.shape()),
                 " (C = ", C, "), expected n_head >= 1 dividing C");
   const attention::Geometry geo{B, n_head, T, C / n_head};
-  const FusedBias bias = fused_bias("attention_fused_qkv", geo, tau, alibi_slopes, scale);
+  FusedBias bias = fused_bias("attention_fused_qkv", geo, tau, alibi_slopes, scale);
+  const bool has_null = null_k.defined() || null_v.defined();
+  if (has_null) {
+    for (const Var* p : {&null_k, &null_v})
+      if (!p->defined() || p->shape() != Shape{geo.H, geo.D} || p->dtype() != DType::F32)
+        throw_error("attention_fused_qkv: got ", p == &null_k ? "null_k " : "null_v ",
+                    p->defined() ? shape_str(p->shape()) + " " + dtype_name(p->dtype()) : std::string("undefined"),
+                    ", expected both null_k and null_v (H, D) = ", shape_str({geo.H, geo.D}), " float32");
+    bias.null_k = null_k.data().contiguous();
+    bias.null_v = null_v.data().contiguous();
+  }
   // c_attn's output is contiguous already; anything else is copied once
   Tensor qkv = qkv_in.data().contiguous();
   // q, k, v are (B,H,T,D) views into the rows of qkv; y's heads sit side by side in its rows
@@ -162,29 +181,57 @@ Var attention_fused_qkv(const Var& qkv_in, std::int64_t n_head, const Var& tau,
   const float* base = qkv.data<float>();
   attention::flash_forward(geo, bias.get(), {base, in_strides}, {base + C, in_strides},
                            {base + 2 * C, in_strides}, {y.data<float>(), out_strides}, lse.data<float>());
+  // inputs: qkv, then tau when defined, then null_k and null_v when defined
   std::vector<Var> inputs = {qkv_in};
   if (tau.defined()) inputs.push_back(tau);
+  if (has_null) {
+    inputs.push_back(null_k);
+    inputs.push_back(null_v);
+  }
+  const bool has_tau = tau.defined();
   return make_result(
       y, "attention_fused_qkv", inputs,
-      [geo, C, qkv, y, lse, bias, in_strides, out_strides](std::vector<Var>& in,
+      [geo, C, qkv, y, lse, bias, in_strides, out_strides, has_tau, has_null](std::vector<Var>& in,
                                                                               const Tensor& g_in) {
-        if (in.size() > 1 && in[1].requires_grad()) {
-          const Tensor g = g_in.contiguous();
-          in[1].add_grad(sink_logit_grad(geo, bias.tau, lse.data<float>(), {y.data<float>(), out_strides},
-                                         {g.data<float>(), out_strides}).to(in[1].dtype()));
+        const bool tau_grad = has_tau && in[1].requires_grad();
+        const std::size_t null_at = has_tau ? 2 : 1;
+        const bool null_grads = has_null && (in[null_at].requires_grad() || in[null_at + 1].requires_grad());
+        const Tensor g = g_in.contiguous();
+        if (!in[0].requires_grad() && !null_grads) {
+          // only tau trains (a test's case): no pass over the keys, D_i from O and dO directly
+          if (tau_grad)
+            in[1].add_grad(sink_logit_grad(geo, bias.tau, lse.data<float>(), {y.data<float>(), out_strides},
+                                           {g.data<float>(), out_strides}).to(in[1].dtype()));
+          return;
         }
-        if (!in[0].requires_grad()) return;
         // recompute the probabilities tile by tile; dq, dk, dv land side by side in one (B,T,3C) gradient,
-        // every element written once (q, k and v cover all 3C columns), so it needs no zero-fill
-        Tensor g = g_in.contiguous();
+        // every element written once (q, k and v cover all 3C columns), so it needs no zero-fill. The kernel also
+        // writes dtau (from the D_i it computes anyway) and the null key's gradients.
         Tensor d_qkv = Tensor::empty(qkv.shape());
+        Tensor d_tau, d_null_k, d_null_v;  // (H,T), (H,D), (H,D)
+        attention::BiasGrads bias_grads;
+        if (tau_grad) {
+          d_tau = Tensor::empty({geo.H, geo.T});
+          bias_grads.d_tau = d_tau.data<float>();
+        }
+        if (has_null) {
+          d_null_k = Tensor::empty({geo.H, geo.D});
+          d_null_v = Tensor::empty({geo.H, geo.D});
+          bias_grads.d_k = d_null_k.data<float>();
+          bias_grads.d_v = d_null_v.data<float>();
+        }
         const float* base = qkv.data<float>();
         float* d_base = d_qkv.data<float>();
         attention::flash_backward(geo, bias.get(), {base, in_strides}, {base + C, in_strides},
                                   {base + 2 * C, in_strides}, {y.data<float>(), out_strides}, lse.data<float>(),
                                   {g.data<float>(), out_strides}, {d_base, in_strides}, {d_base + C, in_strides},
-                                  {d_base + 2 * C, in_strides});
-        in[0].add_grad(d_qkv);
+                                  {d_base + 2 * C, in_strides}, bias_grads);
+        if (in[0].requires_grad()) in[0].add_grad(d_qkv);
+        if (tau_grad) in[1].add_grad(d_tau.to(in[1].dtype()));
+        if (has_null) {
+          if (in[null_at].requires_grad()) in[null_at].add_grad(d_null_k);
+          if (in[null_at + 1].requires_grad()) in[null_at + 1].add_grad(d_null_v);
+        }
       });
 }
 
