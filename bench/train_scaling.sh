@@ -12,8 +12,9 @@
 # bench/train_scaling_report.py OUTDIR/summary.json and OUTDIR/table.md (medians, ratios, MFU, efficiency).
 # Environment (defaults in brackets):
 #   CONFIGS [tiny small]  MASKS [causal stablemask]  THREADS [1 2 4 8 16]  REPS [3]  MODES [eager,sdpa,compile]
+#   REP_START [1]: number of the first repetition (to add repetitions from a second session; raw.jsonl is appended)
 #   COMPILE_THREADS [all of THREADS]: thread counts at which the compile mode runs (it compiles per process)
-#   ITERS_TINY / ITERS_SMALL: timed steps (default: tiny 30, 60 from 4 threads; small 3, 6 from 4, 10 at 16)
+#   ITERS_TINY / ITERS_SMALL: timed steps (default: tiny 20, 40 from 4 threads; small 3, 6 from 4, 10 at 16)
 #   GRADLAB [build/bin/gradlab]  PYTHON [python3]  DATA [../shared/data/tinyshakespeare.txt]
 #   FMA_PEAK: an fma_peak binary (bench/fma_peak.cpp); measured at each thread count, pinned the same way.
 # Needs PyTorch in $PYTHON on the measuring machine only; CI never runs it. Exit codes: 0 ok, 1 a run failed,
@@ -30,14 +31,14 @@ ncpu=$(nproc)
 [ -x "$gradlab" ] || { echo "train_scaling.sh: no gradlab binary at $gradlab (set GRADLAB)" >&2; exit 2; }
 [ -f "$data" ] || { echo "train_scaling.sh: no data file at $data (set DATA)" >&2; exit 2; }
 raw=$outdir/raw.jsonl
-: >"$raw"
+[ "${REP_START:-1}" = 1 ] && : >"$raw"
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$outdir/.inductor-cache}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 iters_for() {  # config threads -> timed steps
   if [ "$1" = tiny ]; then
-    if [ -n "${ITERS_TINY:-}" ]; then echo "$ITERS_TINY"; elif [ "$2" -le 2 ]; then echo 30; else echo 60; fi
+    if [ -n "${ITERS_TINY:-}" ]; then echo "$ITERS_TINY"; elif [ "$2" -le 2 ]; then echo 20; else echo 40; fi
   else
     if [ -n "${ITERS_SMALL:-}" ]; then echo "$ITERS_SMALL"; elif [ "$2" -le 2 ]; then echo 3;
     elif [ "$2" -le 8 ]; then echo 6; else echo 10; fi
@@ -53,7 +54,7 @@ if [ -n "${FMA_PEAK:-}" ]; then
   cat "$outdir/fma_peak.jsonl"
 fi
 
-for r in $(seq "$reps"); do
+for r in $(seq "${REP_START:-1}" $(( ${REP_START:-1} + reps - 1 ))); do
   for config in $configs; do
     for mask in $masks; do
       for t in $threads_list; do
@@ -80,11 +81,11 @@ PY
 for l in sys.stdin:
     j = json.loads(l); j["rep"] = int(sys.argv[1]); print(json.dumps(j))' "$r" >>"$raw" || {
               echo "peer failed: $(tail -3 "$tmp/err")" >&2; exit 1; }
-        echo "rep $r $config $mask threads=$t: $(tail -n +1 "$raw" | "$py" -c '
+        echo "rep $r $config $mask threads=$t: $("$py" -c '
 import json,sys
 rows=[json.loads(l) for l in sys.stdin]
 k=rows[-1]; sel=[x for x in rows if x["rep"]==k["rep"] and x["config"]==k["config"] and x["mask"]==k["mask"] and x["threads"]==k["threads"]]
-print(", ".join(f"{x[\"mode\"]} {x[\"tokens_per_s\"]:.0f}" if "tokens_per_s" in x else f"{x[\"mode\"]} ERROR" for x in sel))')"
+print(", ".join(x["mode"] + " " + (format(x["tokens_per_s"], ".0f") if "tokens_per_s" in x else "ERROR " + x.get("error", "")) for x in sel))' <"$raw")"
       done
     done
   done
