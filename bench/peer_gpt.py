@@ -68,10 +68,12 @@ class Attention(nn.Module):
         # eager stablemask: the pseudo logits -j*gamma of column j, used above the diagonal
         self.register_buffer("pseudo", (-gamma * torch.arange(T, dtype=torch.float32)).view(1, T), persistent=False)
         # sdpa stablemask: (T, T+1) additive mask, 0 / -inf over the real keys and tau_i on the zero sink key
-        add = torch.zeros(T, T + 1)
+        # (kept in float64 too: a float32 tau would leave a 1e-8 relative error that the float64 selftest sees)
+        add = torch.zeros(T, T + 1, dtype=torch.float64)
         add[:, :T].masked_fill_(~allowed, -math.inf)
-        add[:, T] = sink_logits(T, gamma).float()
-        self.register_buffer("sink_mask", add, persistent=False)
+        add[:, T] = sink_logits(T, gamma)
+        self.register_buffer("sink_mask64", add, persistent=False)
+        self.register_buffer("sink_mask32", add.float(), persistent=False)
 
     def forward(self, x):
         B, T, C = x.shape  # x is (B,T,C)
@@ -90,7 +92,7 @@ class Attention(nn.Module):
         else:
             z = q.new_zeros(B, self.H, 1, q.size(-1))  # the sink key and its zero value
             y = F.scaled_dot_product_attention(q, torch.cat([k, z], 2), torch.cat([v, z], 2),
-                                               attn_mask=self.sink_mask.to(q.dtype))
+                                               attn_mask=self.sink_mask64 if q.dtype == torch.float64 else self.sink_mask32)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
