@@ -2,7 +2,8 @@
 # Training throughput over thread counts, gradlab against its PyTorch peer (bench/peer_gpt.py) in three modes
 # (eager, sdpa, compile), interleaved: for each repetition, config, mask and thread count, gradlab runs, then
 # the peer (its modes in turn, in one process). Every run is pinned: OMP_NUM_THREADS=n, the programs' own
-# thread setting (--threads n, torch.set_num_threads(n)) and taskset -c 0-(n-1). Thread counts above the
+# thread setting (--threads n, torch.set_num_threads(n)), MKL_NUM_THREADS=n and OPENBLAS_NUM_THREADS=n for the
+# peer's BLAS, and taskset -c 0-(n-1). PEER_ENV="OMP_WAIT_POLICY=PASSIVE" (say) adds settings for the peer alone. Thread counts above the
 # machine's CPU count are skipped. Both programs do forward + backward + AdamW + clipping at 1.0 on the same
 # config (bias on, vocab 65, StableMask with one constant gamma = 0.5); tokens/s = batch*block per optimizer step
 # over the timed steps (gradlab: after its 5 warm-up steps; the peer: after --warmup steps, compile included).
@@ -75,7 +76,7 @@ print(json.dumps(dict(program="gradlab", mode="gradlab", config=sys.argv[2], mas
 PY
         m=$modes
         case " $compile_threads " in *" $t "*) ;; *) m=$(echo "$modes" | tr ',' '\n' | grep -v '^compile$' | paste -sd,) ;; esac
-        OMP_NUM_THREADS=$t taskset -c "$cpus" "$py" bench/peer_gpt.py --config "$config" --mask "$mask" --gamma 0.5 \
+        OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t ${PEER_ENV:-} taskset -c "$cpus" "$py" bench/peer_gpt.py --config "$config" --mask "$mask" --gamma 0.5 \
             --threads "$t" --modes "$m" --iters "$it" --warmup 2 2>"$tmp/err" | grep '^JSON ' | cut -c6- | \
             "$py" -c 'import json,sys
 for l in sys.stdin:
