@@ -76,7 +76,7 @@ print(json.dumps(dict(program="gradlab", mode="gradlab", config=sys.argv[2], mas
 PY
         m=$modes
         case " $compile_threads " in *" $t "*) ;; *) m=$(echo "$modes" | tr ',' '\n' | grep -v '^compile$' | paste -sd,) ;; esac
-        OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t ${PEER_ENV:-} taskset -c "$cpus" "$py" bench/peer_gpt.py --config "$config" --mask "$mask" --gamma 0.5 \
+        OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t env ${PEER_ENV:-} taskset -c "$cpus" "$py" bench/peer_gpt.py --config "$config" --mask "$mask" --gamma 0.5 \
             --threads "$t" --modes "$m" --iters "$it" --warmup 2 2>"$tmp/err" | grep '^JSON ' | cut -c6- | \
             "$py" -c 'import json,sys
 for l in sys.stdin:
