@@ -34,7 +34,9 @@ def main():
     a = ap.parse_args()
     try:
         rows = [json.loads(l) for l in open(a.raw) if l.strip()]
-        peaks = {int(j["threads"]): float(j["gflops"]) for j in map(json.loads, open(a.peak))} if a.peak else {}
+        peaks, peaks512 = {}, {}  # fma_peak lines; "isa": "avx512" ones (--avx512) give the machine's wider peak
+        for j in (map(json.loads, open(a.peak)) if a.peak else []):
+            (peaks512 if j.get("isa") == "avx512" else peaks)[int(j["threads"])] = float(j["gflops"])
     except (OSError, ValueError, KeyError) as e:
         print(f"train_scaling_report.py: cannot read the input: {e}", file=sys.stderr)
         return 1
@@ -56,10 +58,11 @@ def main():
             e["best_torch_mode"], e["best_torch"] = torch_best[1], torch_best[0]
             if "gradlab" in e:
                 e["ratio_vs_best_torch"] = e["gradlab"]["median"] / torch_best[0]
-        if peaks.get(t):
-            for m in MODES:
-                if m in e:
-                    e[m]["mfu"] = e["flops_per_token"] * e[m]["median"] / (peaks[t] * 1e9)
+        for key, pk in (("mfu", peaks), ("mfu_avx512", peaks512)):
+            if pk.get(t):
+                for m in MODES:
+                    if m in e:
+                        e[m][key] = e["flops_per_token"] * e[m]["median"] / (pk[t] * 1e9)
         out.append(e)
     eff = []
     for cfg in CONFIGS:
@@ -74,13 +77,14 @@ def main():
                         eff.append(dict(config=cfg, mask=mask, mode=m, threads=e["threads"],
                                         speedup=e[m]["median"] / base,
                                         efficiency=e[m]["median"] / (e["threads"] * base)))
-    summary = dict(rows=out, efficiency=eff, peaks=peaks,
+    summary = dict(rows=out, efficiency=eff, peaks=peaks, peaks_avx512=peaks512,
                    flops_formula="6N + 12 L T C, N = L(12C^2+13C) + V C + 2C")
     lines = ["| config | mask | threads | gradlab | eager | sdpa | compile | gradlab / best PyTorch | "
              "gradlab MFU | best PyTorch MFU |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in out:
         cell = lambda m: f"{e[m]['median']:,.0f}" if m in e else "-"
-        mfu = lambda m: f"{100 * e[m]['mfu']:.0f}%" if m in e and "mfu" in e[m] else "-"
+        mfu = lambda m: (f"{100 * e[m]['mfu']:.0f}%" if m in e and "mfu" in e[m] else "-") + (
+            f" / {100 * e[m]['mfu_avx512']:.0f}%" if m in e and "mfu_avx512" in e[m] else "")
         ratio = f"**{e['ratio_vs_best_torch']:.2f}** ({e['best_torch_mode']})" if "ratio_vs_best_torch" in e else "-"
         lines.append(f"| {e['config']} | {e['mask']} | {e['threads']} | {cell('gradlab')} | {cell('eager')} | "
                      f"{cell('sdpa')} | {cell('compile')} | {ratio} | {mfu('gradlab')} | "
@@ -97,8 +101,12 @@ def main():
                     lines.append(f"| {cfg} | {mask} | {m} | " + " | ".join(
                         f"{100 * sel[t]['efficiency']:.0f}%" if t in sel else "-" for t in ts) + " |")
     if peaks:
-        lines += ["", "FMA peak (bench/fma_peak, pinned): " + ", ".join(f"{t} thr {g:,.0f} GFLOP/s"
-                                                                         for t, g in sorted(peaks.items()))]
+        lines += ["", "MFU = model FLOPs/token (6N + 12LTC) x tokens/s / FMA peak of the threads used; "
+                  "with two figures: against the AVX2 peak / the AVX-512 peak.",
+                  "", "FMA peak (bench/fma_peak, pinned), AVX2: " + ", ".join(f"{t} thr {g:,.0f} GFLOP/s"
+                                                                          for t, g in sorted(peaks.items()))]
+    if peaks512:
+        lines += ["", "AVX-512: " + ", ".join(f"{t} thr {g:,.0f} GFLOP/s" for t, g in sorted(peaks512.items()))]
     md = "\n".join(lines) + "\n"
     if a.json:
         json.dump(summary, open(a.json, "w"), indent=1)
