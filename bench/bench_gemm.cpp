@@ -141,6 +141,30 @@ void register_openblas(const Shape& s, int threads) {
 }
 #endif
 
+// Thread counts of the transformer-shape table: GRADLAB_GEMM_THREADS="1,16" (the 16-core machine of issue 21),
+// default 1 and 2. A bad list stops the program with exit code 2.
+std::vector<int> gemm_thread_counts() {
+  const char* env = std::getenv("GRADLAB_GEMM_THREADS");
+  if (!env || !*env) return {1, 2};
+  std::vector<int> out;
+  const std::string list = env;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    const size_t comma = std::min(list.find(',', pos), list.size());
+    const std::string item = list.substr(pos, comma - pos);
+    char* end = nullptr;
+    const long n = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end || n < 1 || n > 1024) {
+      std::fprintf(stderr, "bench_gemm: GRADLAB_GEMM_THREADS='%s': item '%s' is not a thread count 1..1024\n", env,
+                   item.c_str());
+      std::exit(2);
+    }
+    out.push_back(int(n));
+    pos = comma + 1;
+  }
+  return out;
+}
+
 void register_all() {
   std::vector<Shape> shapes;
   // Squares (NN).
@@ -156,7 +180,7 @@ void register_all() {
   for (const auto& m : wgrad) shapes.push_back({true, false, m[0], m[1], m[2]});
 
   const gemm::RungInfo& fast = gemm::rung_info(gemm::Rung::Sgemm);
-  for (int threads : {1, 2}) {
+  for (int threads : gemm_thread_counts()) {
     for (const Shape& s : shapes) {
       register_gemm(fast, s, threads);
 #ifdef GRADLAB_HAVE_OPENBLAS
