@@ -79,7 +79,7 @@ struct RungInfo {
 inline constexpr int kNumRungs = 7;
 const RungInfo* rungs();               // array of kNumRungs entries
 const RungInfo& rung_info(Rung rung);  // one entry
-const char* micro_kernel_name();       // "avx2-fma 6x16" or "portable 6x16": what gemm_packed runs here
+const char* micro_kernel_name();       // "avx2-fma 6x16", "neon 6x16" or "portable 6x16": what gemm_packed runs here
 // Force the portable micro-kernel and packing even where AVX2 is available (process-wide; for tests and for a
 // lesson comparing the two). Do not flip it while another thread multiplies.
 void set_force_portable(bool on);
