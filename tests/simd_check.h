@@ -4,6 +4,8 @@
 // stage (scripts/arm64.sh) counts so that a test that returned early cannot pass for a NEON one.
 #include <doctest/doctest.h>
 
+#include <string>
+
 #include "tensor/cpu.h"
 
 // GRADLAB_SIMD(erf) names erf_neon in an aarch64 build, erf_avx2 in an x86-64 one with the AVX2 kernels; use
@@ -24,5 +26,5 @@ inline bool simd_in_use() {
 
 // Printed at the end of a validation test, after its checks: "SIMD kernel validated: NEON <what>".
 inline void report_simd_validated(const char* what) {
-  MESSAGE("SIMD kernel validated: " << gradlab::simd_kernels() << " " << what);
+  MESSAGE("SIMD kernel validated: " << std::string(gradlab::simd_kernels()) << " " << std::string(what));
 }

@@ -80,7 +80,7 @@ TEST_SUITE("kernels") {
       if (err > worst_abs) worst_abs = err, at_abs = x[i];
       if (std::abs(x[i]) >= 1e-36f && err / std::abs(ref) > worst_rel) worst_rel = err / std::abs(ref), at_rel = x[i];
     }
-    MESSAGE(simd_kernels() << " erf over " << x.size() << " points: max abs error " << worst_abs << " at " << at_abs
+    MESSAGE(std::string(simd_kernels()) << " erf over " << x.size() << " points: max abs error " << worst_abs << " at " << at_abs
                              << ", max rel error " << worst_rel << " at " << at_rel);
     CHECK(worst_abs <= 1e-7);
     CHECK(worst_rel <= 1.2e-7);
@@ -160,7 +160,7 @@ TEST_SUITE("kernels") {
       REQUIRE(std::abs(yr[i] - gelu_ref(x[i])) <= 6e-8 * scale);
       REQUIRE(std::abs(dxr[i] - g[i] * dgelu_ref(x[i])) <= 1.2e-7 * std::abs(g[i]) * scale);
     }
-    MESSAGE(simd_kernels() << " vs reference: forward " << worst_y << ", backward " << worst_d << " (relative to max(1, |x|), |g|)");
+    MESSAGE(std::string(simd_kernels()) << " vs reference: forward " << worst_y << ", backward " << worst_d << " (relative to max(1, |x|), |g|)");
     CHECK(worst_y <= 1.5e-7);
     CHECK(worst_d <= 3e-7);
     report_simd_validated("exact GELU forward and backward");
