@@ -38,7 +38,9 @@ grep -q "gradlab: NEON kernels compiled" "$build/configure.log" ||
   { echo "arm64: CMake did not enable the NEON kernels" >&2; exit 1; }
 
 # The test programs link the gradlab command too (tests of its start-up line), so it is built with them.
+t0=$SECONDS
 cmake --build "$build" -j"$(nproc)" --target test_tensor test_autograd test_nn
+echo "arm64: build took $((SECONDS - t0)) s"
 
 line=$(qemu-aarch64 -L "$sysroot" "$build/bin/gradlab" --version)
 echo "arm64: emulated gradlab --version: $line"
@@ -48,10 +50,12 @@ case $line in
 esac
 
 log="$build/ctest.log"
+t0=$SECONDS
 status=0
 ctest --test-dir "$build" -j"$(nproc)" --output-on-failure -V -R '^(tensor|autograd)/|^nn/adamw' "$@" >"$log" 2>&1 ||
   status=$?
-grep -E "tests passed|tests failed|Total Test time" "$log" || true
+grep -E "^[0-9]+% tests passed|^Total Test time" "$log" || true
+echo "arm64: ctest under qemu took $((SECONDS - t0)) s"
 if [ "$status" -ne 0 ]; then
   grep -E "\*\*\*Failed|Not Run|\*\*\*Exception|\*\*\*Timeout" "$log" >&2 || true
   echo "arm64: ctest failed (exit $status); full log in $log" >&2
