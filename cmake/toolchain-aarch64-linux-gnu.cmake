@@ -18,7 +18,9 @@ set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/usr/aarch64-linux-gnu)
 # /usr/include, a folder that also holds x86 glibc headers, so it must not be put on the target's include path.
 # Instead a second root, GRADLAB_HOST_HEADERS, holds links to just those three packages (usr/include/doctest,
 # usr/include/nlohmann, usr/include/stb, usr/share/cmake/nlohmann_json), made here on first use. find_path and
-# find_package look in both roots.
+# find_package look in both roots. (find_path resolves the stb link, so /usr/include/stb itself ends up on the
+# include path: it holds only stb's headers.) Debian's libstb is built for the host only; scripts/arm64.sh
+# compiles the target's copy from the headers and passes it as GRADLAB_STB_LIBRARY.
 if(NOT GRADLAB_HOST_HEADERS)
   set(GRADLAB_HOST_HEADERS "${CMAKE_BINARY_DIR}/host-headers")
 endif()
