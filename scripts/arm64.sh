@@ -17,6 +17,7 @@ bash scripts/deps.sh g++-aarch64-linux-gnu qemu-user libc6-arm64-cross
 # Debian's libstb is built for the host only. Its headers are the whole library, so the target's copy is
 # compiled from them (the three parts viz/ uses), and handed to CMake in place of find_library's answer.
 mkdir -p "$build/stb"
+stb_lib=$(cd "$build/stb" && pwd)/libstb.a  # absolute, whether BUILD_DIR is relative or not
 if [ ! -f "$build/stb/libstb.a" ]; then
   printf '%s\n' '#define STB_IMAGE_IMPLEMENTATION' '#include <stb_image.h>' \
     '#define STB_IMAGE_WRITE_IMPLEMENTATION' '#include <stb_image_write.h>' \
@@ -31,7 +32,7 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchain-aarch64-linux-gnu.cmake" \
   -DGRADLAB_BUILD_LESSONS=OFF -DGRADLAB_BUILD_BENCH=OFF \
-  -DGRADLAB_STB_LIBRARY="$root/$build/stb/libstb.a" "${launcher[@]}" >"$build/configure.log" ||
+  -DGRADLAB_STB_LIBRARY="$stb_lib" "${launcher[@]}" >"$build/configure.log" ||
   { cat "$build/configure.log"; exit 1; }
 grep -E "gradlab: (NEON|AVX2)" "$build/configure.log"
 grep -q "gradlab: NEON kernels compiled" "$build/configure.log" ||
