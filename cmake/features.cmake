@@ -1,4 +1,4 @@
-# OpenMP and AVX2 are optional but loud: reported here and again by every program at start-up.
+# OpenMP, AVX2 and NEON are optional but loud: reported here and again by every program at start-up.
 
 set(GRADLAB_OPENMP_STATUS "off (GRADLAB_OPENMP=OFF)")
 if(GRADLAB_OPENMP)
@@ -22,11 +22,32 @@ if(GRADLAB_AVX2)
     set(GRADLAB_AVX2_STATUS "off (compiler or processor without AVX2; portable kernels only)")
   endif()
 endif()
+
+# NEON (Advanced SIMD) is part of every aarch64 processor, so there is no run-time check: an aarch64 build
+# compiles the _neon.cpp kernels (no extra flags needed) and always uses them.
+option(GRADLAB_NEON "Compile the NEON kernels on aarch64 targets" ON)
+set(GRADLAB_NEON_KERNELS OFF)
+if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+  set(GRADLAB_NEON_STATUS "off (target processor ${CMAKE_SYSTEM_PROCESSOR} is not aarch64)")
+elseif(NOT GRADLAB_NEON)
+  set(GRADLAB_NEON_STATUS "off (GRADLAB_NEON=OFF; portable kernels only)")
+else()
+  set(GRADLAB_NEON_KERNELS ON)
+  set(GRADLAB_NEON_STATUS "compiled (always used: every aarch64 processor has NEON)")
+endif()
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$" AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+  # GCC contracts a*b + c into one fused multiply-add by default in C++ wherever the target has FMA, and every
+  # aarch64 has it: the portable loops would then round differently here than on x86-64 (and than the
+  # reference tests expect bit for bit). Kernels that want FMA say so with vfmaq_f32 / std::fma.
+  add_compile_options(-ffp-contract=off)
+endif()
 message(STATUS "gradlab: OpenMP ${GRADLAB_OPENMP_STATUS}")
 message(STATUS "gradlab: AVX2+FMA kernels ${GRADLAB_AVX2_STATUS}")
+message(STATUS "gradlab: NEON kernels ${GRADLAB_NEON_STATUS}")
 
 # gradlab_library(name DEPS ...): one library per folder from the .cpp files in it (and its subfolders).
 # Files ending in _avx2.cpp get the AVX2+FMA flags; they must only run behind cpu_has_avx2_fma().
+# Files ending in _neon.cpp are compiled only for aarch64 targets (GRADLAB_NEON_KERNELS), behind use_neon().
 function(gradlab_library name)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
   file(GLOB_RECURSE sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
@@ -36,6 +57,9 @@ function(gradlab_library name)
     list(FILTER sources EXCLUDE REGEX "_avx2\\.cpp$")
   else()
     set_source_files_properties(${avx2_sources} PROPERTIES COMPILE_OPTIONS "${GRADLAB_AVX2_FLAGS}")
+  endif()
+  if(NOT GRADLAB_NEON_KERNELS)
+    list(FILTER sources EXCLUDE REGEX "_neon\\.cpp$")
   endif()
   list(FILTER sources EXCLUDE REGEX "/main\\.cpp$")
   if(NOT sources)
@@ -50,6 +74,9 @@ function(gradlab_library name)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
   if(GRADLAB_AVX2_FLAGS)
     target_compile_definitions(${name} PUBLIC GRADLAB_HAVE_AVX2_KERNELS=1)
+  endif()
+  if(GRADLAB_NEON_KERNELS)
+    target_compile_definitions(${name} PUBLIC GRADLAB_HAVE_NEON_KERNELS=1)
   endif()
   if(OpenMP_CXX_FOUND AND GRADLAB_OPENMP)
     target_link_libraries(${name} PUBLIC OpenMP::OpenMP_CXX)

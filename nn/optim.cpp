@@ -97,6 +97,11 @@ bool adamw_update(F* p, F* m, F* v, const F* g, std::int64_t n, F keep, F b1, F 
 bool adamw_update_f32_avx2(float* p, float* m, float* v, const float* g, std::int64_t n, const AdamWConstants& c);
 namespace {
 #endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+}  // namespace
+bool adamw_update_f32_neon(float* p, float* m, float* v, const float* g, std::int64_t n, const AdamWConstants& c);
+namespace {
+#endif
 
 // Runs `kernel(begin, end)` over [0, n) in chunks, in parallel for large tensors (elementwise: the split does not
 // change any result). Returns false when any chunk saw a non-finite value.
@@ -146,7 +151,7 @@ bool AdamW::step(double lr) {
                              static_cast<float>(inv_sqrt_bias2),       static_cast<float>(config_.eps)};
       float *pp = data.data<float>(), *mp = m_[i].data<float>(), *vp = v_[i].data<float>();
       const float* gp = g.data<float>();
-      const bool simd = use_avx2();
+      const bool simd = use_simd();
       finite &= for_chunks(n, [&](std::int64_t b, std::int64_t e) {
         return adamw_update_f32(pp + b, mp + b, vp + b, gp + b, e - b, c, simd);
       });
@@ -168,6 +173,9 @@ bool adamw_update_f32(float* p, float* m, float* v, const float* g, std::int64_t
                       bool simd) {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
   if (simd && use_avx2()) return adamw_update_f32_avx2(p, m, v, g, n, c);
+#endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+  if (simd && use_neon()) return adamw_update_f32_neon(p, m, v, g, n, c);
 #endif
   return adamw_update<float>(p, m, v, g, n, c.keep, c.beta1, c.one_minus_beta1, c.beta2, c.one_minus_beta2,
                              c.step_size, c.inv_sqrt_bias2, c.eps);

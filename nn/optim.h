@@ -88,8 +88,9 @@ std::string first_nonfinite_grad(const std::vector<std::pair<std::string, Var>>&
 std::string first_nonfinite_value(const std::vector<std::pair<std::string, Var>>& params);
 
 // The float32 update loop over n contiguous elements, with its constants prepared once per tensor. `simd` picks
-// the AVX2 kernel (nn/optim_avx2.cpp; used only when use_avx2() says the CPU has it) or the portable loop; both
-// use the same operations in the same order without FMA contraction, so they agree bit for bit (a test).
+// the SIMD kernel (nn/optim_avx2.cpp when use_avx2() says the CPU has it, nn/optim_neon.cpp on aarch64) or
+// the portable loop; all use the same operations in the same order without FMA contraction, so they agree bit
+// for bit (a test).
 // g may not be null. Returns false when some updated value is NaN or infinite.
 struct AdamWConstants {
   float keep;            // 1 - lr * weight_decay (decayed tensors) or 1

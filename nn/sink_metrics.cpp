@@ -242,8 +242,10 @@ std::string sink_csv_rows(const SinkReport& r, const std::string& prefix_values)
   for (const HeadSink& h : r.heads) {
     out += prefix_values + std::to_string(h.layer) + "," + std::to_string(h.head);
     for (double v : {h.first_raw, h.first_norm, h.late_raw, h.late_norm, h.bos_raw, h.bos_norm, h.mid_bos_norm,
-                     h.real_mass, h.pseudo_mass()})
-      out += "," + csv_num(v);
+                     h.real_mass, h.pseudo_mass()}) {
+      out += ',';  // not "," + csv_num(v): GCC 12 at -O3 on aarch64 warns (-Wrestrict, a false positive) there
+      out += csv_num(v);
+    }
     out += h.first_norm > r.eps ? ",1" : ",0";
     out += h.late_norm > r.eps ? ",1\n" : ",0\n";
   }

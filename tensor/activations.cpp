@@ -37,6 +37,9 @@ void gelu_forward(const float* x, float* y, std::int64_t n) {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
     if (use_avx2()) return gelu_forward_avx2(x + i0, y + i0, i1 - i0);
 #endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+    if (use_neon()) return gelu_forward_neon(x + i0, y + i0, i1 - i0);
+#endif
     gelu_forward_portable(x + i0, y + i0, i1 - i0);
   });
 }
@@ -47,6 +50,9 @@ void gelu_backward(const float* x, const float* g, float* dx, std::int64_t n) {
   parallel_ranges(n, 1, [&](std::int64_t i0, std::int64_t i1) {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
     if (use_avx2()) return gelu_backward_avx2(x + i0, g + i0, dx + i0, i1 - i0);
+#endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+    if (use_neon()) return gelu_backward_neon(x + i0, g + i0, dx + i0, i1 - i0);
 #endif
     gelu_backward_portable(x + i0, g + i0, dx + i0, i1 - i0);
   });
@@ -86,6 +92,9 @@ void gelu_exact_forward(const float* x, float* y, std::int64_t n) {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
     if (use_avx2()) return gelu_exact_forward_avx2(x + i0, y + i0, i1 - i0);
 #endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+    if (use_neon()) return gelu_exact_forward_neon(x + i0, y + i0, i1 - i0);
+#endif
     gelu_exact_forward_portable(x + i0, y + i0, i1 - i0);
   });
 }
@@ -96,6 +105,9 @@ void gelu_exact_backward(const float* x, const float* g, float* dx, std::int64_t
   parallel_ranges(n, 1, [&](std::int64_t i0, std::int64_t i1) {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
     if (use_avx2()) return gelu_exact_backward_avx2(x + i0, g + i0, dx + i0, i1 - i0);
+#endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+    if (use_neon()) return gelu_exact_backward_neon(x + i0, g + i0, dx + i0, i1 - i0);
 #endif
     gelu_exact_backward_portable(x + i0, g + i0, dx + i0, i1 - i0);
   });

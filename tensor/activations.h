@@ -38,4 +38,13 @@ void gelu_exact_backward_avx2(const float* x, const float* g, float* dx, std::in
 // 1.2 ulp; checked in tests/tensor/test_gelu_exact.cpp.
 void erf_avx2(const float* x, float* y, std::int64_t n);
 
+// The NEON versions (activations_neon.cpp, aarch64 only; call only when use_neon()): the AVX2 algorithms and
+// constants on four lanes, with the same tails (tanh GELU: the portable loop; exact GELU and erf: a padded
+// block through the vector code).
+void gelu_forward_neon(const float* x, float* y, std::int64_t n);
+void gelu_backward_neon(const float* x, const float* g, float* dx, std::int64_t n);
+void gelu_exact_forward_neon(const float* x, float* y, std::int64_t n);
+void gelu_exact_backward_neon(const float* x, const float* g, float* dx, std::int64_t n);
+void erf_neon(const float* x, float* y, std::int64_t n);
+
 }  // namespace gradlab::kernels

@@ -79,7 +79,8 @@ constexpr std::int64_t TK = kFlashTileK;
 // visited tile has at least one unmasked key (the online softmax never sees an all -inf row).
 static_assert(TQ == TK, "the fused kernel assumes square tiles");
 
-// The inner loops, chosen once per call: AVX2+FMA when built in and the CPU has it, portable otherwise.
+// The inner loops, chosen once per call: AVX2+FMA when built in and the CPU has it, NEON on aarch64,
+// portable otherwise.
 struct Ops {
   using Gemm = void (*)(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t, const float*,
                         std::int64_t, float*, std::int64_t);
@@ -96,6 +97,11 @@ Ops select_ops() {
   if (use_avx2())
     return {detail::gemm_acc_avx2, detail::gemm_tn_acc_avx2, detail::dot_avx2, detail::axpy_avx2, detail::exp_avx2,
             detail::transpose_avx2};
+#endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+  if (use_neon())
+    return {detail::gemm_acc_neon, detail::gemm_tn_acc_neon, detail::dot_neon, detail::axpy_neon, detail::exp_neon,
+            detail::transpose_neon};
 #endif
   return {detail::gemm_acc_portable, detail::gemm_tn_acc_portable, detail::dot_portable, detail::axpy_portable,
           detail::exp_portable, detail::transpose_portable};

@@ -101,7 +101,7 @@ inline constexpr std::int64_t kFlashTileQ = 64;
 inline constexpr std::int64_t kFlashTileK = 64;
 
 namespace detail {
-// Inner loops shared by both implementations, portable and AVX2 (attention_kernel_avx2.cpp) versions.
+// Inner loops shared by both implementations, portable, AVX2 (attention_kernel_avx2.cpp) and NEON versions.
 // C (M x N, row stride ldc) += A (M x K, lda) * B (K x N, ldb), each C element summed in k order.
 void gemm_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                        const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
@@ -124,6 +124,18 @@ void axpy_avx2(float alpha, const float* x, float* y, std::int64_t n);
 void exp_avx2(float* x, std::int64_t n);  // polynomial e^x, relative error < 4e-7; -inf -> 0
 void transpose_avx2(const float* src, std::int64_t lds, std::int64_t n, std::int64_t D, float* dst,
                     std::int64_t ldd);  // in 8 x 8 register blocks
+#endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+// The NEON versions (attention_kernel_neon.cpp, aarch64 only): same contracts, 4-float vectors.
+void gemm_acc_neon(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+                   const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
+void gemm_tn_acc_neon(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+                      const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
+float dot_neon(const float* a, const float* b, std::int64_t n);
+void axpy_neon(float alpha, const float* x, float* y, std::int64_t n);
+void exp_neon(float* x, std::int64_t n);  // the AVX2 polynomial on 4 lanes, same limits
+void transpose_neon(const float* src, std::int64_t lds, std::int64_t n, std::int64_t D, float* dst,
+                    std::int64_t ldd);  // in 4 x 4 register blocks
 #endif
 }  // namespace detail
 

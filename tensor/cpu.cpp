@@ -39,6 +39,20 @@ bool use_avx2() {
   return built_with_avx2() && cpu_has_avx2_fma() && !disabled;
 }
 
+bool built_with_neon() {
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool use_neon() { return built_with_neon(); }
+
+bool use_simd() { return use_avx2() || use_neon(); }
+
+const char* simd_kernels() { return use_neon() ? "NEON" : use_avx2() ? "AVX2+FMA" : "portable"; }
+
 bool built_with_openmp() {
 #ifdef GRADLAB_HAVE_OPENMP
   return true;
@@ -84,15 +98,22 @@ void set_num_threads(int n) {
 }
 
 std::string build_info() {
-  std::string s = "gradlab 0.1: AVX2+FMA kernels ";
-  if (!built_with_avx2())
-    s += "off (not compiled in)";
-  else if (!cpu_has_avx2_fma())
-    s += "off (this CPU lacks AVX2/FMA)";
-  else if (!use_avx2())
-    s += "off (GRADLAB_NO_AVX2 is set)";
+  std::string s = "gradlab 0.1: ";
+  if (use_neon())
+    s += "NEON kernels on";
+  else if (use_avx2())
+    s += "AVX2+FMA kernels on";
+#if defined(__aarch64__) || defined(_M_ARM64)
   else
-    s += "on";
+    s += "portable kernels (NEON not compiled in: GRADLAB_NEON=OFF)";
+#else
+  else if (!built_with_avx2())
+    s += "portable kernels (AVX2+FMA not compiled in)";
+  else if (!cpu_has_avx2_fma())
+    s += "portable kernels (this CPU lacks AVX2/FMA)";
+  else
+    s += "portable kernels (GRADLAB_NO_AVX2 is set)";
+#endif
   // The matmuls and the other kernels run on gradlab's own worker pool (tensor/threads.h) whether or not
   // OpenMP is built in; OpenMP then only supplies the thread count and the ladder's "openmp" rung.
   s += built_with_openmp() ? ", OpenMP on, " : ", OpenMP off, ";

@@ -38,6 +38,14 @@ void pack_b_trans_avx2(const float* B, int64_t ldb, int64_t j0, int64_t nr, int6
 void pack_a_notrans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
 void pack_a_trans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
 #endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+// Defined in gemm_neon.cpp (aarch64 only); call only when use_neon().
+void micro_kernel_neon(int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* B, int64_t b_ks,
+                       float alpha, float beta, float* C, int64_t ldc, int64_t mr);
+void pack_b_trans_neon(const float* B, int64_t ldb, int64_t j0, int64_t nr, int64_t p0, int64_t kc, float* Bp);
+void pack_a_notrans_neon(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
+void pack_a_trans_neon(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
+#endif
 }  // namespace detail
 
 namespace {
@@ -115,6 +123,9 @@ bool g_force_portable = false;
 MicroKernel select_micro_kernel() {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
   if (use_avx2() && !g_force_portable) return detail::micro_kernel_avx2;
+#endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+  if (use_neon() && !g_force_portable) return detail::micro_kernel_neon;
 #endif
   return micro_kernel_portable;
 }
@@ -292,6 +303,12 @@ void pack_a_panel(const Problem& p, int64_t i0, int64_t mr, int64_t p0, int64_t 
       return;
     }
 #endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+    if (avx2) {  // "avx2" here means: the SIMD kernel of this build, NEON on aarch64
+      detail::pack_a_trans_neon(p.A, p.lda, i0, mr, p0, kc, Ap);
+      return;
+    }
+#endif
     // A stored (K,M): op(A) column k is a contiguous run of A's row p0+k.
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = p.A + (p0 + k) * p.lda + i0;
@@ -305,6 +322,12 @@ void pack_a_panel(const Problem& p, int64_t i0, int64_t mr, int64_t p0, int64_t 
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
   if (avx2) {
     detail::pack_a_notrans_avx2(p.A, p.lda, i0, mr, p0, kc, Ap);
+    return;
+  }
+#endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+  if (avx2) {
+    detail::pack_a_notrans_neon(p.A, p.lda, i0, mr, p0, kc, Ap);
     return;
   }
 #endif
@@ -339,6 +362,12 @@ void pack_b_panel(const Problem& p, int64_t j0, int64_t nr, int64_t p0, int64_t 
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
   if (avx2) {
     detail::pack_b_trans_avx2(p.B, p.ldb, j0, nr, p0, kc, Bp);
+    return;
+  }
+#endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+  if (avx2) {
+    detail::pack_b_trans_neon(p.B, p.ldb, j0, nr, p0, kc, Bp);
     return;
   }
 #endif
@@ -685,7 +714,10 @@ const RungInfo& rung_info(Rung rung) {
   throw_error("gemm::rung_info: got rung ", int(rung), ", expected one of the ", kNumRungs, " rungs");
 }
 
-const char* micro_kernel_name() { return select_micro_kernel() == micro_kernel_portable ? "portable 6x16" : "avx2-fma 6x16"; }
+const char* micro_kernel_name() {
+  const MicroKernel k = select_micro_kernel();
+  return k == micro_kernel_portable ? "portable 6x16" : use_neon() ? "neon 6x16" : "avx2-fma 6x16";
+}
 
 void set_force_portable(bool on) { g_force_portable = on; }
 

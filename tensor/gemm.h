@@ -5,7 +5,7 @@
 //   gemm_reordered        i-k-j, so the innermost loop walks rows of B and C contiguously
 //   gemm_blocked          + cache blocking: tiles of A, B and C that stay in cache while they are reused
 //   gemm_packed           + BLIS/Goto packing into micro-panels and a register-tiled 6x16 micro-kernel
-//                         (AVX2+FMA when use_avx2(), a portable C++ kernel otherwise)
+//                         (AVX2+FMA when use_avx2(), NEON on aarch64, a portable C++ kernel otherwise)
 //   gemm_packed_openmp    + threads over blocks of C's rows/columns (never over K): `#pragma omp parallel for`
 //   gemm_packed_parallel  + the same blocks on gradlab's own worker pool (tensor/threads.h)
 // Both threaded rungs use max_threads() threads. Without OpenMP the openmp rung runs on one thread and the pool
@@ -26,7 +26,7 @@
 // Determinism: for a given problem, the result is bit-for-bit the same for every thread count and between
 // sgemm, sgemm_batched, gemm_packed, gemm_packed_openmp and gemm_packed_parallel (threads split the
 // rows/columns of C, never K, so every element is summed in the same order). Results may differ between the AVX2 and the portable
-// kernel (FMA rounds once, mul+add twice).
+// kernel (FMA rounds once, mul+add twice); the NEON kernel does the AVX2 one's operations (one fma per k, in k order).
 #include <cstdint>
 
 namespace gradlab::gemm {
@@ -79,7 +79,7 @@ struct RungInfo {
 inline constexpr int kNumRungs = 7;
 const RungInfo* rungs();               // array of kNumRungs entries
 const RungInfo& rung_info(Rung rung);  // one entry
-const char* micro_kernel_name();       // "avx2-fma 6x16" or "portable 6x16": what gemm_packed runs here
+const char* micro_kernel_name();       // "avx2-fma 6x16", "neon 6x16" or "portable 6x16": what gemm_packed runs here
 // Force the portable micro-kernel and packing even where AVX2 is available (process-wide; for tests and for a
 // lesson comparing the two). Do not flip it while another thread multiplies.
 void set_force_portable(bool on);

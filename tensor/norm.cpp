@@ -104,6 +104,10 @@ void norm_forward(const float* x, const float* w, const float* b, float* out, fl
     if (use_avx2())
       return norm_forward_avx2(x + r0 * C, w, b, out + r0 * C, mean + r0, rstd + r0, rows, C, eps, rms);
 #endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+    if (use_neon())
+      return norm_forward_neon(x + r0 * C, w, b, out + r0 * C, mean + r0, rstd + r0, rows, C, eps, rms);
+#endif
     norm_forward_portable<float>(x + r0 * C, w, b, out + r0 * C, mean + r0, rstd + r0, rows, C, eps, rms);
   });
 }
@@ -123,6 +127,10 @@ void norm_backward(const float* g, const float* x, const float* w, const float* 
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
     if (use_avx2())
       return norm_backward_avx2(g + r0 * C, x + r0 * C, w, mean + r0, rstd + r0, dx + r0 * C, pw, pb, rows, C, rms);
+#endif
+#ifdef GRADLAB_HAVE_NEON_KERNELS
+    if (use_neon())
+      return norm_backward_neon(g + r0 * C, x + r0 * C, w, mean + r0, rstd + r0, dx + r0 * C, pw, pb, rows, C, rms);
 #endif
     norm_backward_portable<float>(g + r0 * C, x + r0 * C, w, mean + r0, rstd + r0, dx + r0 * C, pw, pb, rows, C, rms);
   });

@@ -30,7 +30,14 @@ void norm_forward_avx2(const float* x, const float* w, const float* b, float* ou
 void norm_backward_avx2(const float* g, const float* x, const float* w, const float* mean, const float* rstd,
                         float* dx, float* dw, float* db, std::int64_t rows, std::int64_t C, bool rms);
 
-// float32 entry points: AVX2 when use_avx2(), rows split over up to max_threads() workers for large inputs.
+// The same again on four lanes (norm_neon.cpp, aarch64 only; only when use_neon()).
+void norm_forward_neon(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
+                       std::int64_t rows, std::int64_t C, float eps, bool rms);
+void norm_backward_neon(const float* g, const float* x, const float* w, const float* mean, const float* rstd,
+                        float* dx, float* dw, float* db, std::int64_t rows, std::int64_t C, bool rms);
+
+// float32 entry points: AVX2 when use_avx2(), NEON when use_neon(), rows split over up to max_threads()
+// workers for large inputs.
 void norm_forward(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
                   std::int64_t N, std::int64_t C, float eps, bool rms);
 void norm_backward(const float* g, const float* x, const float* w, const float* mean, const float* rstd, float* dx,

@@ -16,6 +16,7 @@
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
+#include "simd_check.h"
 
 using namespace gradlab;
 
@@ -282,7 +283,7 @@ TEST_CASE("attention_fused_qkv and the strided kernel reject bad input") {
                   Error);
 }
 
-TEST_CASE("attention tile transpose: AVX2 8x8 blocks and portable loops equal the definition (ragged edges)") {
+TEST_CASE("attention tile transpose: SIMD blocks (AVX2 8x8 or NEON 4x4) and portable loops equal the definition (ragged edges)") {
   using namespace gradlab::attention;
   Rng rng(11);
   for (std::int64_t n : {1, 5, 8, 13, 64, 70})
@@ -298,14 +299,15 @@ TEST_CASE("attention tile transpose: AVX2 8x8 blocks and portable loops equal th
       std::vector<float> got(expected.size(), -7.0f);  // untouched padding must stay -7
       detail::transpose_portable(src.data(), lds, n, D, got.data(), ldd);
       CHECK(got == expected);
-#ifdef GRADLAB_HAVE_AVX2_KERNELS
-      if (use_avx2()) {
-        std::vector<float> got_avx2(expected.size(), -7.0f);
-        detail::transpose_avx2(src.data(), lds, n, D, got_avx2.data(), ldd);
-        CHECK(got_avx2 == expected);
+#ifdef GRADLAB_HAVE_SIMD_KERNELS
+      if (use_simd()) {
+        std::vector<float> got_simd(expected.size(), -7.0f);
+        detail::GRADLAB_SIMD(transpose)(src.data(), lds, n, D, got_simd.data(), ldd);
+        CHECK(got_simd == expected);
       }
 #endif
     }
+  if (simd_in_use()) report_simd_validated("attention tile transpose");
 }
 
 }  // TEST_SUITE

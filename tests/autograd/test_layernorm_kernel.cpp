@@ -1,5 +1,5 @@
 // Chapter 2: the float32 LayerNorm/RMSNorm kernels (tensor/norm.h). The fast entry points (AVX2 when the CPU
-// has it, rows in chunks over the worker pool) are checked against the portable loops, and both against the
+// has it, NEON on aarch64, rows in chunks over the worker pool) are checked against the portable loops, and both against the
 // float64 reference; the autograd op in float32 against the same op in float64.
 #include <doctest/doctest.h>
 
@@ -11,6 +11,7 @@
 #include "tensor/norm.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
+#include "simd_check.h"
 
 using namespace gradlab;
 
@@ -37,7 +38,7 @@ double worst(const std::vector<float>& a, const std::vector<double>& ref, double
 }
 
 // Runs one kernel family on case k and returns out, mean, rstd, dx, dw, db (flattened, in that order).
-enum class Path { Fast, Portable, Avx2 };
+enum class Path { Fast, Portable, Simd };  // Simd: the AVX2 or NEON loops
 std::vector<std::vector<float>> run_float(Path path, const NormCase& k, const std::vector<float>& x,
                                           const std::vector<float>& w, const std::vector<float>& b,
                                           const std::vector<float>& g) {
@@ -53,10 +54,11 @@ std::vector<std::vector<float>> run_float(Path path, const NormCase& k, const st
     kernels::norm_backward_portable<float>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), dw.data(), pdb,
                                            k.N, k.C, k.rms);
   } else {
-#ifdef GRADLAB_HAVE_AVX2_KERNELS
-    kernels::norm_forward_avx2(x.data(), w.data(), pb, out.data(), mean.data(), rstd.data(), k.N, k.C, 1e-5f, k.rms);
-    kernels::norm_backward_avx2(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), dw.data(), pdb, k.N, k.C,
-                                k.rms);
+#ifdef GRADLAB_HAVE_SIMD_KERNELS
+    kernels::GRADLAB_SIMD(norm_forward)(x.data(), w.data(), pb, out.data(), mean.data(), rstd.data(), k.N, k.C, 1e-5f,
+                                        k.rms);
+    kernels::GRADLAB_SIMD(norm_backward)(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), dw.data(), pdb,
+                                         k.N, k.C, k.rms);
 #endif
   }
   return {out, mean, rstd, dx, dw, db};
@@ -103,22 +105,20 @@ TEST_SUITE("autograd") {
       for (float offset : {0.0f, 30.0f}) check_against_float64(Path::Portable, k, 11, offset);
   }
 
-  TEST_CASE("norm kernels: AVX2 loops agree with the float64 reference (and with the portable loops)") {
-    if (!use_avx2()) {
-      MESSAGE("AVX2 kernels not in use on this machine/build: nothing to compare");
-      return;
-    }
+  TEST_CASE("norm kernels: SIMD loops (AVX2 or NEON) agree with the float64 reference (and with the portable loops)") {
+    if (!simd_in_use()) return;
     for (NormCase k : {NormCase{1, 8, false, true}, NormCase{3, 13, false, true}, NormCase{70, 128, false, true},
                        NormCase{70, 128, false, false}, NormCase{65, 37, true, false}, NormCase{5, 7, true, false}})
-      for (float offset : {0.0f, 30.0f}) check_against_float64(Path::Avx2, k, 21, offset);
-    // AVX2 against the portable float loops directly: same formulas, other summation order
+      for (float offset : {0.0f, 30.0f}) check_against_float64(Path::Simd, k, 21, offset);
+    // SIMD against the portable float loops directly: same formulas, other summation order
     NormCase k{40, 136, false, true};
     auto x = random_floats(40 * 136, 5), w = random_floats(136, 6), b = random_floats(136, 7), g = random_floats(40 * 136, 8);
-    auto fast = run_float(Path::Avx2, k, x, w, b, g), slow = run_float(Path::Portable, k, x, w, b, g);
+    auto fast = run_float(Path::Simd, k, x, w, b, g), slow = run_float(Path::Portable, k, x, w, b, g);
     for (std::size_t i = 0; i < fast.size(); ++i) {
       INFO(kNames[i]);
       CHECK(worst(fast[i], widen(slow[i]), 1e-4, 1e-4) <= 1.0);
     }
+    report_simd_validated("LayerNorm/RMSNorm forward and backward");
   }
 
   TEST_CASE("norm kernels: the chunked float32 entry points agree with the float64 reference") {

@@ -8,6 +8,7 @@
 #include "tensor/rng.h"
 
 #include "nn/optim.h"
+#include "simd_check.h"
 
 using namespace gradlab;
 
@@ -107,9 +108,9 @@ TEST_CASE("adamw: state export and import restore the exact update") {
   CHECK_THROWS_WITH_AS(o2.load_state(st, 1, "f"), doctest::Contains("m.zzz"), Error);
 }
 
-TEST_CASE("adamw: the AVX2 update loop equals the portable loop bit for bit") {
-  if (!use_avx2()) return;  // nothing to compare on this CPU
-  const std::int64_t n = 1000 + 5;  // a tail that is not a multiple of 8
+TEST_CASE("adamw: the SIMD update loop (AVX2 or NEON) equals the portable loop bit for bit") {
+  if (!simd_in_use()) return;
+  const std::int64_t n = 1000 + 5;  // a tail that is not a multiple of 8 (nor of 4)
   Rng rng(3);
   std::vector<float> p(n), m(n), v(n), g(n);
   for (std::int64_t i = 0; i < n; ++i) {
@@ -123,7 +124,7 @@ TEST_CASE("adamw: the AVX2 update loop equals the portable loop bit for bit") {
   CHECK(adamw_update_f32(p.data(), m.data(), v.data(), g.data(), n, c, false));
   CHECK(adamw_update_f32(p2.data(), m2.data(), v2.data(), g.data(), n, c, true));
   CHECK_MESSAGE(std::memcmp(p.data(), p2.data(), n * sizeof(float)) == 0, "p[0] after one step: portable loop ", p[0],
-                ", AVX2 loop ", p2[0], "; the two loops must agree bit for bit on all ", n, " elements");
+                ", SIMD loop ", p2[0], "; the two loops must agree bit for bit on all ", n, " elements");
   CHECK(std::memcmp(m.data(), m2.data(), n * sizeof(float)) == 0);
   CHECK(std::memcmp(v.data(), v2.data(), n * sizeof(float)) == 0);
   // a non-finite result is reported by both, in the vector body and in the tail
@@ -134,6 +135,7 @@ TEST_CASE("adamw: the AVX2 update loop equals the portable loop bit for bit") {
     CHECK_FALSE(adamw_update_f32(pa.data(), ma.data(), va.data(), gp.data(), n, c, false));
     CHECK_FALSE(adamw_update_f32(pb.data(), mb.data(), vb.data(), gp.data(), n, c, true));
   }
+  report_simd_validated("AdamW step");
 }
 
 TEST_CASE("schedule: warmup / peak / cosine midpoint / floor") {

@@ -14,6 +14,7 @@
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
+#include "simd_check.h"
 
 using namespace gradlab;
 using namespace gradlab::attention;
@@ -352,12 +353,12 @@ TEST_CASE("attention kernels reject bad geometry / null pointers and bad bias ta
   CHECK_THROWS_AS(flash_forward(p.g, bad_scale, p.q.data(), p.k.data(), p.v.data(), o.data(), lse.data()), Error);
 }
 
-#ifdef GRADLAB_HAVE_AVX2_KERNELS
-TEST_CASE("attention AVX2 inner loops agree with the portable ones") {
-  if (!use_avx2()) return;  // nothing to compare on this CPU
+#ifdef GRADLAB_HAVE_SIMD_KERNELS
+TEST_CASE("attention SIMD inner loops (AVX2 or NEON) agree with the portable ones") {
+  if (!simd_in_use()) return;
   Rng rng(21);
-  // gemm on ragged sizes: every block shape (4x16, 4x8, masked, single rows) is hit
-  for (std::int64_t M : {1, 3, 4, 7}) {
+  // gemm on ragged sizes: every block shape (6 and 4 rows, full and ragged column blocks, single rows) is hit
+  for (std::int64_t M : {1, 3, 4, 6, 7, 11}) {
     for (std::int64_t N : {1, 5, 8, 13, 16, 29, 64}) {
       const std::int64_t K = 11, lda = K + 2, ldb = N + 3, ldc = N + 1;
       std::vector<float> A(M * lda), Bm(K * ldb), C1(M * ldc), C2;
@@ -366,12 +367,22 @@ TEST_CASE("attention AVX2 inner loops agree with the portable ones") {
       for (float& x : C1) x = float(rng.normal());
       C2 = C1;
       detail::gemm_acc_portable(M, N, K, A.data(), lda, Bm.data(), ldb, C1.data(), ldc);
-      detail::gemm_acc_avx2(M, N, K, A.data(), lda, Bm.data(), ldb, C2.data(), ldc);
+      detail::GRADLAB_SIMD(gemm_acc)(M, N, K, A.data(), lda, Bm.data(), ldb, C2.data(), ldc);
       CAPTURE(M);
       CAPTURE(N);
       CHECK(relative_max_error(C2, C1) < 1e-6);
       for (std::int64_t i = 0; i < M; ++i)  // padding columns untouched
         for (std::int64_t j = N; j < ldc; ++j) CHECK(C2[i * ldc + j] == C1[i * ldc + j]);
+      // the transposed form: the same A read as stored (K, M) with row stride M + 2
+      const std::int64_t ldt = M + 2;
+      std::vector<float> At(K * ldt), T1 = C1, T2;
+      for (float& x : At) x = float(rng.normal());
+      T2 = T1;
+      detail::gemm_tn_acc_portable(M, N, K, At.data(), ldt, Bm.data(), ldb, T1.data(), ldc);
+      detail::GRADLAB_SIMD(gemm_tn_acc)(M, N, K, At.data(), ldt, Bm.data(), ldb, T2.data(), ldc);
+      CHECK(relative_max_error(T2, T1) < 1e-6);
+      for (std::int64_t i = 0; i < M; ++i)
+        for (std::int64_t j = N; j < ldc; ++j) CHECK(T2[i * ldc + j] == T1[i * ldc + j]);
     }
   }
   for (std::int64_t n : {1, 7, 8, 9, 16, 20, 64, 67}) {
@@ -380,9 +391,9 @@ TEST_CASE("attention AVX2 inner loops agree with the portable ones") {
     y2 = y1;
     double exact = 0.0;
     for (std::int64_t i = 0; i < n; ++i) exact += double(a[i]) * b[i];
-    CHECK(std::abs(detail::dot_avx2(a.data(), b.data(), n) - exact) < 1e-5 * std::sqrt(double(n)));
+    CHECK(std::abs(detail::GRADLAB_SIMD(dot)(a.data(), b.data(), n) - exact) < 1e-5 * std::sqrt(double(n)));
     detail::axpy_portable(0.7f, a.data(), y1.data(), n);
-    detail::axpy_avx2(0.7f, a.data(), y2.data(), n);
+    detail::GRADLAB_SIMD(axpy)(0.7f, a.data(), y2.data(), n);
     CHECK(relative_max_error(y2, y1) < 1e-6);
   }
   // exp over the range the kernels use (x <= 0, down to -inf) and beyond; relative error within 3 ulp-ish
@@ -392,13 +403,13 @@ TEST_CASE("attention AVX2 inner loops agree with the portable ones") {
   x.push_back(0.0f);
   x.push_back(100.0f);
   std::vector<float> y = x;
-  detail::exp_avx2(y.data(), std::int64_t(y.size()));
+  detail::GRADLAB_SIMD(exp)(y.data(), std::int64_t(y.size()));
   double worst = 0.0;
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double exact = std::exp(double(x[i]));
     if (exact < 1.1754943508222875e-38) {
       CHECK(y[i] == 0.0f);  // subnormal results flushed to zero
-    } else if (x[i] > 88.3762626647949f) {  // e^88.376 ~ 2^127.5: above it the AVX2 exp returns +inf
+    } else if (x[i] > 88.3762626647949f) {  // e^88.376 ~ 2^127.5: above it the SIMD exp returns +inf
       CHECK(std::isinf(y[i]));
     } else {
       worst = std::max(worst, std::abs(double(y[i]) - exact) / exact);
@@ -406,8 +417,9 @@ TEST_CASE("attention AVX2 inner loops agree with the portable ones") {
   }
   CHECK(worst < 4e-7);
   float nan = std::numeric_limits<float>::quiet_NaN();
-  detail::exp_avx2(&nan, 1);
+  detail::GRADLAB_SIMD(exp)(&nan, 1);
   CHECK(std::isnan(nan));
+  report_simd_validated("attention inner loops (gemm, gemm_tn, dot, axpy, exp)");
 }
 #endif
 

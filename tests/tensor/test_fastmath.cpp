@@ -36,10 +36,11 @@ TEST_SUITE("tensor") {
   }
 }
 
+#include "simd_check.h"
 #include "tensor/activations.h"
 
 TEST_SUITE("tensor") {
-  TEST_CASE("gelu kernels: AVX2 and portable agree with the float64 formula") {
+  TEST_CASE("gelu kernels: SIMD (AVX2 or NEON) and portable agree with the float64 formula") {
     std::vector<float> x, g;
     for (int i = 0; i < 203; ++i) {  // not a multiple of 8: the tail runs the portable loop
       x.push_back(-6.0f + 0.06f * static_cast<float>(i));
@@ -59,5 +60,6 @@ TEST_SUITE("tensor") {
       CHECK(std::abs(dx[i] - dref) < 4e-6);
       CHECK(std::abs(dxp[i] - dref) < 4e-6);
     }
+    if (simd_in_use()) report_simd_validated("tanh GELU forward and backward");
   }
 }

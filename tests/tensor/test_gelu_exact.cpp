@@ -1,9 +1,9 @@
-// The exact (erf) GELU kernels of tensor/activations.h: the AVX2 polynomial erf against std::erf over a dense
-// grid including the tails, the AVX2 GELU against the portable std::erf reference (forward and backward), the
+// The exact (erf) GELU kernels of tensor/activations.h: the SIMD (AVX2, or NEON on aarch64) polynomial erf
+// against std::erf over a dense grid including the tails, the SIMD GELU against the portable std::erf reference (forward and backward), the
 // reference itself against identities of the normal CDF, 1 vs 2 threads bit for bit, and bad input.
 //
 // Tolerances (float32, u = 2^-24 ~ 6e-8):
-//   erf_avx2:   |erf8(x) - erf(x)| <= 1e-7 absolute, and <= 1.2e-7 relative for normal |x| >= 1e-36.
+//   erf (SIMD): |erf8(x) - erf(x)| <= 1e-7 absolute, and <= 1.2e-7 relative for normal |x| >= 1e-36.
 //               Measured with every third float in [-6, 6] (2e9 values): max 7.2e-8 absolute (at x = -1.017),
 //               8.4e-8 relative (1.2 and 1.4 ulp); the grid below (1.9e6 points) finds 6.3e-8 and 7.4e-8.
 //   GELU:       Phi = 0.5 + 0.5 erf adds half an ulp, x Phi one more rounding, so forward within
@@ -20,6 +20,7 @@
 #include "tensor/error.h"
 #include "tensor/rng.h"
 #include "tensor/threads.h"
+#include "simd_check.h"
 
 using namespace gradlab;
 
@@ -31,7 +32,8 @@ struct ThreadCountGuard {
 };
 
 // Dense grid: steps of 1e-5 over [-8, 8], every float near 0 on a log scale, and the special values.
-std::vector<float> erf_grid() {
+// ([[maybe_unused]]: a build without SIMD kernels compiles the tests that use these helpers out.)
+[[maybe_unused]] std::vector<float> erf_grid() {
   std::vector<float> x;
   for (std::int64_t i = -800000; i <= 800000; ++i) x.push_back(static_cast<float>(i) * 1e-5f);
   for (float v = 1e-37f; v < 1e-4f; v *= 1.001f) {
@@ -49,8 +51,8 @@ std::vector<float> erf_grid() {
   return x;
 }
 
-double gelu_ref(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
-double dgelu_ref(double x) {
+[[maybe_unused]] double gelu_ref(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+[[maybe_unused]] double dgelu_ref(double x) {
   return 0.5 * (1.0 + std::erf(x / std::sqrt(2.0))) + x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
 }
 
@@ -66,14 +68,11 @@ std::vector<float> gelu_grid() {
 }  // namespace
 
 TEST_SUITE("kernels") {
-  TEST_CASE("erf_avx2 matches std::erf within 1e-7 over a dense grid including the tails") {
-    if (!use_avx2()) {
-      MESSAGE("AVX2 kernels off (no AVX2+FMA, or GRADLAB_NO_AVX2 set): the portable std::erf path is the only one");
-      return;
-    }
-#ifdef GRADLAB_HAVE_AVX2_KERNELS
+  TEST_CASE("SIMD erf (AVX2 or NEON) matches std::erf within 1e-7 over a dense grid including the tails") {
+    if (!simd_in_use()) return;  // the portable std::erf path is the only one
+#ifdef GRADLAB_HAVE_SIMD_KERNELS
     std::vector<float> x = erf_grid(), y(x.size());
-    kernels::erf_avx2(x.data(), y.data(), static_cast<std::int64_t>(x.size()));
+    kernels::GRADLAB_SIMD(erf)(x.data(), y.data(), static_cast<std::int64_t>(x.size()));
     double worst_abs = 0, worst_rel = 0;
     float at_abs = 0, at_rel = 0;
     for (std::size_t i = 0; i < x.size(); ++i) {
@@ -82,7 +81,7 @@ TEST_SUITE("kernels") {
       if (err > worst_abs) worst_abs = err, at_abs = x[i];
       if (std::abs(x[i]) >= 1e-36f && err / std::abs(ref) > worst_rel) worst_rel = err / std::abs(ref), at_rel = x[i];
     }
-    MESSAGE("erf_avx2 over " << x.size() << " points: max abs error " << worst_abs << " at " << at_abs
+    MESSAGE(std::string(simd_kernels()) << " erf over " << x.size() << " points: max abs error " << worst_abs << " at " << at_abs
                              << ", max rel error " << worst_rel << " at " << at_rel);
     CHECK(worst_abs <= 1e-7);
     CHECK(worst_rel <= 1.2e-7);
@@ -90,7 +89,7 @@ TEST_SUITE("kernels") {
     std::vector<float> s{0.0f, -0.0f, 4.5f, -4.5f, std::numeric_limits<float>::infinity(),
                          -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(), 0.3f, -0.3f};
     std::vector<float> sy(s.size());
-    kernels::erf_avx2(s.data(), sy.data(), static_cast<std::int64_t>(s.size()));
+    kernels::GRADLAB_SIMD(erf)(s.data(), sy.data(), static_cast<std::int64_t>(s.size()));
     CHECK(sy[0] == 0.0f);
     CHECK(std::signbit(sy[1]));
     CHECK(sy[2] == 1.0f);
@@ -99,6 +98,7 @@ TEST_SUITE("kernels") {
     CHECK(sy[5] == -1.0f);
     CHECK(std::isnan(sy[6]));
     CHECK(sy[7] == -sy[8]);
+    report_simd_validated("erf");
 #endif
   }
 
@@ -140,19 +140,16 @@ TEST_SUITE("kernels") {
     CHECK(worst > 1e-4);  // but a different function: a mix-up of the two kernels would show here
   }
 
-  TEST_CASE("gelu_exact AVX2 kernels agree with the std::erf reference (forward and backward)") {
-    if (!use_avx2()) {
-      MESSAGE("AVX2 kernels off (no AVX2+FMA, or GRADLAB_NO_AVX2 set): nothing to compare");
-      return;
-    }
-#ifdef GRADLAB_HAVE_AVX2_KERNELS
+  TEST_CASE("gelu_exact SIMD kernels (AVX2 or NEON) agree with the std::erf reference (forward and backward)") {
+    if (!simd_in_use()) return;
+#ifdef GRADLAB_HAVE_SIMD_KERNELS
     std::vector<float> x = gelu_grid(), g(x.size());
     Rng rng(9);
     for (auto& v : g) v = static_cast<float>(rng.normal());
     const auto n = static_cast<std::int64_t>(x.size());
     std::vector<float> y(x.size()), yr(x.size()), dx(x.size()), dxr(x.size());
-    kernels::gelu_exact_forward_avx2(x.data(), y.data(), n);
-    kernels::gelu_exact_backward_avx2(x.data(), g.data(), dx.data(), n);
+    kernels::GRADLAB_SIMD(gelu_exact_forward)(x.data(), y.data(), n);
+    kernels::GRADLAB_SIMD(gelu_exact_backward)(x.data(), g.data(), dx.data(), n);
     kernels::gelu_exact_forward_portable(x.data(), yr.data(), n);
     kernels::gelu_exact_backward_portable(x.data(), g.data(), dxr.data(), n);
     double worst_y = 0, worst_d = 0;
@@ -164,29 +161,31 @@ TEST_SUITE("kernels") {
       REQUIRE(std::abs(yr[i] - gelu_ref(x[i])) <= 6e-8 * scale);
       REQUIRE(std::abs(dxr[i] - g[i] * dgelu_ref(x[i])) <= 1.2e-7 * std::abs(g[i]) * scale);
     }
-    MESSAGE("AVX2 vs reference: forward " << worst_y << ", backward " << worst_d << " (relative to max(1, |x|), |g|)");
+    MESSAGE(std::string(simd_kernels()) << " vs reference: forward " << worst_y << ", backward " << worst_d << " (relative to max(1, |x|), |g|)");
     CHECK(worst_y <= 1.5e-7);
     CHECK(worst_d <= 3e-7);
+    report_simd_validated("exact GELU forward and backward");
 #endif
   }
 
-  TEST_CASE("gelu_exact AVX2: an element's result does not depend on its position (the tail runs the vector code)") {
-    if (!use_avx2()) return;
-#ifdef GRADLAB_HAVE_AVX2_KERNELS
+  TEST_CASE("gelu_exact SIMD (AVX2 or NEON): an element's result does not depend on its position (the tail runs the vector code)") {
+    if (!simd_in_use()) return;
+#ifdef GRADLAB_HAVE_SIMD_KERNELS
     Rng rng(4);
     std::vector<float> x(203), g(203);
     for (auto& v : x) v = static_cast<float>(3.0 * rng.normal());
     for (auto& v : g) v = static_cast<float>(rng.normal());
     std::vector<float> y(203), d(203);
-    kernels::gelu_exact_forward_avx2(x.data(), y.data(), 203);
-    kernels::gelu_exact_backward_avx2(x.data(), g.data(), d.data(), 203);
+    kernels::GRADLAB_SIMD(gelu_exact_forward)(x.data(), y.data(), 203);
+    kernels::GRADLAB_SIMD(gelu_exact_backward)(x.data(), g.data(), d.data(), 203);
     for (std::int64_t shift : {1, 3, 5}) {  // the same values, now at positions shift.. (a different tail)
       std::vector<float> ys(203 - shift), ds(203 - shift);
-      kernels::gelu_exact_forward_avx2(x.data() + shift, ys.data(), 203 - shift);
-      kernels::gelu_exact_backward_avx2(x.data() + shift, g.data() + shift, ds.data(), 203 - shift);
+      kernels::GRADLAB_SIMD(gelu_exact_forward)(x.data() + shift, ys.data(), 203 - shift);
+      kernels::GRADLAB_SIMD(gelu_exact_backward)(x.data() + shift, g.data() + shift, ds.data(), 203 - shift);
       CHECK(std::memcmp(ys.data(), y.data() + shift, ys.size() * 4) == 0);
       CHECK(std::memcmp(ds.data(), d.data() + shift, ds.size() * 4) == 0);
     }
+    report_simd_validated("exact GELU, position independence of the tail");
 #endif
   }
 

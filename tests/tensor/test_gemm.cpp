@@ -24,6 +24,7 @@
 #include "tensor/gemm.h"
 #include "tensor/rng.h"
 #include "tensor/threads.h"
+#include "simd_check.h"
 
 using namespace gradlab;
 using namespace gradlab::gemm;
@@ -192,6 +193,24 @@ TEST_CASE("gemm: the portable micro-kernel matches the reference too") {
   failures += check_against_reference(gemm_packed_parallel, "portable", big, 7);
   set_force_portable(false);
   CHECK(failures == 0);
+}
+
+TEST_CASE("gemm: the SIMD micro-kernel and packing (AVX2 or NEON) match the reference on awkward shapes / all forms") {
+  if (!simd_in_use()) return;
+  set_force_portable(false);
+  const std::string name = micro_kernel_name();
+  CHECK(name != "portable 6x16");
+  int failures = 0;
+  uint64_t seed = 500;
+  for (const Case& c : awkward_cases()) failures += check_against_reference(gemm_packed, name.c_str(), c, seed++);
+  // every transpose form on a shape with full 6x16 tiles, ragged edges and several K blocks: all packing routines
+  for (int form = 0; form < 4; ++form) {
+    Case c;
+    c.M = 37, c.N = 53, c.K = 2 * kKC + 9, c.trans_a = form & 1, c.trans_b = form & 2, c.beta = 0.25f;
+    failures += check_against_reference(gemm_packed_parallel, name.c_str(), c, seed++);
+  }
+  CHECK(failures == 0);
+  report_simd_validated(("GEMM micro-kernel and packing (" + name + ")").c_str());
 }
 
 TEST_CASE("gemm: packed rungs on shapes that cross every cache block (MC / KC / NC)") {
