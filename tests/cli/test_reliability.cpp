@@ -536,23 +536,28 @@ TEST_CASE("byte flips: 300 random bytes of tensor data flipped give 300 refusals
   CHECK(refused == 300);
 }
 
-TEST_CASE("concurrency: two runs on one --out - one trains and the other fails at once and the log stays whole") {
+TEST_CASE("concurrency: a second run on a training run's --out fails at once, and the first run's log stays whole") {
   TempDir tmp;
   std::vector<std::string> flags = tiny_flags();
-  for (const std::string& w : {std::string("--max_iters"), std::string("150"), std::string("--data"),
+  const int iters = 20000;  // long enough (about a second here) that the second run surely starts while the first trains
+  for (const std::string& w : {std::string("--max_iters"), std::to_string(iters), std::string("--data"),
                                reference_text_file(), std::string("--out"), tmp.file("run")})
     flags.push_back(w);
-  // started together, racing for the directory
+  // The second run starts once the first holds the lock. Started together, a loaded machine could let the
+  // first finish before the second began, and the second would then meet a finished checkpoint instead.
   Child a = spawn_train(flags, {}, tmp.file("a.out"), tmp.file("a.err"));
+  const std::string lock_path = tmp.file("run") + "/" + gradlab::kRunLockFileName;
+  for (int i = 0; i < 2000 && !std::filesystem::exists(lock_path); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE_MESSAGE(std::filesystem::exists(lock_path), "the first run never took its lock: " << read_file(tmp.file("a.err")));
   Child b = spawn_train(flags, {}, tmp.file("b.out"), tmp.file("b.err"));
-  const Ended ea = wait_for(a), eb = wait_for(b);
-  const bool a_won = ea.code() == 0;
-  CHECK((ea.code() == 0) != (eb.code() == 0));
-  const std::string loser_err = read_file(tmp.file(a_won ? "b.err" : "a.err"));
+  const Ended eb = wait_for(b), ea = wait_for(a);
+  INFO(read_file(tmp.file("a.err")));
+  CHECK(ea.code() == 0);
+  const std::string loser_err = read_file(tmp.file("b.err"));
   INFO(loser_err);
-  CHECK((a_won ? eb : ea).code() == 2);
-  CHECK(loser_err.find("in use by another gradlab run (pid " + std::to_string(a_won ? a.pid : b.pid)) !=
-        std::string::npos);
+  CHECK(eb.code() == 2);
+  CHECK(loser_err.find("in use by another gradlab run (pid " + std::to_string(a.pid)) != std::string::npos);
   // the log has the header, one row per step and the final evaluation, steps in order
   std::istringstream log(read_file(tmp.file("run") + "/log.csv"));
   std::string line;
@@ -562,7 +567,7 @@ TEST_CASE("concurrency: two runs on one --out - one trains and the other fails a
     CHECK(std::stoi(line) == expected);
     ++expected;
   }
-  CHECK(expected == 151);
+  CHECK(expected == iters + 1);
 }
 
 TEST_CASE("memory: the estimate is within 25% of a real run's peak RSS") {
