@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "compare.h"
+#include "fixture_util.h"
 #include "eval_util.h"
 
 #include <cmath>
@@ -17,33 +18,18 @@ using namespace gradlab;
 
 namespace {
 
-std::vector<std::int32_t> as_ids(const Tensor& t) {
-  std::vector<std::int32_t> ids;
-  for (double v : t.to_vector()) ids.push_back(static_cast<std::int32_t>(v));
-  return ids;
-}
-
 void check_fixture(const std::string& file, const std::string& mask) {
   SafetensorsFile f = read_safetensors(std::string(GRADLAB_TEST_DATA_DIR) + "/fixtures/" + file);
-  GPTConfig c;
-  c.vocab_size = 11;
-  c.block_size = 8;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 16;
-  c.mask = mask;
+  GPTConfig c = testing::fixture_config(mask);
   c.gamma = GammaKind::Constant;  // ref_gpt.py's StableMask: one gamma for every head
   c.gamma_value = 0.5;
   GPT model(c, 0);
   model.to_double();
-  std::vector<std::pair<std::string, Tensor>> weights;
-  for (auto& [name, t] : f.tensors)
-    if (name.rfind("weights/", 0) == 0) weights.emplace_back(name.substr(8), t);
-  model.load_state_dict(weights, file);
+  testing::load_fixture_weights(model, f, file);
   const Tensor& inputs = f.tensors.at("inputs");
   const std::int64_t B = inputs.size(0), T = inputs.size(1);
-  Var logits = model.forward(as_ids(inputs), B, T);
-  Var loss = model.loss(logits, as_ids(f.tensors.at("targets")));
+  Var logits = model.forward(testing::as_ids(inputs), B, T);
+  Var loss = model.loss(logits, testing::as_ids(f.tensors.at("targets")));
   CHECK(testing::worst_scaled_error(logits.data(), f.tensors.at("logits")) < 1e-5);
   CHECK(loss.item() == doctest::Approx(f.tensors.at("loss").item()).epsilon(1e-10));
   loss.backward();

@@ -13,16 +13,14 @@
 #include "nn/sink_metrics.h"
 #include "train/safetensors.h"
 #include "viz/attention.h"
+#include "fixture_util.h"
 
 using namespace gradlab;
+using gradlab::testing::as_ids;
+using gradlab::testing::fixture_config;
+using gradlab::testing::load_fixture_weights;
 
 namespace {
-
-std::vector<std::int32_t> as_ids(const Tensor& t) {
-  std::vector<std::int32_t> ids;
-  for (double v : t.to_vector()) ids.push_back(static_cast<std::int32_t>(v));
-  return ids;
-}
 
 // max |a - b| / max |b|: the error relative to the tensor's scale (gradients here are 1e-4 .. 1e-1, so an
 // absolute tolerance would pass a wrong small one)
@@ -42,17 +40,6 @@ std::string fixture_path(const std::string& mask) {
   return std::string(GRADLAB_TEST_DATA_DIR) + "/fixtures/gpt_" + mask + ".safetensors";
 }
 
-GPTConfig fixture_config(const std::string& mask) {
-  GPTConfig c;
-  c.vocab_size = 11;
-  c.block_size = 8;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 16;
-  c.mask = mask;
-  return c;
-}
-
 void check_strategy_fixture(const std::string& mask, bool float64, double tol) {
   const std::string file = fixture_path(mask);
   SafetensorsFile f = read_safetensors(file);
@@ -60,10 +47,7 @@ void check_strategy_fixture(const std::string& mask, bool float64, double tol) {
   CHECK(f.metadata.at("config").find("\"mask\": \"" + mask + "\"") != std::string::npos);
   GPT model(fixture_config(mask), 0);
   if (float64) model.to_double();
-  std::vector<std::pair<std::string, Tensor>> weights;
-  for (auto& [name, t] : f.tensors)
-    if (name.rfind("weights/", 0) == 0) weights.emplace_back(name.substr(8), t);
-  model.load_state_dict(weights, file);
+  load_fixture_weights(model, f, file);
   const Tensor& inputs = f.tensors.at("inputs");
   const std::int64_t B = inputs.size(0), T = inputs.size(1);
   Var logits = model.forward(as_ids(inputs), B, T);  // default options: fused attention in float32 when supported
