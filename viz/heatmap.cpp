@@ -254,7 +254,15 @@ Layout HeatmapRenderer::compute(int cell, int ds) const {
       }
     L.footnotes.push_back("panel titles: L = layer, H = head, " + legend);
   }
-  if (has_sink_) L.footnotes.push_back("sink = 1 \u2212 \u03a3_j Attn_ij: the share of row i taken by the zero-value sink key (StableMask: its pseudo keys) (same colour scale)");
+  if (has_sink_) {
+    // Only null-kv's extra key carries a value (a learned v0); the others' value is 0, so say which is drawn.
+    bool null_kv = false;
+    for (const PanelSpec& p : spec_.panels)
+      null_kv = null_kv || (p.maps->stablemask && p.maps->mask.find("null") != std::string::npos);
+    L.footnotes.push_back(std::string("sink = 1 \u2212 \u03a3_j Attn_ij: the share of row i taken by the extra key (value 0") +
+                          (null_kv ? ", or for the null key/value its learned value v0" : "") +
+                          "; StableMask: its pseudo keys) (same colour scale)");
+  }
   if (opts_.panel_stats && L.stats_form < 2)
     L.footnotes.push_back("first token: mean of Attn_i0 over rows i \u2265 " + std::to_string(stats_.begin()->second.first_row) +
                           "; \u00f7R: the same normalised by the row's real mass R_i = \u03a3_j Attn_ij");
