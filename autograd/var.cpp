@@ -1,8 +1,10 @@
 #include "autograd/var.h"
 
 #include <atomic>
+#include <chrono>
 #include <unordered_set>
 
+#include "autograd/profile.h"
 #include "tensor/ops.h"
 
 namespace gradlab {
@@ -126,7 +128,14 @@ void Var::backward(const Tensor& grad_output, bool retain_graph) {
       std::vector<Var> inputs;
       inputs.reserve(n->inputs.size());
       for (auto& in : n->inputs) inputs.emplace_back(in);
-      n->backward(inputs, n->grad);
+      if (profile::enabled()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        n->backward(inputs, n->grad);
+        profile::record(profile::Kind::Backward, n->op,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      } else {
+        n->backward(inputs, n->grad);
+      }
     }
     // An intermediate gradient is used once: drop it, so a second backward over a retained graph starts
     // from zero there (only leaves accumulate, as in PyTorch).
@@ -152,6 +161,7 @@ Var make_result(Tensor data, std::string op, std::vector<Var> inputs, BackwardFn
     for (auto& in : inputs) n->inputs.push_back(in.node_ptr());
     n->backward = std::move(backward);
   }
+  if (g_grad_enabled && profile::enabled()) profile::op_recorded(n->op);
   return Var(std::move(n));
 }
 

@@ -102,6 +102,8 @@ void declare_flags(ArgParser& a) {
   a.add_int("checkpoint_interval", 250, 0, 1'000'000'000, "checkpoint every N steps (0: only at the end)");
   a.add_choice("progress", {"auto", "bar", "lines", "none"}, "auto",
                "progress on stderr: live bar on a terminal, lines otherwise");
+  a.add_flag("profile", "print where a step's time goes: each phase (batch, forward, backward, clipping, AdamW) "
+             "and each op's forward and backward, wall ms per step over the steps after the 5 warm-up steps");
   a.add_string("max_memory", "", "refuse a run whose memory estimate exceeds this (e.g. 512M, 8G; default: the "
                "MemAvailable of /proc/meminfo)", "SIZE").no_default();
   a.epilog(
@@ -268,7 +270,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       // bookkeeping may change.
       static const std::set<std::string> allowed = {"resume",   "max_iters",           "eval_interval", "eval_iters",
                                                     "log_interval", "checkpoint_interval", "threads",   "out",
-                                                    "progress", "data"};
+                                                    "progress", "data",     "profile"};
       for (const std::string& name : a.names())
         if (a.given(name) && !allowed.count(name))
           throw_error("--", name, " cannot be combined with --resume (the checkpoint fixes it)");
@@ -385,6 +387,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     tc.log_interval = a.given("log_interval") || !resume_state ? a.get_int64("log_interval") : tc.log_interval;
     tc.checkpoint_interval = a.given("checkpoint_interval") || !resume_state ? a.get_int64("checkpoint_interval")
                                                                              : tc.checkpoint_interval;
+    tc.profile = a.get_flag("profile");
     const std::string progress = a.get_choice("progress");
     tc.progress = progress == "bar"     ? Progress::Mode::Live
                   : progress == "lines" ? Progress::Mode::Plain
@@ -441,6 +444,24 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     j["status"] = r.status == TrainStatus::Completed     ? "completed"
                   : r.status == TrainStatus::Interrupted ? "interrupted"
                                                          : "non-finite";
+    if (tc.profile && r.profiled_steps > 0) {
+      const double step_ms = 1e3 * r.seconds / static_cast<double>(r.profiled_steps);
+      err << "profile: " << r.profiled_steps << " steps, " << max_threads() << " threads, step wall time "
+          << step_ms << " ms (the phases below leave out logging and checkpoints)\n"
+          << profile::table(r.profile, r.profiled_steps);
+      nlohmann::ordered_json p = nlohmann::ordered_json::array();
+      for (const profile::Entry& e : r.profile) {
+        const double n = static_cast<double>(r.profiled_steps);
+        p.push_back({{"name", e.name},
+                     {"kind", e.kind == profile::Kind::Phase     ? "phase"
+                              : e.kind == profile::Kind::Forward ? "forward"
+                                                                 : "backward"},
+                     {"ms_per_step", nlohmann::json::parse(json_number(1e3 * e.seconds / n))},
+                     {"calls_per_step", static_cast<double>(e.calls) / n}});
+      }
+      j["profile"] = p;
+      j["profiled_steps"] = r.profiled_steps;
+    }
     if (!r.message.empty()) err << "gradlab train: " << r.message << "\n";
     out << j.dump() << std::endl;
     if (r.status == TrainStatus::Interrupted) return 130;

@@ -233,14 +233,23 @@ TrainState Trainer::state() const {
 Trainer::StepResult Trainer::train_step(const std::vector<Batch>& micro_batches, double lr) {
   if (micro_batches.empty()) throw_error("train_step: no micro-batches");
   StepResult r;
-  opt_->zero_grad();
+  {
+    profile::Phase phase("zero_grad");
+    opt_->zero_grad();
+  }
   const double scale = 1.0 / static_cast<double>(micro_batches.size());
   double loss_sum = 0.0;
   for (const Batch& b : micro_batches) {
-    Var logits = model_.forward(b.inputs, b.B, b.T);
-    Var loss = model_.loss(logits, b.targets);
-    const double value = loss.item();
+    Var loss;
+    double value = 0.0;
+    {
+      profile::Phase phase("forward");
+      Var logits = model_.forward(b.inputs, b.B, b.T);
+      loss = model_.loss(logits, b.targets);
+      value = loss.item();
+    }
     loss_sum += value;
+    profile::Phase phase("backward");
     (micro_batches.size() == 1 ? loss : loss * scale).backward();
   }
   r.loss = loss_sum * scale;
@@ -248,7 +257,11 @@ Trainer::StepResult Trainer::train_step(const std::vector<Batch>& micro_batches,
   // Stop before the update when anything is non-finite, so the weights stay the last good ones. The gradient
   // norm is the finiteness check (one pass); only on failure are the tensors scanned for a name. A parameter
   // whose value is already non-finite is the root cause and is named first, otherwise the first gradient.
-  const double norm = grad_norm(params);
+  double norm = 0.0;
+  {
+    profile::Phase phase("grad_norm");
+    norm = grad_norm(params);
+  }
   if (!std::isfinite(r.loss) || !std::isfinite(norm)) {
     std::ostringstream msg;
     if (std::isfinite(r.loss))
@@ -274,9 +287,19 @@ Trainer::StepResult Trainer::train_step(const std::vector<Batch>& micro_batches,
     return r;
   }
   r.grad_norm = norm;
-  if (config_.grad_clip > 0.0 && norm > config_.grad_clip) scale_gradients(params, config_.grad_clip / (norm + 1e-6));
-  const bool finite = opt_->step(lr);
-  opt_->zero_grad();
+  if (config_.grad_clip > 0.0 && norm > config_.grad_clip) {
+    profile::Phase phase("clip");
+    scale_gradients(params, config_.grad_clip / (norm + 1e-6));
+  }
+  bool finite = false;
+  {
+    profile::Phase phase("adamw");
+    finite = opt_->step(lr);
+  }
+  {
+    profile::Phase phase("zero_grad");
+    opt_->zero_grad();
+  }
   if (!finite)
     r.nonfinite = "the AdamW update made a parameter non-finite; first one: " + first_nonfinite_value(params);
   return r;
@@ -371,6 +394,16 @@ TrainResult Trainer::run() {
     if (timed_steps > 0) return static_cast<double>(timed_steps * tokens_per_step) / timed_seconds;
     return all_seconds > 0 ? static_cast<double>(run_steps * tokens_per_step) / all_seconds : 0.0;
   };
+  // Profiling stays on for this loop only, whatever way it ends (a throw included).
+  struct ProfileScope {
+    bool on;
+    explicit ProfileScope(bool p) : on(p) {
+      if (on) profile::reset(), profile::set_enabled(true);
+    }
+    ~ProfileScope() {
+      if (on) profile::set_enabled(false);
+    }
+  } profile_scope(config_.profile);
 
   for (std::int64_t it = step_; it < config_.max_iters; ++it) {
     double val = NAN, eval_train = NAN;
@@ -385,10 +418,14 @@ TrainResult Trainer::run() {
     if (hooks.before_step) hooks.before_step(it, model_);
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = config_.schedule.at(it);
+    if (config_.profile && run_steps == kWarmupSteps) profile::reset();  // profile the timed steps only
     std::vector<Batch> micro;
     micro.reserve(static_cast<std::size_t>(config_.grad_accum));
-    for (std::int64_t k = 0; k < config_.grad_accum; ++k)
-      micro.push_back(data_.batch(Split::Train, config_.batch_size, T, rng_));
+    {
+      profile::Phase phase("batch");
+      for (std::int64_t k = 0; k < config_.grad_accum; ++k)
+        micro.push_back(data_.batch(Split::Train, config_.batch_size, T, rng_));
+    }
     StepResult s = train_step(micro, lr);
     if (!s.nonfinite.empty()) {
       progress.finish();
@@ -429,6 +466,11 @@ TrainResult Trainer::run() {
       write_checkpoint();
   }
   progress.finish();
+  if (config_.profile) {
+    profile::set_enabled(false);
+    result.profile = profile::entries();
+    result.profiled_steps = run_steps > kWarmupSteps ? timed_steps : run_steps;
+  }
 
   result.steps = step_;
   result.tokens = run_steps * tokens_per_step;

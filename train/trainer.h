@@ -27,6 +27,7 @@
 #include "train/checkpoint.h"
 #include "data/dataset.h"
 #include "nn/gpt.h"
+#include "autograd/profile.h"
 #include "nn/optim.h"
 #include "train/progress.h"
 
@@ -46,6 +47,7 @@ struct TrainConfig {
   double grad_clip = 1.0;  // 0: no clipping
   std::string out_dir;     // checkpoints and log.csv go here; "" writes nothing (tests, lessons)
   Progress::Mode progress = Progress::Mode::Auto;
+  bool profile = false;    // time each phase of a step and each op (autograd/profile.h); not saved
 
   void validate() const;
   std::string to_json() const;  // everything above except out_dir and progress
@@ -65,6 +67,8 @@ struct TrainResult {
   double train_loss = NAN, val_loss = NAN;  // the final evaluation
   std::vector<double> losses;               // the training loss of each step of this run
   std::vector<double> grad_norms;           // the pre-clip gradient norm of each step of this run
+  std::vector<profile::Entry> profile;      // with TrainConfig::profile: the timed steps (all steps if <= 5)
+  std::int64_t profiled_steps = 0;
 };
 
 // Refuses a train_state that cannot continue this run: its step beyond max_iters, or a data RNG state that is

@@ -333,3 +333,32 @@ TEST_CASE("pinned: the first 20 losses of a seeded tiny run") {
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("train") {
+TEST_CASE("profile: a profiled run times every phase of each timed step, and the same losses as without") {
+  const auto& data = small_grammar();
+  TrainConfig tc = tiny_train_config(8);
+  GPT plain_model(tiny_config(), 5), profiled_model(tiny_config(), 5);
+  TrainResult plain = Trainer(plain_model, data, tc).run();
+  tc.profile = true;
+  TrainResult r = Trainer(profiled_model, data, tc).run();
+  CHECK(!profile::enabled());  // switched off when the run ends
+  REQUIRE(r.losses.size() == plain.losses.size());
+  for (std::size_t i = 0; i < r.losses.size(); ++i) CHECK(r.losses[i] == plain.losses[i]);
+  CHECK(plain.profile.empty());
+  CHECK(r.profiled_steps == 3);  // 8 steps, the first 5 are warm-up
+  for (const char* phase : {"batch", "forward", "backward", "grad_norm", "adamw"}) {
+    CAPTURE(phase);
+    bool found = false;
+    for (const auto& e : r.profile)
+      if (e.kind == profile::Kind::Phase && e.name == phase) {
+        found = true;
+        CHECK(e.calls == 3);
+      }
+    CHECK(found);
+  }
+  bool linear_backward = false;
+  for (const auto& e : r.profile) linear_backward = linear_backward || (e.name == "linear" && e.kind == profile::Kind::Backward);
+  CHECK(linear_backward);
+}
+}  // TEST_SUITE
