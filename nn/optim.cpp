@@ -150,7 +150,14 @@ Tensor contiguous_grad(const Var& p) {
 bool AdamW::step(double lr) {
   if (!(lr >= 0.0) || !std::isfinite(lr)) throw_error("AdamW::step: learning rate ", lr, ", expected finite >= 0");
   // Everything that can throw or allocate happens here, on the caller, before the one hand-off to the pool.
+  // Raw pointers, so that a segment's work is the kernel call alone.
+  struct Arrays {
+    void *p, *m, *v;
+    const void* g;
+    bool f32;
+  };
   std::vector<Tensor> grads(params_.size());
+  std::vector<Arrays> arrays(params_.size());
   std::vector<std::int64_t> sizes(params_.size());
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Tensor& data = params_[i].second.data();
@@ -164,6 +171,12 @@ bool AdamW::step(double lr) {
                   ", expected the parameter's ", shape_str(data.shape()));
     grads[i] = std::move(g);
     sizes[i] = data.numel();
+    if (data.dtype() == DType::F32)
+      arrays[i] = {params_[i].second.data().data<float>(), m_[i].data<float>(), v_[i].data<float>(),
+                   grads[i].data<float>(), true};
+    else
+      arrays[i] = {params_[i].second.data().data<double>(), m_[i].data<double>(), v_[i].data<double>(),
+                   grads[i].data<double>(), false};
   }
   ++t_;
   const double bias1 = 1.0 - std::pow(config_.beta1, static_cast<double>(t_));
@@ -182,17 +195,17 @@ bool AdamW::step(double lr) {
   // Elementwise: any split of a tensor gives the same bits as one pass over it.
   for_segments(segments_of(sizes), [&](const Segment& s, std::size_t) {
     const std::size_t i = s.tensor;
-    Tensor& data = params_[i].second.data();
+    const Arrays& a = arrays[i];
     const std::int64_t b = s.begin, n = s.end - s.begin;
     bool ok;
-    if (data.dtype() == DType::F32) {
-      ok = adamw_update_f32(data.data<float>() + b, m_[i].data<float>() + b, v_[i].data<float>() + b,
-                            grads[i].data<float>() + b, n, decay_[i] ? c_decay : c_keep, simd);
+    if (a.f32) {
+      ok = adamw_update_f32(static_cast<float*>(a.p) + b, static_cast<float*>(a.m) + b, static_cast<float*>(a.v) + b,
+                            static_cast<const float*>(a.g) + b, n, decay_[i] ? c_decay : c_keep, simd);
     } else {
-      ok = adamw_update<double>(data.data<double>() + b, m_[i].data<double>() + b, v_[i].data<double>() + b,
-                                grads[i].data<double>() + b, n, decay_[i] ? decayed : 1.0, config_.beta1,
-                                1.0 - config_.beta1, config_.beta2, 1.0 - config_.beta2, step_size, inv_sqrt_bias2,
-                                config_.eps);
+      ok = adamw_update<double>(static_cast<double*>(a.p) + b, static_cast<double*>(a.m) + b,
+                                static_cast<double*>(a.v) + b, static_cast<const double*>(a.g) + b, n,
+                                decay_[i] ? decayed : 1.0, config_.beta1, 1.0 - config_.beta1, config_.beta2,
+                                1.0 - config_.beta2, step_size, inv_sqrt_bias2, config_.eps);
     }
     if (!ok) bad.store(1, std::memory_order_relaxed);
   });
@@ -282,20 +295,24 @@ bool tensor_finite(const Tensor& t) {
 }  // namespace
 
 double grad_norm(const std::vector<std::pair<std::string, Var>>& params) {
-  std::vector<Tensor> grads;
+  std::vector<Tensor> grads;  // keeps copies of non-contiguous gradients alive
+  std::vector<const void*> data;
   std::vector<std::int64_t> sizes;
   for (const auto& [name, p] : params) {
-    grads.push_back(contiguous_grad(p));
-    sizes.push_back(grads.back().defined() ? grads.back().numel() : 0);  // no gradient: contributes 0
+    Tensor g = contiguous_grad(p);
+    const bool has = g.defined() && g.numel() > 0;  // no gradient: contributes 0
+    data.push_back(!has ? nullptr : g.dtype() == DType::F32 ? static_cast<const void*>(g.data<float>()) : g.data<double>());
+    sizes.push_back(has ? g.numel() : 0);
+    grads.push_back(std::move(g));
   }
   // One partial sum per segment, added in segment order: the segments do not depend on the thread count, so
   // neither do the bits of the norm.
   const std::vector<Segment> segs = segments_of(sizes);
   std::vector<double> partial(segs.size());
   for_segments(segs, [&](const Segment& s, std::size_t k) {
-    const Tensor& g = grads[s.tensor];
-    partial[k] = g.dtype() == DType::F32 ? sum_squares(g.data<float>() + s.begin, s.end - s.begin)
-                                         : sum_squares(g.data<double>() + s.begin, s.end - s.begin);
+    const std::int64_t n = s.end - s.begin;
+    partial[k] = grads[s.tensor].dtype() == DType::F32 ? sum_squares(static_cast<const float*>(data[s.tensor]) + s.begin, n)
+                                                      : sum_squares(static_cast<const double*>(data[s.tensor]) + s.begin, n);
   });
   double total = 0.0;
   for (double x : partial) total += x;
@@ -303,7 +320,8 @@ double grad_norm(const std::vector<std::pair<std::string, Var>>& params) {
 }
 
 void scale_gradients(const std::vector<std::pair<std::string, Var>>& params, double factor) {
-  std::vector<Tensor> grads;
+  std::vector<void*> data;
+  std::vector<bool> f32;
   std::vector<std::int64_t> sizes;
   for (const auto& [name, p] : params) {
     Tensor g = p.grad();  // a handle onto the gradient's storage
@@ -311,17 +329,18 @@ void scale_gradients(const std::vector<std::pair<std::string, Var>>& params, dou
       g = g.contiguous();
       p.node()->grad = g;
     }
-    sizes.push_back(g.defined() ? g.numel() : 0);
-    grads.push_back(std::move(g));
+    const bool has = g.defined() && g.numel() > 0;
+    f32.push_back(has && g.dtype() == DType::F32);
+    data.push_back(!has ? nullptr : f32.back() ? static_cast<void*>(g.data<float>()) : g.data<double>());
+    sizes.push_back(has ? g.numel() : 0);
   }
   const float f = static_cast<float>(factor);
   for_segments(segments_of(sizes), [&](const Segment& s, std::size_t) {
-    Tensor& g = grads[s.tensor];
-    if (g.dtype() == DType::F32) {
-      float* x = g.data<float>();
+    if (f32[s.tensor]) {
+      float* x = static_cast<float*>(data[s.tensor]);
       for (std::int64_t i = s.begin; i < s.end; ++i) x[i] *= f;
     } else {
-      double* x = g.data<double>();
+      double* x = static_cast<double*>(data[s.tensor]);
       for (std::int64_t i = s.begin; i < s.end; ++i) x[i] *= factor;
     }
   });
