@@ -1,17 +1,14 @@
 #include "nn/optim.h"
 
-#include <atomic>
-
-#include "tensor/cpu.h"
-#include "tensor/threads.h"
-
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numbers>
 #include <set>
 
 #include "tensor/cpu.h"
 #include "tensor/error.h"
+#include "tensor/threads.h"
 
 namespace gradlab {
 
@@ -103,19 +100,42 @@ bool adamw_update_f32_neon(float* p, float* m, float* v, const float* g, std::in
 namespace {
 #endif
 
-// Runs `kernel(begin, end)` over [0, n) in chunks, in parallel for large tensors (elementwise: the split does not
-// change any result). Returns false when any chunk saw a non-finite value.
-template <typename K>
-bool for_chunks(std::int64_t n, K kernel) {
-  constexpr std::int64_t kChunk = 1 << 14;
-  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::atomic<int> bad{0};
-  // on the shared worker pool (tensor/threads.h), like every other parallel kernel
-  parallel_for_dynamic(chunks, chunks > 4 ? max_threads() : 1, [&](std::int64_t k, int) {
-    const std::int64_t begin = k * kChunk, end = std::min(n, begin + kChunk);
-    if (!kernel(begin, end)) bad.store(1);
+// Work over a list of tensors, handed to the pool once (a per-tensor hand-off costs more than a small tensor's
+// work). Each tensor is cut into segments at multiples of kSegment elements, so the cuts, and any per-segment
+// partial result, are the same for every thread count; consecutive segments are grouped into work items of
+// about kSegment elements, so small tensors (biases, norm gains) share one item.
+constexpr std::int64_t kSegment = 1 << 13;
+
+struct Segment {
+  std::size_t tensor;
+  std::int64_t begin, end;
+};
+
+std::vector<Segment> segments_of(const std::vector<std::int64_t>& sizes) {
+  std::vector<Segment> out;
+  for (std::size_t i = 0; i < sizes.size(); ++i)
+    for (std::int64_t b = 0; b < sizes[i]; b += kSegment) out.push_back({i, b, std::min(sizes[i], b + kSegment)});
+  return out;
+}
+
+// Runs body(segment, its index) for every segment, on the pool when there is enough work for it.
+template <typename Body>
+void for_segments(const std::vector<Segment>& segs, Body body) {
+  std::vector<std::size_t> starts;  // item k is segments [starts[k], starts[k + 1])
+  std::int64_t total = 0, open = 0;
+  for (std::size_t s = 0; s < segs.size(); ++s) {
+    if (open == 0) starts.push_back(s);
+    const std::int64_t n = segs[s].end - segs[s].begin;
+    total += n;
+    open += n;
+    if (open >= kSegment) open = 0;
+  }
+  const auto items = static_cast<std::int64_t>(starts.size());
+  starts.push_back(segs.size());
+  const int wanted = total >= kParallelMinElements ? static_cast<int>(std::min<std::int64_t>(max_threads(), items)) : 1;
+  parallel_for_dynamic(items, wanted, [&](std::int64_t k, int) {
+    for (std::size_t s = starts[k]; s < starts[k + 1]; ++s) body(segs[s], s);
   });
-  return bad.load() == 0;
 }
 
 // Returns the gradient of p as a contiguous tensor (undefined when none arrived).
@@ -129,40 +149,67 @@ Tensor contiguous_grad(const Var& p) {
 
 bool AdamW::step(double lr) {
   if (!(lr >= 0.0) || !std::isfinite(lr)) throw_error("AdamW::step: learning rate ", lr, ", expected finite >= 0");
-  ++t_;
-  const double bias1 = 1.0 - std::pow(config_.beta1, static_cast<double>(t_));
-  const double bias2 = 1.0 - std::pow(config_.beta2, static_cast<double>(t_));
-  bool finite = true;
+  // Everything that can throw or allocate happens here, on the caller, before the one hand-off to the pool.
+  // Raw pointers, so that a segment's work is the kernel call alone.
+  struct Arrays {
+    void *p, *m, *v;
+    const void* g;
+    bool f32;
+  };
+  std::vector<Tensor> grads(params_.size());
+  std::vector<Arrays> arrays(params_.size());
+  std::vector<std::int64_t> sizes(params_.size());
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    Var& p = params_[i].second;
-    Tensor data = p.data();  // a handle: writes go to the parameter's storage
-    Tensor g = contiguous_grad(p);
+    const Tensor& data = params_[i].second.data();
+    Tensor g = contiguous_grad(params_[i].second);
     if (!g.defined()) g = Tensor::zeros(data.shape(), data.dtype());  // rare: a parameter the loss did not reach
     if (g.dtype() != data.dtype())
       throw_error("AdamW::step: gradient of '", params_[i].first, "' is ", dtype_name(g.dtype()),
                   ", parameter is ", dtype_name(data.dtype()));
-    const double decay_factor = decay_[i] ? 1.0 - lr * config_.weight_decay : 1.0;
-    const double step_size = lr / bias1, inv_sqrt_bias2 = 1.0 / std::sqrt(bias2);
-    const std::int64_t n = data.numel();
-    if (data.dtype() == DType::F32) {
-      const AdamWConstants c{static_cast<float>(decay_factor),         static_cast<float>(config_.beta1),
-                             static_cast<float>(1.0 - config_.beta1),  static_cast<float>(config_.beta2),
-                             static_cast<float>(1.0 - config_.beta2),  static_cast<float>(step_size),
-                             static_cast<float>(inv_sqrt_bias2),       static_cast<float>(config_.eps)};
-      float *pp = data.data<float>(), *mp = m_[i].data<float>(), *vp = v_[i].data<float>();
-      const float* gp = g.data<float>();
-      const bool simd = use_simd();
-      finite &= for_chunks(n, [&](std::int64_t b, std::int64_t e) {
-        return adamw_update_f32(pp + b, mp + b, vp + b, gp + b, e - b, c, simd);
-      });
-    } else {
-      double *pp = data.data<double>(), *mp = m_[i].data<double>(), *vp = v_[i].data<double>();
-      const double* gp = g.data<double>();
-      finite &= adamw_update<double>(pp, mp, vp, gp, n, decay_factor, config_.beta1, 1.0 - config_.beta1,
-                                     config_.beta2, 1.0 - config_.beta2, step_size, inv_sqrt_bias2, config_.eps);
-    }
+    if (g.shape() != data.shape())
+      throw_error("AdamW::step: gradient of '", params_[i].first, "' has shape ", shape_str(g.shape()),
+                  ", expected the parameter's ", shape_str(data.shape()));
+    grads[i] = std::move(g);
+    sizes[i] = data.numel();
+    if (data.dtype() == DType::F32)
+      arrays[i] = {params_[i].second.data().data<float>(), m_[i].data<float>(), v_[i].data<float>(),
+                   grads[i].data<float>(), true};
+    else
+      arrays[i] = {params_[i].second.data().data<double>(), m_[i].data<double>(), v_[i].data<double>(),
+                   grads[i].data<double>(), false};
   }
-  return finite;
+  ++t_;
+  const double bias1 = 1.0 - std::pow(config_.beta1, static_cast<double>(t_));
+  const double bias2 = 1.0 - std::pow(config_.beta2, static_cast<double>(t_));
+  const double step_size = lr / bias1, inv_sqrt_bias2 = 1.0 / std::sqrt(bias2);
+  const double decayed = 1.0 - lr * config_.weight_decay;
+  auto f32_constants = [&](double keep) {
+    return AdamWConstants{static_cast<float>(keep),                 static_cast<float>(config_.beta1),
+                          static_cast<float>(1.0 - config_.beta1),  static_cast<float>(config_.beta2),
+                          static_cast<float>(1.0 - config_.beta2),  static_cast<float>(step_size),
+                          static_cast<float>(inv_sqrt_bias2),       static_cast<float>(config_.eps)};
+  };
+  const AdamWConstants c_decay = f32_constants(decayed), c_keep = f32_constants(1.0);
+  const bool simd = use_simd();
+  std::atomic<int> bad{0};
+  // Elementwise: any split of a tensor gives the same bits as one pass over it.
+  for_segments(segments_of(sizes), [&](const Segment& s, std::size_t) {
+    const std::size_t i = s.tensor;
+    const Arrays& a = arrays[i];
+    const std::int64_t b = s.begin, n = s.end - s.begin;
+    bool ok;
+    if (a.f32) {
+      ok = adamw_update_f32(static_cast<float*>(a.p) + b, static_cast<float*>(a.m) + b, static_cast<float*>(a.v) + b,
+                            static_cast<const float*>(a.g) + b, n, decay_[i] ? c_decay : c_keep, simd);
+    } else {
+      ok = adamw_update<double>(static_cast<double*>(a.p) + b, static_cast<double*>(a.m) + b,
+                                static_cast<double*>(a.v) + b, static_cast<const double*>(a.g) + b, n,
+                                decay_[i] ? decayed : 1.0, config_.beta1, 1.0 - config_.beta1, config_.beta2,
+                                1.0 - config_.beta2, step_size, inv_sqrt_bias2, config_.eps);
+    }
+    if (!ok) bad.store(1, std::memory_order_relaxed);
+  });
+  return bad.load() == 0;
 }
 
 void AdamW::zero_grad() {
@@ -248,33 +295,55 @@ bool tensor_finite(const Tensor& t) {
 }  // namespace
 
 double grad_norm(const std::vector<std::pair<std::string, Var>>& params) {
-  double total = 0.0;
+  std::vector<Tensor> grads;  // keeps copies of non-contiguous gradients alive
+  std::vector<const void*> data;
+  std::vector<std::int64_t> sizes;
   for (const auto& [name, p] : params) {
     Tensor g = contiguous_grad(p);
-    if (!g.defined()) continue;
-    total += g.dtype() == DType::F32 ? sum_squares(g.data<float>(), g.numel()) : sum_squares(g.data<double>(), g.numel());
+    const bool has = g.defined() && g.numel() > 0;  // no gradient: contributes 0
+    data.push_back(!has ? nullptr : g.dtype() == DType::F32 ? static_cast<const void*>(g.data<float>()) : g.data<double>());
+    sizes.push_back(has ? g.numel() : 0);
+    grads.push_back(std::move(g));
   }
+  // One partial sum per segment, added in segment order: the segments do not depend on the thread count, so
+  // neither do the bits of the norm.
+  const std::vector<Segment> segs = segments_of(sizes);
+  std::vector<double> partial(segs.size());
+  for_segments(segs, [&](const Segment& s, std::size_t k) {
+    const std::int64_t n = s.end - s.begin;
+    partial[k] = grads[s.tensor].dtype() == DType::F32 ? sum_squares(static_cast<const float*>(data[s.tensor]) + s.begin, n)
+                                                      : sum_squares(static_cast<const double*>(data[s.tensor]) + s.begin, n);
+  });
+  double total = 0.0;
+  for (double x : partial) total += x;
   return std::sqrt(total);
 }
 
 void scale_gradients(const std::vector<std::pair<std::string, Var>>& params, double factor) {
+  std::vector<void*> data;
+  std::vector<bool> f32;
+  std::vector<std::int64_t> sizes;
   for (const auto& [name, p] : params) {
-    if (!p.grad().defined()) continue;
     Tensor g = p.grad();  // a handle onto the gradient's storage
-    if (!g.is_contiguous()) {
+    if (g.defined() && !g.is_contiguous()) {
       g = g.contiguous();
       p.node()->grad = g;
     }
-    const std::int64_t n = g.numel();
-    if (g.dtype() == DType::F32) {
-      float* x = g.data<float>();
-      const float s = static_cast<float>(factor);
-      for (std::int64_t i = 0; i < n; ++i) x[i] *= s;
-    } else {
-      double* x = g.data<double>();
-      for (std::int64_t i = 0; i < n; ++i) x[i] *= factor;
-    }
+    const bool has = g.defined() && g.numel() > 0;
+    f32.push_back(has && g.dtype() == DType::F32);
+    data.push_back(!has ? nullptr : f32.back() ? static_cast<void*>(g.data<float>()) : g.data<double>());
+    sizes.push_back(has ? g.numel() : 0);
   }
+  const float f = static_cast<float>(factor);
+  for_segments(segments_of(sizes), [&](const Segment& s, std::size_t) {
+    if (f32[s.tensor]) {
+      float* x = static_cast<float*>(data[s.tensor]);
+      for (std::int64_t i = s.begin; i < s.end; ++i) x[i] *= f;
+    } else {
+      double* x = static_cast<double*>(data[s.tensor]);
+      for (std::int64_t i = s.begin; i < s.end; ++i) x[i] *= factor;
+    }
+  });
 }
 
 double clip_grad_norm(const std::vector<std::pair<std::string, Var>>& params, double max_norm) {

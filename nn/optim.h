@@ -72,7 +72,9 @@ class AdamW {
   std::int64_t t_ = 0;
 };
 
-// The global L2 norm of all gradients (float64 accumulation, parameters in order). When max_norm > 0 and the
+// The global L2 norm of all gradients: float64 sums of squares over fixed 8192-element segments of each
+// gradient (cut independently of the thread count), added in parameter and segment order, so the result has
+// the same bits on any number of threads. When max_norm > 0 and the
 // norm exceeds it, every gradient is scaled by max_norm / (norm + 1e-6) (as torch.nn.utils.clip_grad_norm_).
 // Returns the norm before clipping; a non-finite norm is returned unchanged and nothing is scaled.
 double clip_grad_norm(const std::vector<std::pair<std::string, Var>>& params, double max_norm);
@@ -80,6 +82,7 @@ double clip_grad_norm(const std::vector<std::pair<std::string, Var>>& params, do
 // of floats cannot overflow a double sum), so it doubles as the finiteness check of the gradients.
 double grad_norm(const std::vector<std::pair<std::string, Var>>& params);
 // Multiplies every gradient by `factor` (clip_grad_norm's second half, for a caller that has the norm).
+// grad_norm, scale_gradients and AdamW::step each hand the whole parameter list to the worker pool once.
 void scale_gradients(const std::vector<std::pair<std::string, Var>>& params, double factor);
 
 // Name of the first parameter (in order) whose gradient holds a NaN or infinity, or "" when all are finite.

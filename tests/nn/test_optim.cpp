@@ -6,6 +6,7 @@
 
 #include "tensor/cpu.h"
 #include "tensor/rng.h"
+#include "tensor/threads.h"
 
 #include "nn/optim.h"
 #include "simd_check.h"
@@ -19,6 +20,62 @@ Var param(const Shape& shape, std::vector<double> values, const char* name) {
 void set_grad(Var& p, const Shape& shape, std::vector<double> values) {
   p.zero_grad();
   p.add_grad(Tensor::from_values(shape, values));
+}
+
+struct ThreadCountGuard {
+  int saved = max_threads();
+  ~ThreadCountGuard() { set_num_threads(saved); }
+};
+
+// A parameter list shaped like a small GPT's (embeddings, per layer norms, attention and MLP matrices with
+// biases) plus the awkward cases: empty tensors, a scalar-sized one, sizes just past a multiple of the 8192-
+// element segments, a float64 tensor and a parameter that gets no gradient. About 440K elements: enough to go
+// to the pool.
+using Params = std::vector<std::pair<std::string, Var>>;
+Params model_like(std::uint64_t seed) {
+  std::vector<Shape> shapes = {{65, 128}, {64, 128}};
+  for (int l = 0; l < 2; ++l)
+    for (const Shape& s : std::vector<Shape>{{128}, {128}, {384, 128}, {384}, {128, 128}, {128}, {128}, {128},
+                                             {512, 128}, {512}, {128, 512}, {128}})
+      shapes.push_back(s);
+  for (const Shape& s : std::vector<Shape>{{0}, {1}, {0, 3}, {8193}, {3, 8192 + 5}, {7}, {128}}) shapes.push_back(s);
+  Rng rng(seed);
+  Params ps;
+  for (std::size_t i = 0; i <= shapes.size(); ++i) {
+    const bool f64 = i == shapes.size();  // the last one: float64, 2.5 segments
+    const Shape shape = f64 ? Shape{20480} : shapes[i];
+    std::vector<double> v(static_cast<std::size_t>(shape_numel(shape)));
+    for (double& x : v) x = rng.normal(0.0, 0.5);
+    std::string name = "p";
+    name += std::to_string(i);  // not "p" + to_string: GCC 12 warns (-Wrestrict) on that form
+    ps.push_back({name, Var::leaf(Tensor::from_values(shape, v, f64 ? DType::F64 : DType::F32), true, name)});
+  }
+  return ps;
+}
+
+// Fresh gradients for every parameter but p5 (which keeps none), drawn from (seed, step).
+void fill_grads(Params& ps, std::uint64_t seed, int step) {
+  Rng rng(seed * 1000 + static_cast<std::uint64_t>(step));
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    Var& p = ps[i].second;
+    p.zero_grad();
+    if (i == 5) continue;
+    std::vector<double> g(static_cast<std::size_t>(p.data().numel()));
+    for (double& x : g) x = rng.normal(0.0, i % 3 == 0 ? 1e-3 : 1.0);
+    p.add_grad(Tensor::from_values(p.shape(), g, p.dtype()));
+  }
+}
+
+// The raw bytes of every tensor: equal bytes are equal bits (NaN payloads and signed zeros included).
+std::vector<unsigned char> bytes_of(const std::vector<Tensor>& ts) {
+  std::vector<unsigned char> out;
+  for (const Tensor& t : ts) {
+    const Tensor c = t.contiguous();
+    const auto* b = c.dtype() == DType::F32 ? reinterpret_cast<const unsigned char*>(c.data<float>())
+                                            : reinterpret_cast<const unsigned char*>(c.data<double>());
+    out.insert(out.end(), b, b + c.numel() * static_cast<std::int64_t>(dtype_size(c.dtype())));
+  }
+  return out;
 }
 }  // namespace
 
@@ -184,6 +241,137 @@ TEST_CASE("clipping: the global norm / scaling and the pre-clip norm returned") 
   CHECK(first_nonfinite_value(ps).empty());
   c.data().set({1}, INFINITY);
   CHECK(first_nonfinite_value(ps) == "c");
+}
+
+TEST_CASE("adamw: one step over a model-like parameter list has the same bits on 1, 2 and 4 threads") {
+  ThreadCountGuard guard;
+  AdamWConfig cfg;
+  std::vector<unsigned char> first;
+  for (int threads : {1, 2, 4}) {
+    CAPTURE(threads);
+    set_num_threads(threads);
+    REQUIRE(max_threads() == threads);
+    Params ps = model_like(7);
+    AdamW opt(ps, cfg);
+    // today's update, written out: the per-element kernel over each whole float32 tensor on this thread
+    std::vector<std::vector<float>> rp, rm, rv;
+    for (auto& [name, p] : ps) {
+      const std::size_t n = static_cast<std::size_t>(p.data().numel());
+      rp.emplace_back(n);
+      rm.emplace_back(n, 0.0f);
+      rv.emplace_back(n, 0.0f);
+      if (p.dtype() == DType::F32) std::memcpy(rp.back().data(), p.data().data<float>(), n * sizeof(float));
+    }
+    for (int t = 1; t <= 3; ++t) {
+      fill_grads(ps, 7, t);
+      const double lr = 0.01 * t;
+      REQUIRE(opt.step(lr));
+      const double bias1 = 1.0 - std::pow(cfg.beta1, t), bias2 = 1.0 - std::pow(cfg.beta2, t);
+      for (std::size_t i = 0; i < ps.size(); ++i) {
+        if (ps[i].second.dtype() != DType::F32) continue;
+        const AdamWConstants c{static_cast<float>(opt.decays(i) ? 1.0 - lr * cfg.weight_decay : 1.0),
+                               static_cast<float>(cfg.beta1),        static_cast<float>(1.0 - cfg.beta1),
+                               static_cast<float>(cfg.beta2),        static_cast<float>(1.0 - cfg.beta2),
+                               static_cast<float>(lr / bias1),       static_cast<float>(1.0 / std::sqrt(bias2)),
+                               static_cast<float>(cfg.eps)};
+        const std::int64_t n = static_cast<std::int64_t>(rp[i].size());
+        std::vector<float> g(rp[i].size(), 0.0f);  // p5 has no gradient: 0
+        if (ps[i].second.grad().defined() && n > 0)
+          std::memcpy(g.data(), ps[i].second.grad().data<float>(), g.size() * sizeof(float));
+        adamw_update_f32(rp[i].data(), rm[i].data(), rv[i].data(), g.data(), n, c, use_simd());
+      }
+    }
+    for (std::size_t i = 0; i < ps.size(); ++i) {
+      if (ps[i].second.dtype() != DType::F32 || rp[i].empty()) continue;
+      CHECK_MESSAGE(std::memcmp(rp[i].data(), ps[i].second.data().data<float>(), rp[i].size() * sizeof(float)) == 0,
+                    ps[i].first, " ", shape_str(ps[i].second.shape()), " after 3 steps on ", threads,
+                    " threads differs from the whole-tensor update on one thread");
+      CHECK(std::memcmp(rm[i].data(), opt.state_tensors().at("m." + ps[i].first).data<float>(),
+                        rm[i].size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(rv[i].data(), opt.state_tensors().at("v." + ps[i].first).data<float>(),
+                        rv[i].size() * sizeof(float)) == 0);
+    }
+    std::vector<Tensor> all;
+    for (auto& [name, p] : ps) all.push_back(p.data());
+    for (auto& [name, t] : opt.state_tensors()) all.push_back(t);
+    const auto bytes = bytes_of(all);
+    if (first.empty()) first = bytes;
+    CHECK_MESSAGE(bytes == first, "parameters and moments after 3 steps on ", threads,
+                  " threads differ from those on 1 thread");
+  }
+}
+
+TEST_CASE("clipping: grad_norm and clip_grad_norm have the same bits on 1, 2 and 4 threads") {
+  ThreadCountGuard guard;
+  double norm1 = 0.0;
+  std::vector<unsigned char> clipped1;
+  for (int threads : {1, 2, 4}) {
+    CAPTURE(threads);
+    set_num_threads(threads);
+    Params ps = model_like(11);
+    fill_grads(ps, 11, 1);
+    const double norm = grad_norm(ps);
+    long double ref = 0.0L;  // the same sum, in a wider type and another order
+    for (auto& [name, p] : ps) {
+      if (!p.grad().defined()) continue;
+      for (double x : p.grad().to_vector()) ref += static_cast<long double>(x) * static_cast<long double>(x);
+    }
+    CHECK(norm == doctest::Approx(static_cast<double>(std::sqrt(ref))).epsilon(1e-12));
+    if (threads == 1) norm1 = norm;
+    CHECK_MESSAGE(std::memcmp(&norm, &norm1, sizeof norm) == 0, "grad_norm on ", threads, " threads is ", norm,
+                  ", on 1 thread ", norm1);
+    // clipping to a tenth: the returned norm is the pre-clip one, every element is scaled by the same float
+    std::vector<Tensor> before;
+    for (auto& [name, p] : ps) before.push_back(p.grad().defined() ? p.grad().clone() : Tensor());
+    const double max_norm = norm / 10.0;
+    const double returned = clip_grad_norm(ps, max_norm);
+    CHECK(std::memcmp(&returned, &norm, sizeof norm) == 0);
+    const float f = static_cast<float>(max_norm / (norm + 1e-6));
+    std::vector<Tensor> after;
+    for (std::size_t i = 0; i < ps.size(); ++i) {
+      const Tensor& g = ps[i].second.grad();
+      if (!g.defined()) continue;
+      after.push_back(g);
+      if (g.dtype() != DType::F32) continue;
+      const float* a = g.data<float>();
+      const float* b = before[i].data<float>();
+      std::int64_t wrong = 0;
+      for (std::int64_t k = 0; k < g.numel(); ++k) wrong += a[k] != b[k] * f;
+      CHECK_MESSAGE(wrong == 0, ps[i].first, ": ", wrong, " of ", g.numel(), " elements are not g * ", f);
+    }
+    const auto bytes = bytes_of(after);
+    if (threads == 1) clipped1 = bytes;
+    CHECK_MESSAGE(bytes == clipped1, "clipped gradients on ", threads, " threads differ from those on 1 thread");
+    CHECK(grad_norm(ps) == doctest::Approx(max_norm).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("clipping and adamw: a NaN deep in one large gradient is seen on every thread count") {
+  ThreadCountGuard guard;
+  for (int threads : {1, 2, 4}) {
+    CAPTURE(threads);
+    set_num_threads(threads);
+    Params ps = model_like(5);
+    fill_grads(ps, 5, 1);
+    REQUIRE(ps[30].second.shape() == Shape{3, 8192 + 5});
+    ps[30].second.node()->grad.set({2, 8190}, NAN);  // in its fourth segment
+    CHECK(std::isnan(grad_norm(ps)));
+    CHECK(std::isnan(clip_grad_norm(ps, 1.0)));
+    CHECK(first_nonfinite_grad(ps) == "p30");
+    AdamW opt(ps);
+    CHECK_FALSE(opt.step(0.01));
+    CHECK(first_nonfinite_value(ps) == "p30");
+  }
+}
+
+TEST_CASE("adamw: a gradient of the wrong shape is refused before anything changes") {
+  Var w = param({2, 2}, {1, 2, 3, 4}, "w");
+  AdamW opt({{"w", w}});
+  w.node()->grad = Tensor::zeros({4});
+  CHECK_THROWS_WITH_AS(opt.step(0.1), doctest::Contains("gradient of 'w' has shape (4,), expected the parameter's (2, 2)"),
+                       Error);
+  CHECK(opt.steps_taken() == 0);
+  CHECK(w.data().to_vector() == std::vector<double>{1, 2, 3, 4});
 }
 
 }  // TEST_SUITE
