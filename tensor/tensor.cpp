@@ -126,6 +126,7 @@ Tensor Tensor::from_floats(const Shape& shape, const std::vector<float>& values)
 std::int64_t Tensor::size(std::int64_t d) const { return shape_[wrap_dim("size", d, dim())]; }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // no element to be out of place, whatever the strides say (shape {3, 0})
   std::int64_t expected = 1;
   for (std::size_t i = shape_.size(); i-- > 0;) {
     if (shape_[i] == 1) continue;

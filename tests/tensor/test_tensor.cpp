@@ -17,6 +17,13 @@ TEST_SUITE("tensor") {
     CHECK(t.is_contiguous());
   }
 
+  TEST_CASE("contiguous: an empty tensor is contiguous whatever the position of its zero") {
+    for (const Shape& shape : {Shape{0}, Shape{0, 3}, Shape{3, 0}, Shape{2, 0, 4}}) {
+      CAPTURE(shape.size());
+      CHECK(Tensor::zeros(shape).is_contiguous());
+    }
+  }
+
   TEST_CASE("creation: arange / full / from_values / 4-d and 0-d") {
     Tensor a = Tensor::arange(5, DType::F64);
     CHECK(a.to_vector() == std::vector<double>{0, 1, 2, 3, 4});
