@@ -29,6 +29,21 @@ TEST_SUITE("tensor") {
     CHECK(std::isnan(fast_exp(NAN)));
     CHECK(fast_exp(0.0f) == 1.0f);
   }
+  TEST_CASE("fast_exp_estrin: relative error below 3e-7 on [-87 / 88], fast_exp's limits, NaN in and NaN out") {
+    double worst = 0;
+    for (double x = -87.0; x <= 88.0; x += 0.0137) {
+      const float xf = static_cast<float>(x);
+      const double ref = std::exp(static_cast<double>(xf));
+      worst = std::max(worst, std::abs(fast_exp_estrin(xf) - ref) / ref);
+    }
+    MESSAGE("fast_exp_estrin: max relative error " << worst);
+    CHECK(worst < 3e-7);
+    for (float x : {-INFINITY, -100.0f, -87.7f}) CHECK(fast_exp_estrin(x) == 0.0f);
+    for (float x : {INFINITY, 100.0f, 88.4f}) CHECK(std::isinf(fast_exp_estrin(x)));
+    CHECK(std::isnan(fast_exp_estrin(NAN)));
+    CHECK(std::isnan(fast_exp_estrin(-NAN)));
+    CHECK(fast_exp_estrin(0.0f) == 1.0f);
+  }
   TEST_CASE("fast_exp: NaN in, NaN out, in a scalar call and in a vectorized loop, whatever the sign and payload") {
     // The exponent bits come from the float's representation, not from a float-to-int conversion (undefined
     // for NaN), so a NaN just flows through the arithmetic.
