@@ -40,34 +40,49 @@ inline v4 load4(const float* p) {
 }
 inline void store4(float* p, v4 v) { std::memcpy(p, &v, sizeof v); }
 
-// R rows x 4 NV columns of C in registers while k runs (R = 6, NV = 2: 12 of SSE2's 16 registers).
-template <bool TA, int R, int NV>
-inline void gemm_block(std::int64_t K, const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float* C,
-                       std::int64_t ldc) {
+// R rows x 4 NV columns of C in registers while k runs (R = 6, NV = 2: 12 of SSE2's 16 registers). The left
+// operand comes packed, each element already copied into the 4 lanes of a vector: SSE2 has no broadcast load,
+// and a shuffle per element and k would keep the floating-point pipes as busy as the multiplies do.
+template <int R, int NV>
+inline void gemm_block(std::int64_t K, const v4* a, const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
   v4 acc[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = load4(C + r * ldc + 4 * v);
   for (std::int64_t k = 0; k < K; ++k) {
     v4 b[NV];
     for (int v = 0; v < NV; ++v) b[v] = load4(B + k * ldb + 4 * v);
-    for (int r = 0; r < R; ++r) {
-      const float a = a_at<TA>(A, lda, r, k);
-      for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
-    }
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] += a[k * R + r] * b[v];
   }
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) store4(C + r * ldc + 4 * v, acc[r][v]);
 }
 #endif
 
-// R rows of C: blocks of 8 and 4 columns, then the last N % 4 columns one at a time (in k order too).
+// R rows of C: blocks of 8 and 4 columns, then the last N % 4 columns one at a time (in k order too). The
+// vector blocks take k in chunks of kChunk (C goes to memory and back in between, which rounds nothing).
 template <bool TA, int R>
 void gemm_rows(std::int64_t N, std::int64_t K, const float* A, std::int64_t lda, const float* B, std::int64_t ldb,
                float* C, std::int64_t ldc) {
   std::int64_t j = 0;
 #if defined(__GNUC__)
-  for (; j + 8 <= N; j += 8) gemm_block<TA, R, 2>(K, A, lda, B + j, ldb, C + j, ldc);
-  for (; j + 4 <= N; j += 4) gemm_block<TA, R, 1>(K, A, lda, B + j, ldb, C + j, ldc);
+  if (N >= 4) {
+    constexpr std::int64_t kChunk = 128;
+    v4 a[kChunk * R];  // 12 KB for R = 6: stays in L1 while the column blocks reuse it
+    for (std::int64_t k0 = 0; k0 < K; k0 += kChunk) {
+      const std::int64_t kc = std::min(kChunk, K - k0);
+      for (std::int64_t k = 0; k < kc; ++k)
+        for (int r = 0; r < R; ++r) {
+          const float x = a_at<TA>(A, lda, r, k0 + k);
+          a[k * R + r] = v4{x, x, x, x};
+        }
+      const float* Bk = B + k0 * ldb;
+      std::int64_t jb = 0;
+      for (; jb + 8 <= N; jb += 8) gemm_block<R, 2>(kc, a, Bk + jb, ldb, C + jb, ldc);
+      for (; jb + 4 <= N; jb += 4) gemm_block<R, 1>(kc, a, Bk + jb, ldb, C + jb, ldc);
+      j = jb;
+    }
+  }
 #endif
   for (int r = 0; r < R; ++r) {
     float* c = C + r * ldc;
@@ -115,7 +130,7 @@ void axpy_portable(float alpha, const float* x, float* y, std::int64_t n) {
 }
 
 void exp_portable(float* x, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) x[i] = fast_exp(x[i]);  // vectorizes; std::exp would be a call per element
+  for (std::int64_t i = 0; i < n; ++i) x[i] = fast_exp_estrin(x[i]);  // vectorizes; std::exp is a call per element
 }
 
 void transpose_portable(const float* src, std::int64_t lds, std::int64_t n, std::int64_t D, float* dst,

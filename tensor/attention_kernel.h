@@ -116,7 +116,7 @@ void gemm_tn_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const 
                           const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
 float dot_portable(const float* a, const float* b, std::int64_t n);
 void axpy_portable(float alpha, const float* x, float* y, std::int64_t n);  // y += alpha * x
-void exp_portable(float* x, std::int64_t n);  // x = e^x in place (tensor/fastmath.h's fast_exp: rel. error < 3e-7)
+void exp_portable(float* x, std::int64_t n);  // x = e^x in place (fastmath.h's fast_exp_estrin: rel. error < 3e-7)
 // dst (D x n, row stride ldd) = transpose of src (n x D, row stride lds): dst[d*ldd + c] = src[c*lds + d].
 void transpose_portable(const float* src, std::int64_t lds, std::int64_t n, std::int64_t D, float* dst,
                         std::int64_t ldd);
