@@ -2,7 +2,7 @@
 // thread (issue 19: no portable kernel more than 3 times slower per element than its AVX2 version). Plain
 // program, no Google Benchmark.
 //
-//   bench_portable [--reps N] [--tsv]
+//   bench_portable [--reps N] [--elements N] [--tsv]
 // Each repetition times every kernel once per path, the two paths in alternating order (interleaved); a time
 // is the process CPU time (and the wall time) of enough calls to last about 30 ms, per unit of work. The table
 // gives the medians over the repetitions and portable / AVX2 of the CPU-time medians.
@@ -12,8 +12,9 @@
 // only the portable path is timed; bench/portable_ratio.py compares two builds' binaries that way.
 // --tsv prints one line per kernel and path instead: kernel, path, CPU ns per unit, wall ns per unit.
 //
-// Sizes: GEMM 512^3 (gemm_packed); the elementwise kernels on 65536 floats and LayerNorm on 64 x 768 (the
-// arrays stay in L2, so compute is timed, not memory); attention B = 1, H = 6, T = 256, D = 64, causal.
+// Sizes: GEMM 512^3 (gemm_packed); the elementwise kernels (GELU, AdamW) on 65536 floats (--elements) and
+// LayerNorm on 64 x 768: the arrays stay in L2, so compute is timed, not memory; attention B = 1, H = 6,
+// T = 256, D = 64, causal.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -40,7 +41,8 @@ using namespace gradlab;
 namespace {
 
 constexpr std::uint64_t kSeed = 19;
-constexpr std::int64_t kGemm = 512, kElems = 1 << 16, kRows = 64, kCols = 768;
+constexpr std::int64_t kGemm = 512, kRows = 64, kCols = 768;
+std::int64_t kElems = 1 << 16;  // --elements
 constexpr std::int64_t kB = 1, kH = 6, kT = 256, kD = 64;
 
 double cpu_ns() {
@@ -177,10 +179,16 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
       reps = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--elements") == 0 && i + 1 < argc) {
+      kElems = std::atoll(argv[++i]);
+      if (kElems < 1) {
+        std::fprintf(stderr, "bench_portable: got --elements %s, expected at least 1\n", argv[i]);
+        return 2;
+      }
     } else if (std::strcmp(argv[i], "--tsv") == 0) {
       tsv = true;
     } else {
-      std::fprintf(stderr, "usage: bench_portable [--reps N] [--tsv]\n");
+      std::fprintf(stderr, "usage: bench_portable [--reps N] [--elements N] [--tsv]\n");
       return 2;
     }
   }
@@ -196,10 +204,10 @@ int main(int argc, char** argv) {
   gemm::set_force_portable(true);
   const std::string gemm_portable = gemm::micro_kernel_name();
   gemm::set_force_portable(false);
-  std::printf("bench_portable: seed %llu, 1 thread, %d interleaved repetitions (medians), paths: %s; gemm micro-kernel %s"
-              " vs %s\n",
-              static_cast<unsigned long long>(kSeed), reps, simd ? "AVX2 and portable" : "portable only (no AVX2 in use)",
-              gemm_simd.c_str(), gemm_portable.c_str());
+  std::printf("bench_portable: seed %llu, 1 thread, %d interleaved repetitions (medians), %lld elements, paths: %s;"
+              " gemm micro-kernel %s vs %s\n",
+              static_cast<unsigned long long>(kSeed), reps, static_cast<long long>(kElems),
+              simd ? "AVX2 and portable" : "portable only (no AVX2 in use)", gemm_simd.c_str(), gemm_portable.c_str());
   Data data;
   std::vector<Kernel> ks = make_kernels(data);
   // warm-up, and enough calls per timing for about 30 ms
