@@ -1,8 +1,11 @@
 #pragma once
 // Float32 activation kernels on contiguous arrays, the hot elementwise work of a GPT step.
-// AVX2+FMA versions (activations_avx2.cpp) run when use_avx2(); the portable loops are the reference and
-// the fallback. The tanh GELU uses the fast_exp/fast_tanh algorithm of tensor/fastmath.h in both; the exact
-// (erf) GELU's portable loop is std::erf in double, its AVX2 kernel a polynomial erf (see erf_avx2).
+// AVX2+FMA versions (activations_avx2.cpp) run when use_avx2(), NEON ones on aarch64; the portable loops are
+// the fallback, plain float code that the compiler vectorizes with what the target has (SSE2 on baseline
+// x86-64). The tanh GELU: fast_tanh's algorithm in the SIMD kernels, its logistic form on fast_exp_estrin in
+// the portable loops (tensor/fastmath.h). The exact (erf) GELU: a polynomial erf, two pieces in the SIMD
+// kernels (see erf_avx2), one in the portable loops (activations.cpp); the *_reference loops (std::erf in
+// double) are what the tests hold them all against.
 #include <cstdint>
 
 namespace gradlab::kernels {
@@ -27,6 +30,9 @@ void gelu_exact_forward(const float* x, float* y, std::int64_t n);
 void gelu_exact_backward(const float* x, const float* g, float* dx, std::int64_t n);
 
 // The reference: each element computed in double with std::erf/std::exp, rounded once to float.
+void gelu_exact_forward_reference(const float* x, float* y, std::int64_t n);
+void gelu_exact_backward_reference(const float* x, const float* g, float* dx, std::int64_t n);
+// The portable kernels: plain float loops that vectorize, on a one-piece polynomial erf (activations.cpp).
 void gelu_exact_forward_portable(const float* x, float* y, std::int64_t n);
 void gelu_exact_backward_portable(const float* x, const float* g, float* dx, std::int64_t n);
 // Eight lanes at a time; the ragged tail runs the same vector code on a padded copy, so every element gets

@@ -3,45 +3,120 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "tensor/cpu.h"
 #include "tensor/error.h"
+#include "tensor/fastmath.h"
 #include "tensor/threads.h"
 
 namespace gradlab::attention {
 
 // ---------------------------------------------------------------------------------------------------------
-// Portable inner loops. Written so that the compiler can vectorize them without reassociating anything:
-// the gemm runs along a row of C (independent elements), each element still summed in k order.
+// Portable inner loops: plain C++ that the compiler vectorizes with what the target has (SSE2 on baseline
+// x86-64), without reassociating anything: every C element of the gemms is still summed in k order, one
+// multiply and one add per k, so blocking changes no bit of the result.
 
 namespace detail {
+
+namespace {
+
+// Element (r, k) of the left operand: A is (R, K) row-major, or stored transposed as (K, R) when TA.
+template <bool TA>
+inline float a_at(const float* A, std::int64_t lda, std::int64_t r, std::int64_t k) {
+  return TA ? A[k * lda + r] : A[r * lda + k];
+}
+
+#if defined(__GNUC__)
+// The GCC/Clang vector extension (SSE on x86, NEON on ARM), as in gemm.cpp's portable micro-kernel: left to
+// itself the compiler vectorizes only the innermost loop and loads and stores C once per k.
+typedef float v4 __attribute__((vector_size(16)));
+inline v4 load4(const float* p) {
+  v4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store4(float* p, v4 v) { std::memcpy(p, &v, sizeof v); }
+
+// R rows x 4 NV columns of C in registers while k runs (R = 6, NV = 2: 12 of SSE2's 16 registers). The left
+// operand comes packed, each element already copied into the 4 lanes of a vector: SSE2 has no broadcast load,
+// and a shuffle per element and k would keep the floating-point pipes as busy as the multiplies do.
+template <int R, int NV>
+inline void gemm_block(std::int64_t K, const v4* a, const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
+  v4 acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = load4(C + r * ldc + 4 * v);
+  for (std::int64_t k = 0; k < K; ++k) {
+    v4 b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = load4(B + k * ldb + 4 * v);
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] += a[k * R + r] * b[v];
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) store4(C + r * ldc + 4 * v, acc[r][v]);
+}
+#endif
+
+// R rows of C: blocks of 8 and 4 columns, then the last N % 4 columns one at a time (in k order too). The
+// vector blocks take k in chunks of kChunk (C goes to memory and back in between, which rounds nothing).
+template <bool TA, int R>
+void gemm_rows(std::int64_t N, std::int64_t K, const float* A, std::int64_t lda, const float* B, std::int64_t ldb,
+               float* C, std::int64_t ldc) {
+  std::int64_t j = 0;
+#if defined(__GNUC__)
+  if (N >= 4) {
+    constexpr std::int64_t kChunk = 128;
+    v4 a[kChunk * R];  // 12 KB for R = 6: stays in L1 while the column blocks reuse it
+    for (std::int64_t k0 = 0; k0 < K; k0 += kChunk) {
+      const std::int64_t kc = std::min(kChunk, K - k0);
+      for (std::int64_t k = 0; k < kc; ++k)
+        for (int r = 0; r < R; ++r) {
+          const float x = a_at<TA>(A, lda, r, k0 + k);
+          a[k * R + r] = v4{x, x, x, x};
+        }
+      const float* Bk = B + k0 * ldb;
+      std::int64_t jb = 0;
+      for (; jb + 8 <= N; jb += 8) gemm_block<R, 2>(kc, a, Bk + jb, ldb, C + jb, ldc);
+      for (; jb + 4 <= N; jb += 4) gemm_block<R, 1>(kc, a, Bk + jb, ldb, C + jb, ldc);
+      j = jb;
+    }
+  }
+#endif
+  for (int r = 0; r < R; ++r) {
+    float* c = C + r * ldc;
+    for (std::int64_t k = 0; k < K; ++k) {
+      const float a = a_at<TA>(A, lda, r, k);
+      const float* b = B + k * ldb;
+      for (std::int64_t jj = j; jj < N; ++jj) c[jj] += a * b[jj];
+    }
+  }
+}
+
+template <bool TA>
+void gemm_any(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda, const float* B,
+              std::int64_t ldb, float* C, std::int64_t ldc) {
+  // row r of the left operand starts at A + r * (TA ? 1 : lda)
+  const std::int64_t row_step = TA ? 1 : lda;
+  std::int64_t i = 0;
+  for (; i + 6 <= M; i += 6) gemm_rows<TA, 6>(N, K, A + i * row_step, lda, B, ldb, C + i * ldc, ldc);
+  for (; i + 4 <= M; i += 4) gemm_rows<TA, 4>(N, K, A + i * row_step, lda, B, ldb, C + i * ldc, ldc);
+  for (; i < M; ++i) gemm_rows<TA, 1>(N, K, A + i * row_step, lda, B, ldb, C + i * ldc, ldc);
+}
+
+}  // namespace
 
 void gemm_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                        const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
   // C (M,N) += A (M,K) @ B (K,N)
-  for (std::int64_t i = 0; i < M; ++i) {
-    float* c = C + i * ldc;
-    for (std::int64_t k = 0; k < K; ++k) {
-      const float a = A[i * lda + k];
-      const float* b = B + k * ldb;
-      for (std::int64_t j = 0; j < N; ++j) c[j] += a * b[j];
-    }
-  }
+  gemm_any<false>(M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 void gemm_tn_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                           const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
   // C (M,N) += A^T @ B with A stored (K,M), B (K,N)
-  for (std::int64_t i = 0; i < M; ++i) {
-    float* c = C + i * ldc;
-    for (std::int64_t k = 0; k < K; ++k) {
-      const float a = A[k * lda + i];
-      const float* b = B + k * ldb;
-      for (std::int64_t j = 0; j < N; ++j) c[j] += a * b[j];
-    }
-  }
+  gemm_any<true>(M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 float dot_portable(const float* a, const float* b, std::int64_t n) {
@@ -55,7 +130,7 @@ void axpy_portable(float alpha, const float* x, float* y, std::int64_t n) {
 }
 
 void exp_portable(float* x, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
+  for (std::int64_t i = 0; i < n; ++i) x[i] = fast_exp_estrin(x[i]);  // vectorizes; std::exp is a call per element
 }
 
 void transpose_portable(const float* src, std::int64_t lds, std::int64_t n, std::int64_t D, float* dst,
@@ -79,8 +154,11 @@ constexpr std::int64_t TK = kFlashTileK;
 // visited tile has at least one unmasked key (the online softmax never sees an all -inf row).
 static_assert(TQ == TK, "the fused kernel assumes square tiles");
 
+// set_force_portable: read once per call, by select_ops.
+std::atomic<bool> g_force_portable{false};
+
 // The inner loops, chosen once per call: AVX2+FMA when built in and the CPU has it, NEON on aarch64,
-// portable otherwise.
+// portable otherwise or when forced.
 struct Ops {
   using Gemm = void (*)(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t, const float*,
                         std::int64_t, float*, std::int64_t);
@@ -93,13 +171,14 @@ struct Ops {
 };
 
 Ops select_ops() {
+  [[maybe_unused]] const bool forced = g_force_portable.load(std::memory_order_relaxed);
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
-  if (use_avx2())
+  if (use_avx2() && !forced)
     return {detail::gemm_acc_avx2, detail::gemm_tn_acc_avx2, detail::dot_avx2, detail::axpy_avx2, detail::exp_avx2,
             detail::transpose_avx2};
 #endif
 #ifdef GRADLAB_HAVE_NEON_KERNELS
-  if (use_neon())
+  if (use_neon() && !forced)
     return {detail::gemm_acc_neon, detail::gemm_tn_acc_neon, detail::dot_neon, detail::axpy_neon, detail::exp_neon,
             detail::transpose_neon};
 #endif
@@ -597,6 +676,9 @@ void reject_null_key(const char* op, const Bias& bias) {
 }  // namespace
 
 // -----------------------------------------------------------------------------------------------------------
+
+void set_force_portable(bool on) { g_force_portable.store(on, std::memory_order_relaxed); }
+bool force_portable() { return g_force_portable.load(std::memory_order_relaxed); }
 
 Strides contiguous_strides(const Geometry& g) { return {g.H * g.T * g.D, g.T * g.D, g.D}; }
 Strides packed_strides(const Geometry& g, std::int64_t row_width) { return {g.T * row_width, g.D, row_width}; }

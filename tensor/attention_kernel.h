@@ -96,12 +96,18 @@ void flash_forward(const Geometry& g, const Bias& bias, ConstView q, ConstView k
 void flash_backward(const Geometry& g, const Bias& bias, ConstView q, ConstView k, ConstView v, ConstView o,
                     const float* lse, ConstView d_o, View dq, View dk, View dv, BiasGrads bias_grads = {});
 
+// Run the portable inner loops even where AVX2 or NEON ones are available (process-wide; for the tests and
+// bench_portable, which compare the two in one process). Do not flip it while another thread runs attention.
+void set_force_portable(bool on);
+bool force_portable();
+
 // Tile sizes of the fused kernel (query rows x keys per tile), exposed so that tests can aim at the edges.
 inline constexpr std::int64_t kFlashTileQ = 64;
 inline constexpr std::int64_t kFlashTileK = 64;
 
 namespace detail {
 // Inner loops shared by both implementations, portable, AVX2 (attention_kernel_avx2.cpp) and NEON versions.
+// The portable ones are plain C++ the compiler vectorizes (register-blocked gemms, fast_exp).
 // C (M x N, row stride ldc) += A (M x K, lda) * B (K x N, ldb), each C element summed in k order.
 void gemm_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                        const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
@@ -110,7 +116,7 @@ void gemm_tn_acc_portable(std::int64_t M, std::int64_t N, std::int64_t K, const 
                           const float* B, std::int64_t ldb, float* C, std::int64_t ldc);
 float dot_portable(const float* a, const float* b, std::int64_t n);
 void axpy_portable(float alpha, const float* x, float* y, std::int64_t n);  // y += alpha * x
-void exp_portable(float* x, std::int64_t n);                                // x = e^x in place (std::exp)
+void exp_portable(float* x, std::int64_t n);  // x = e^x in place (fastmath.h's fast_exp_estrin: rel. error < 3e-7)
 // dst (D x n, row stride ldd) = transpose of src (n x D, row stride lds): dst[d*ldd + c] = src[c*lds + d].
 void transpose_portable(const float* src, std::int64_t lds, std::int64_t n, std::int64_t D, float* dst,
                         std::int64_t ldd);

@@ -1,25 +1,33 @@
 #pragma once
-// exp and tanh for float32 that the compiler can vectorize: no libm call in the loop body, so a loop over a
-// row becomes AVX2 code under -O3 (std::exp/std::tanh stay scalar calls without -ffast-math, which gradlab
-// never uses). float64 paths keep std::exp/std::tanh: they are the reference.
+// exp and tanh for float32 that the compiler can vectorize: no libm call, no branch and no float-to-int
+// conversion in the body, so a plain loop over a row becomes SSE2 code on baseline x86-64 (and AVX2 code where
+// that is enabled) under -O3. std::exp/std::tanh stay scalar calls without -ffast-math, which gradlab never
+// uses. float64 paths keep std::exp/std::tanh: they are the reference.
 //
 // fast_exp: e^x = 2^n * e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]; e^r by a degree-6
-// Taylor/Horner polynomial (truncation error < 2e-8 relative on that range); 2^n built in the exponent bits.
-// Measured max relative error against std::exp over [-87, 88]: below 3e-7 (tests/tensor). Inputs below -87.3
-// give 0, above 88.7 give +inf; NaN stays NaN.
+// Taylor/Horner polynomial (truncation error below 1.7e-7 relative on that range); 2^n built in the exponent
+// bits. Measured max relative error against std::exp over [-87, 88]: below 3e-7 (tests/tensor).
+// Limits: x below -87.683 (and -inf) give +0 and up to -87.337 the result is subnormal; above 88.376 (e^x
+// ~ 2^127.5, near FLT_MAX) +inf; NaN gives NaN.
+#include <bit>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
 namespace gradlab {
 
 inline float fast_exp(float x) {
-  float clamped = x < -87.3f ? -87.3f : x;
-  clamped = clamped > 88.7f ? 88.7f : clamped;
-  // round to nearest by adding and subtracting 1.5 * 2^23 (no libm call, so SSE2 code can vectorize it)
-  const float n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  // The clamps keep n in [-127, 128]. Written as "x < lo ? lo : x", a NaN passes through them (the compiler
+  // keeps that with maxps/minps operand order) and then through the arithmetic: NaN in, NaN out.
+  float c = x < -88.0f ? -88.0f : x;
+  c = c > 88.8f ? 88.8f : c;
+  // Adding 1.5 * 2^23 rounds x / ln2 to an integer in the low mantissa bits; the extra 127 makes those bits
+  // n's biased exponent, so the float's bits shifted left by 23 are 2^n: 0 for n = -127, +inf for n = 128.
+  // No float-to-int conversion, which is undefined for NaN and does not vectorize on every target.
+  constexpr float kShift = 12582912.0f + 127.0f;
+  const float t = c * 1.44269504088896341f + kShift;
+  const float n = t - kShift;
   // two-step Cody-Waite reduction keeps r accurate: ln2 = hi + lo
-  float r = clamped - n * 0.693145751953125f;
+  float r = c - n * 0.693145751953125f;
   r = r - n * 1.428606765330187045e-06f;
   float p = 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
@@ -28,13 +36,27 @@ inline float fast_exp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  float y = p * scale;
-  y = x < -87.3f ? 0.0f : y;
-  y = x > 88.7f ? INFINITY : y;
-  return x != x ? x : y;
+  const float scale = std::bit_cast<float>(std::bit_cast<std::uint32_t>(t) << 23);
+  return p * scale;
+}
+
+// fast_exp's algorithm and limits with the polynomial in Estrin's scheme, (1 + r + r^2/2 + r^3/6) +
+// r^4 (1/24 + r/120 + r^2/720): two more operations, but a dependency chain of 4 steps instead of 6, which is
+// what bounds the portable kernels' vectorized loops without FMA (their mul+add chains have the latency of two
+// instructions). Rounds differently from fast_exp; measured max relative error 2.7e-7 (tests/tensor).
+inline float fast_exp_estrin(float x) {
+  float c = x < -88.0f ? -88.0f : x;  // the clamps, the rounding and 2^n exactly as in fast_exp
+  c = c > 88.8f ? 88.8f : c;
+  constexpr float kShift = 12582912.0f + 127.0f;
+  const float t = c * 1.44269504088896341f + kShift;
+  const float n = t - kShift;
+  float r = c - n * 0.693145751953125f;
+  r = r - n * 1.428606765330187045e-06f;
+  const float r2 = r * r, r4 = r2 * r2;
+  const float lo = (1.0f + r) + r2 * (0.5f + r * (1.0f / 6.0f));
+  const float hi = (1.0f / 24.0f + r * (1.0f / 120.0f)) + r2 * (1.0f / 720.0f);
+  const float scale = std::bit_cast<float>(std::bit_cast<std::uint32_t>(t) << 23);
+  return (lo + r4 * hi) * scale;
 }
 
 // tanh(x) = 1 - 2 / (e^{2x} + 1): exact limits at +-inf, relative error ~1e-6 near 0 is avoided by the

@@ -1,9 +1,11 @@
-// LayerNorm/RMSNorm row kernels: the portable reference, and the float32 entry points that pick the AVX2
-// loops and split the rows over the worker pool (see tensor/norm.h).
+// LayerNorm/RMSNorm row kernels: the portable reference (double accumulation), the portable float32 rows, and
+// the float32 entry points that pick the AVX2/NEON or the portable float32 rows and split the rows over the
+// worker pool (see tensor/norm.h).
 #include "tensor/norm.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "tensor/cpu.h"
@@ -80,6 +82,119 @@ template void norm_backward_portable<double>(const double*, const double*, const
                                              const double*, double*, double*, double*, std::int64_t, std::int64_t,
                                              bool);
 
+// ---- float32 portable rows: norm_avx2.cpp's algorithm (float accumulators, 8 partial sums) in plain C++ ----
+
+namespace {
+#if defined(__GNUC__)
+// Eight partial sums in two 4-float vectors (GCC/Clang vector extension: SSE on x86, NEON on ARM), added up in
+// the order of norm_avx2.cpp's hsum; a float loop with one running sum would not vectorize without
+// reassociation.
+typedef float v4 __attribute__((vector_size(16)));
+inline v4 load4(const float* p) {
+  v4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store4(float* p, v4 v) { std::memcpy(p, &v, sizeof v); }
+inline float hsum(v4 a, v4 b) {
+  const v4 s = a + b;
+  return (s[0] + s[2]) + (s[1] + s[3]);
+}
+constexpr std::int64_t kLanes = 8;
+#else
+constexpr std::int64_t kLanes = 1;  // no vector extension: the scalar tails do all the work
+#endif
+}  // namespace
+
+void norm_forward_f32_portable(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
+                               std::int64_t rows, std::int64_t C, float eps, bool rms) {
+  // x, out are (rows, C); mean, rstd are (rows)
+  const std::int64_t C8 = C - C % kLanes;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * C;
+    float* orow = out + r * C;
+    float mu = 0.0f;
+    std::int64_t c = 0;
+    if (!rms) {
+      float sum = 0.0f;
+#if defined(__GNUC__)
+      v4 s0 = {0, 0, 0, 0}, s1 = s0;
+      for (; c < C8; c += 8) s0 += load4(xr + c), s1 += load4(xr + c + 4);
+      sum = hsum(s0, s1);
+#endif
+      for (; c < C; ++c) sum += xr[c];
+      mu = sum / static_cast<float>(C);
+    }
+    // variance of the deviations (stable when |mean| >> std)
+    float var = 0.0f;
+    c = 0;
+#if defined(__GNUC__)
+    v4 s0 = {0, 0, 0, 0}, s1 = s0;
+    for (; c < C8; c += 8) {
+      const v4 d0 = load4(xr + c) - mu, d1 = load4(xr + c + 4) - mu;
+      s0 += d0 * d0;
+      s1 += d1 * d1;
+    }
+    var = hsum(s0, s1);
+#endif
+    for (; c < C; ++c) var += (xr[c] - mu) * (xr[c] - mu);
+    const float rs = 1.0f / std::sqrt(var / static_cast<float>(C) + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    // a plain loop: independent elements, so it vectorizes as written
+    for (c = 0; c < C; ++c) orow[c] = (xr[c] - mu) * rs * w[c] + (b ? b[c] : 0.0f);
+  }
+}
+
+void norm_backward_f32_portable(const float* g, const float* x, const float* w, const float* mean, const float* rstd,
+                                float* dx, float* dw, float* db, std::int64_t rows, std::int64_t C, bool rms) {
+  // g, x, dx are (rows, C); dw, db (C) get the sums over these rows, accumulated row by row in float
+  const std::int64_t C8 = C - C % kLanes;
+  for (std::int64_t c = 0; c < C; ++c) dw[c] = 0.0f;
+  if (db)
+    for (std::int64_t c = 0; c < C; ++c) db[c] = 0.0f;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* gr = g + r * C;
+    const float* xr = x + r * C;
+    float* dxr = dx + r * C;
+    const float mu = mean[r], rs = rstd[r];
+    // first pass: the two row sums, and this row's share of dw and db
+    float sum_d = 0.0f, sum_dh = 0.0f;
+    std::int64_t c = 0;
+#if defined(__GNUC__)
+    v4 sd0 = {0, 0, 0, 0}, sd1 = sd0, sdh0 = sd0, sdh1 = sd0;
+    for (; c < C8; c += 8) {
+      const v4 g0 = load4(gr + c), g1 = load4(gr + c + 4);
+      const v4 h0 = (load4(xr + c) - mu) * rs, h1 = (load4(xr + c + 4) - mu) * rs;
+      const v4 d0 = g0 * load4(w + c), d1 = g1 * load4(w + c + 4);
+      sd0 += d0, sd1 += d1;
+      sdh0 += d0 * h0, sdh1 += d1 * h1;
+      store4(dw + c, load4(dw + c) + g0 * h0);
+      store4(dw + c + 4, load4(dw + c + 4) + g1 * h1);
+      if (db) {
+        store4(db + c, load4(db + c) + g0);
+        store4(db + c + 4, load4(db + c + 4) + g1);
+      }
+    }
+    sum_d = hsum(sd0, sd1);
+    sum_dh = hsum(sdh0, sdh1);
+#endif
+    for (; c < C; ++c) {
+      const float h = (xr[c] - mu) * rs, d = gr[c] * w[c];
+      sum_d += d;
+      sum_dh += d * h;
+      dw[c] += gr[c] * h;
+      if (db) db[c] += gr[c];
+    }
+    const float mean_d = rms ? 0.0f : sum_d / static_cast<float>(C), mean_dh = sum_dh / static_cast<float>(C);
+    // second pass: dx = rstd * (d - mean_d - xhat * mean_dh), independent elements
+    for (c = 0; c < C; ++c) {
+      const float h = (xr[c] - mu) * rs, d = gr[c] * w[c];
+      dxr[c] = rs * ((d - mean_d) - h * mean_dh);
+    }
+  }
+}
+
 namespace {
 // Rows per chunk: a fixed number, so the dw/db partial sums (one per chunk) and the order in which they are
 // added are the same for every thread count.
@@ -108,7 +223,7 @@ void norm_forward(const float* x, const float* w, const float* b, float* out, fl
     if (use_neon())
       return norm_forward_neon(x + r0 * C, w, b, out + r0 * C, mean + r0, rstd + r0, rows, C, eps, rms);
 #endif
-    norm_forward_portable<float>(x + r0 * C, w, b, out + r0 * C, mean + r0, rstd + r0, rows, C, eps, rms);
+    norm_forward_f32_portable(x + r0 * C, w, b, out + r0 * C, mean + r0, rstd + r0, rows, C, eps, rms);
   });
 }
 
@@ -132,7 +247,7 @@ void norm_backward(const float* g, const float* x, const float* w, const float* 
     if (use_neon())
       return norm_backward_neon(g + r0 * C, x + r0 * C, w, mean + r0, rstd + r0, dx + r0 * C, pw, pb, rows, C, rms);
 #endif
-    norm_backward_portable<float>(g + r0 * C, x + r0 * C, w, mean + r0, rstd + r0, dx + r0 * C, pw, pb, rows, C, rms);
+    norm_backward_f32_portable(g + r0 * C, x + r0 * C, w, mean + r0, rstd + r0, dx + r0 * C, pw, pb, rows, C, rms);
   });
   for (std::int64_t c = 0; c < C; ++c) {
     double sw = 0, sb = 0;

@@ -8,7 +8,8 @@
 //                            dw = sum over rows of g * xhat,  db = sum over rows of g.
 //
 // The portable loops (double accumulation, any T) are the reference and serve float64; the float32 entry
-// points run AVX2 loops when use_avx2() and split the rows over the worker pool. Results never depend on the
+// points run AVX2 loops when use_avx2() (NEON on aarch64, else the portable float32 rows) and split the rows
+// over the worker pool. Results never depend on the
 // thread count: rows are independent, and dw/db are summed per fixed chunk of rows, then chunk by chunk.
 #include <cstdint>
 
@@ -23,6 +24,13 @@ void norm_forward_portable(const T* x, const T* w, const T* b, T* out, T* mean, 
 template <typename T>
 void norm_backward_portable(const T* g, const T* x, const T* w, const T* mean, const T* rstd, T* dx, T* dw, T* db,
                             std::int64_t rows, std::int64_t C, bool rms);
+
+// The same contracts in float32 without SIMD intrinsics: float accumulators, eight partial sums, plain loops the
+// compiler vectorizes (SSE2 on baseline x86-64). What the float32 entry points run without AVX2 or NEON.
+void norm_forward_f32_portable(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
+                               std::int64_t rows, std::int64_t C, float eps, bool rms);
+void norm_backward_f32_portable(const float* g, const float* x, const float* w, const float* mean, const float* rstd,
+                                float* dx, float* dw, float* db, std::int64_t rows, std::int64_t C, bool rms);
 
 // The same contracts, eight floats at a time with float accumulators (norm_avx2.cpp; only when use_avx2()).
 void norm_forward_avx2(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,

@@ -38,7 +38,7 @@ double worst(const std::vector<float>& a, const std::vector<double>& ref, double
 }
 
 // Runs one kernel family on case k and returns out, mean, rstd, dx, dw, db (flattened, in that order).
-enum class Path { Fast, Portable, Simd };  // Simd: the AVX2 or NEON loops
+enum class Path { Fast, Portable, PortableF32, Simd };  // Simd: the AVX2 or NEON loops; PortableF32: the float rows
 std::vector<std::vector<float>> run_float(Path path, const NormCase& k, const std::vector<float>& x,
                                           const std::vector<float>& w, const std::vector<float>& b,
                                           const std::vector<float>& g) {
@@ -49,6 +49,10 @@ std::vector<std::vector<float>> run_float(Path path, const NormCase& k, const st
   if (path == Path::Fast) {
     kernels::norm_forward(x.data(), w.data(), pb, out.data(), mean.data(), rstd.data(), k.N, k.C, 1e-5f, k.rms);
     kernels::norm_backward(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), dw.data(), pdb, k.N, k.C, k.rms);
+  } else if (path == Path::PortableF32) {
+    kernels::norm_forward_f32_portable(x.data(), w.data(), pb, out.data(), mean.data(), rstd.data(), k.N, k.C, 1e-5f, k.rms);
+    kernels::norm_backward_f32_portable(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), dw.data(), pdb,
+                                        k.N, k.C, k.rms);
   } else if (path == Path::Portable) {
     kernels::norm_forward_portable<float>(x.data(), w.data(), pb, out.data(), mean.data(), rstd.data(), k.N, k.C, 1e-5, k.rms);
     kernels::norm_backward_portable<float>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), dw.data(), pdb,
@@ -103,6 +107,14 @@ TEST_SUITE("autograd") {
     for (NormCase k : {NormCase{1, 1, false, true}, NormCase{3, 13, false, true}, NormCase{70, 128, false, true},
                        NormCase{70, 128, false, false}, NormCase{65, 37, true, false}})
       for (float offset : {0.0f, 30.0f}) check_against_float64(Path::Portable, k, 11, offset);
+  }
+
+  TEST_CASE("norm kernels: portable float32 rows (what runs without AVX2 or NEON) agree with the float64 reference") {
+    // C = 1, 7, 13, 37: only the scalar tail; 8, 128, 136: whole vectors; 21: both
+    for (NormCase k : {NormCase{1, 1, false, true}, NormCase{1, 8, false, true}, NormCase{3, 13, false, true},
+                       NormCase{70, 128, false, true}, NormCase{70, 128, false, false}, NormCase{65, 37, true, false},
+                       NormCase{5, 7, true, false}, NormCase{9, 21, false, true}, NormCase{40, 136, true, true}})
+      for (float offset : {0.0f, 30.0f}) check_against_float64(Path::PortableF32, k, 41, offset);
   }
 
   TEST_CASE("norm kernels: SIMD loops (AVX2 or NEON) agree with the float64 reference (and with the portable loops)") {

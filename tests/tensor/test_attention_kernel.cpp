@@ -353,6 +353,90 @@ TEST_CASE("attention kernels reject bad geometry / null pointers and bad bias ta
   CHECK_THROWS_AS(flash_forward(p.g, bad_scale, p.q.data(), p.k.data(), p.v.data(), o.data(), lse.data()), Error);
 }
 
+
+TEST_CASE("attention portable inner loops: blocked gemms equal the plain k-order loops bit for bit, exp within 3e-7") {
+  Rng rng(22);
+  // every block shape: 6, 4 and single rows; 8- and 4-column blocks and 0..3 leftover columns
+  for (std::int64_t M : {1, 3, 4, 6, 7, 11, 64}) {
+    for (std::int64_t N : {1, 3, 4, 5, 8, 13, 16, 29, 64}) {
+      const std::int64_t K = 19, lda = K + 2, ldb = N + 3, ldc = N + 1, ldt = M + 2;
+      std::vector<float> A(M * lda), At(K * ldt), Bm(K * ldb), C0(M * ldc);
+      for (float& x : A) x = float(rng.normal());
+      for (float& x : At) x = float(rng.normal());
+      for (float& x : Bm) x = float(rng.normal());
+      for (float& x : C0) x = float(rng.normal());
+      std::vector<float> C1 = C0, C2 = C0, T1 = C0, T2 = C0;
+      // the plain loops: one multiply and one add per k, in k order (no FMA: x86-64 baseline, or
+      // -ffp-contract=off on aarch64)
+      for (std::int64_t i = 0; i < M; ++i)
+        for (std::int64_t k = 0; k < K; ++k)
+          for (std::int64_t j = 0; j < N; ++j) {
+            C1[i * ldc + j] += A[i * lda + k] * Bm[k * ldb + j];
+            T1[i * ldc + j] += At[k * ldt + i] * Bm[k * ldb + j];
+          }
+      detail::gemm_acc_portable(M, N, K, A.data(), lda, Bm.data(), ldb, C2.data(), ldc);
+      detail::gemm_tn_acc_portable(M, N, K, At.data(), ldt, Bm.data(), ldb, T2.data(), ldc);
+      CAPTURE(M);
+      CAPTURE(N);
+      CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);  // padding columns included
+      CHECK(std::memcmp(T1.data(), T2.data(), T1.size() * sizeof(float)) == 0);
+    }
+  }
+  std::vector<float> x;
+  for (double t = -104.0; t <= 89.0; t += 0.01) x.push_back(float(t));
+  for (float v : {-std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity(), 0.0f, -0.0f})
+    x.push_back(v);
+  std::vector<float> y = x;
+  detail::exp_portable(y.data(), std::int64_t(y.size()));
+  double worst = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double exact = std::exp(double(x[i]));
+    CAPTURE(x[i]);
+    if (x[i] < -87.69f) {
+      CHECK(y[i] == 0.0f);  // -inf included
+    } else if (exact < 1.1754943508222875e-38) {
+      CHECK((y[i] >= 0.0f && y[i] < 1.1754943508222875e-38f));  // subnormal, or 0 just past -87.683
+    } else if (x[i] > 88.3762626647949f) {  // e^x ~ 2^127.5 and above: +inf
+      CHECK(std::isinf(y[i]));
+    } else {
+      worst = std::max(worst, std::abs(double(y[i]) - exact) / exact);
+    }
+  }
+  CHECK(worst < 3e-7);
+  float nan = std::numeric_limits<float>::quiet_NaN();
+  detail::exp_portable(&nan, 1);
+  CHECK(std::isnan(nan));
+}
+
+TEST_CASE("flash attention on the portable inner loops (forced) equals the materialized kernel and the SIMD one") {
+  // set_force_portable puts the portable loops under the fused and the materialized kernels even where AVX2 or
+  // NEON is in use; the tolerances are those of the tests above.
+  struct Restore {
+    ~Restore() { set_force_portable(false); }
+  } restore;
+  for (std::int64_t T : {7, 129, 300})
+    for (Mask mask : {Mask::Causal, Mask::StableFinite}) {
+      CAPTURE(T);
+      CAPTURE(mask_name(mask));
+      const Problem p = make_problem({2, 3, T, T == 129 ? 20 : 64}, mask, T / 2 + 1, Position::Alibi, 500 + T);
+      set_force_portable(false);
+      const Outputs simd = run_flash(p);
+      set_force_portable(true);
+      const Outputs ref = run_materialized(p);
+      const Outputs fused = run_flash(p);
+      CHECK(relative_max_error(fused.o, ref.o) < 2e-6);
+      CHECK(relative_max_error(fused.dq, ref.dq) < 1e-5);
+      CHECK(relative_max_error(fused.dk, ref.dk) < 1e-5);
+      CHECK(relative_max_error(fused.dv, ref.dv) < 1e-5);
+      CHECK(relative_max_error(fused.lse, simd.lse) < 2e-6);
+      CHECK(relative_max_error(fused.o, simd.o) < 2e-6);
+      CHECK(relative_max_error(fused.dq, simd.dq) < 1e-5);
+      CHECK(relative_max_error(fused.dk, simd.dk) < 1e-5);
+      CHECK(relative_max_error(fused.dv, simd.dv) < 1e-5);
+    }
+  MESSAGE("portable inner loops forced; otherwise in use: " << std::string(simd_kernels()));
+}
+
 #ifdef GRADLAB_HAVE_SIMD_KERNELS
 TEST_CASE("attention SIMD inner loops (AVX2 or NEON) agree with the portable ones") {
   if (!simd_in_use()) return;
