@@ -146,8 +146,14 @@ std::string build_info() {
   std::string s = "gradlab 0.1: ";
   if (use_neon())
     s += "NEON kernels on";
-  else if (use_avx2())
+  else if (use_avx2()) {
     s += "AVX2+FMA kernels on";
+    if (use_avx512())
+      s += ", AVX-512 GEMM";
+    else if (cpu_has_avx512())
+      s += built_with_avx512() ? ", AVX-512 GEMM off (GRADLAB_NO_AVX512 is set)"
+                               : ", AVX-512 GEMM off (not compiled in)";
+  }
 #if defined(__aarch64__) || defined(_M_ARM64)
   else
     s += "portable kernels (NEON not compiled in: GRADLAB_NEON=OFF)";

@@ -27,7 +27,8 @@ int max_threads();
 void set_num_threads(int n); // n >= 1
 
 // One line such as "gradlab 0.1: AVX2+FMA kernels on, OpenMP on, 2 threads on gradlab's worker pool"; the
-// kernels part is "NEON kernels on", "AVX2+FMA kernels on", or "portable kernels (why)".
+// kernels part is "NEON kernels on", "AVX2+FMA kernels on", or "portable kernels (why)". After "AVX2+FMA kernels
+// on" comes ", AVX-512 GEMM" when use_avx512(), or ", AVX-512 GEMM off (why)" on a CPU that has AVX-512.
 std::string build_info();
 void print_build_info(std::FILE* out = stderr);
 
