@@ -5,6 +5,7 @@
 //   Where the AVX-512 GEMM kernel runs (gemm/sgemm uses it), gemm/sgemm_avx2/... times the same shapes with
 //   the AVX2 kernel forced (gemm::set_force_avx2), so one run compares the two on one machine:
 //     bench_gemm --benchmark_filter='^gemm/sgemm(_avx2)?/' --benchmark_enable_random_interleaving=true ...
+//   and bench/gemm_kernel_ratio.py on its JSON for the ratios.
 //   (GRADLAB_NO_AVX512=1 runs everything on the AVX2 kernel and registers no sgemm_avx2 family.)
 // Counter "GFLOP/s" = 2*M*N*K per call over wall-clock time (UseRealTime: the threads' work counts).
 //
