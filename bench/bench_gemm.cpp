@@ -2,6 +2,11 @@
 //
 // Names: gemm/<rung>/<form>/<M>x<K>x<N>/threads:<t>  and  openblas/<form>/<M>x<K>x<N>/threads:<t>
 //   rung: naive, reordered, blocked, packed, parallel, sgemm (tensor/gemm.h); form: NN, NT (x*W^T), TN (dy^T*x).
+//   Where the AVX-512 GEMM kernel runs (gemm/sgemm uses it), gemm/sgemm_avx2/... times the same shapes with
+//   the AVX2 kernel forced (gemm::set_force_avx2), so one run compares the two on one machine:
+//     bench_gemm --benchmark_filter='^gemm/sgemm(_avx2)?/' --benchmark_enable_random_interleaving=true ...
+//   and bench/gemm_kernel_ratio.py on its JSON for the ratios.
+//   (GRADLAB_NO_AVX512=1 runs everything on the AVX2 kernel and registers no sgemm_avx2 family.)
 // Counter "GFLOP/s" = 2*M*N*K per call over wall-clock time (UseRealTime: the threads' work counts).
 //
 // Protocol used for docs/performance.md:
@@ -91,11 +96,13 @@ void set_counters(benchmark::State& state, const Shape& s) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsRate);
 }
 
-void register_gemm(const gemm::RungInfo& rung, const Shape& s, int threads) {
-  const std::string name = std::string("gemm/") + rung.name + "/" + shape_name(s) + "/threads:" +
-                           std::to_string(threads);
-  benchmark::RegisterBenchmark(name.c_str(), [rung, s, threads, name](benchmark::State& state) {
+// force_avx2: the AVX2 micro-kernel even where the AVX-512 one would run (family "<rung>_avx2").
+void register_gemm(const gemm::RungInfo& rung, const Shape& s, int threads, bool force_avx2 = false) {
+  const std::string name = std::string("gemm/") + rung.name + (force_avx2 ? "_avx2/" : "/") + shape_name(s) +
+                           "/threads:" + std::to_string(threads);
+  benchmark::RegisterBenchmark(name.c_str(), [rung, s, threads, name, force_avx2](benchmark::State& state) {
     set_num_threads(threads);
+    gemm::set_force_avx2(force_avx2);  // every benchmark sets it: random interleaving mixes the families
     Operands o(s);
     auto call = [&] {
       rung.fn(s.trans_a, s.trans_b, s.M, s.N, s.K, 1.0f, o.A.data(), o.lda, o.B.data(), o.ldb, 0.0f, o.C.data(),
@@ -183,6 +190,7 @@ void register_all() {
   for (int threads : gemm_thread_counts()) {
     for (const Shape& s : shapes) {
       register_gemm(fast, s, threads);
+      if (use_avx512()) register_gemm(fast, s, threads, true);
 #ifdef GRADLAB_HAVE_OPENBLAS
       register_openblas(s, threads);
 #endif
@@ -204,6 +212,7 @@ void register_all() {
     const std::string name = "gemm/batched/NT/48x64x32x64/threads:" + std::to_string(threads);
     benchmark::RegisterBenchmark(name.c_str(), [threads](benchmark::State& state) {
       set_num_threads(threads);
+      gemm::set_force_avx2(false);
       const int64_t batch = 48, T = 64, d = 32;
       Rng rng(3);
       std::vector<float> q(size_t(batch * T * d)), k(size_t(batch * T * d)), att(size_t(batch * T * T));

@@ -1,4 +1,4 @@
-# OpenMP, AVX2 and NEON are optional but loud: reported here and again by every program at start-up.
+# OpenMP, AVX2, AVX-512 and NEON are optional but loud: reported here and again by every program at start-up.
 
 set(GRADLAB_OPENMP_STATUS "off (GRADLAB_OPENMP=OFF)")
 if(GRADLAB_OPENMP)
@@ -23,6 +23,38 @@ if(GRADLAB_AVX2)
   endif()
 endif()
 
+# AVX-512 serves one kernel, the GEMM micro-kernel (tensor/gemm_avx512.cpp), chosen at run time only on CPUs
+# (and OSes) with AVX-512 F+VL. It sits on top of the AVX2 kernels (their packing, their dispatch), so it needs
+# them. The compiler check builds a few of the intrinsics it uses, so an assembler or compiler that knows the
+# flags but not the instructions falls back cleanly to the AVX2 kernel.
+option(GRADLAB_AVX512 "Compile the AVX-512 GEMM micro-kernel (chosen at run time only on CPUs that have it)" ON)
+set(GRADLAB_AVX512_STATUS "off (GRADLAB_AVX512=OFF)")
+set(GRADLAB_AVX512_FLAGS "")
+if(GRADLAB_AVX512)
+  if(NOT GRADLAB_AVX2_FLAGS)
+    set(GRADLAB_AVX512_STATUS "off (needs the AVX2+FMA kernels)")
+  else()
+    include(CheckCXXSourceCompiles)
+    set(CMAKE_REQUIRED_FLAGS "-mavx512f -mavx512vl -mavx2 -mfma")
+    check_cxx_source_compiles([=[
+#include <immintrin.h>
+int main() {
+  float x[16] = {};
+  __m512 a = _mm512_fmadd_ps(_mm512_set1_ps(x[1]), _mm512_loadu_ps(x), _mm512_setzero_ps());
+  _mm512_mask_storeu_ps(x, __mmask16(0x7), _mm512_maskz_loadu_ps(__mmask16(0x3), x));
+  _mm512_storeu_ps(x, a);
+  return int(x[0]);
+}]=] GRADLAB_COMPILER_HAS_AVX512)
+    unset(CMAKE_REQUIRED_FLAGS)
+    if(GRADLAB_COMPILER_HAS_AVX512)
+      set(GRADLAB_AVX512_FLAGS -mavx512f -mavx512vl -mavx2 -mfma)
+      set(GRADLAB_AVX512_STATUS "compiled (used at run time when the CPU and OS have AVX-512 F+VL)")
+    else()
+      set(GRADLAB_AVX512_STATUS "off (compiler without AVX-512 F+VL; the AVX2 GEMM kernel runs)")
+    endif()
+  endif()
+endif()
+
 # NEON (Advanced SIMD) is part of every aarch64 processor, so there is no run-time check: an aarch64 build
 # compiles the _neon.cpp kernels (no extra flags needed) and always uses them.
 option(GRADLAB_NEON "Compile the NEON kernels on aarch64 targets" ON)
@@ -43,10 +75,12 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$" AND CMAKE_CXX_COMPIL
 endif()
 message(STATUS "gradlab: OpenMP ${GRADLAB_OPENMP_STATUS}")
 message(STATUS "gradlab: AVX2+FMA kernels ${GRADLAB_AVX2_STATUS}")
+message(STATUS "gradlab: AVX-512 GEMM kernel ${GRADLAB_AVX512_STATUS}")
 message(STATUS "gradlab: NEON kernels ${GRADLAB_NEON_STATUS}")
 
 # gradlab_library(name DEPS ...): one library per folder from the .cpp files in it (and its subfolders).
 # Files ending in _avx2.cpp get the AVX2+FMA flags; they must only run behind cpu_has_avx2_fma().
+# Files ending in _avx512.cpp get the AVX-512 flags (or are left out); they must only run behind use_avx512().
 # Files ending in _neon.cpp are compiled only for aarch64 targets (GRADLAB_NEON_KERNELS), behind use_neon().
 function(gradlab_library name)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
@@ -57,6 +91,13 @@ function(gradlab_library name)
     list(FILTER sources EXCLUDE REGEX "_avx2\\.cpp$")
   else()
     set_source_files_properties(${avx2_sources} PROPERTIES COMPILE_OPTIONS "${GRADLAB_AVX2_FLAGS}")
+  endif()
+  set(avx512_sources ${sources})
+  list(FILTER avx512_sources INCLUDE REGEX "_avx512\\.cpp$")
+  if(NOT GRADLAB_AVX512_FLAGS)
+    list(FILTER sources EXCLUDE REGEX "_avx512\\.cpp$")
+  else()
+    set_source_files_properties(${avx512_sources} PROPERTIES COMPILE_OPTIONS "${GRADLAB_AVX512_FLAGS}")
   endif()
   if(NOT GRADLAB_NEON_KERNELS)
     list(FILTER sources EXCLUDE REGEX "_neon\\.cpp$")
@@ -74,6 +115,9 @@ function(gradlab_library name)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
   if(GRADLAB_AVX2_FLAGS)
     target_compile_definitions(${name} PUBLIC GRADLAB_HAVE_AVX2_KERNELS=1)
+  endif()
+  if(GRADLAB_AVX512_FLAGS)
+    target_compile_definitions(${name} PUBLIC GRADLAB_HAVE_AVX512_KERNELS=1)
   endif()
   if(GRADLAB_NEON_KERNELS)
     target_compile_definitions(${name} PUBLIC GRADLAB_HAVE_NEON_KERNELS=1)

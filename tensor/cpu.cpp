@@ -10,6 +10,9 @@
 #ifdef GRADLAB_HAVE_OPENMP
 #include <omp.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 namespace gradlab {
 
@@ -37,6 +40,48 @@ bool use_avx2() {
     return v != nullptr && *v != '\0' && *v != '0';
   }();
   return built_with_avx2() && cpu_has_avx2_fma() && !disabled;
+}
+
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    const bool fma = c & (1u << 12), osxsave = c & (1u << 27);
+    if (!fma || !osxsave) return false;  // without OSXSAVE, XGETBV itself would fault
+    // XCR0: the OS saves SSE (bit 1), AVX (2), opmask (5), upper halves of zmm0-15 (6) and zmm16-31 (7) state.
+    unsigned xcr0_lo = 0, xcr0_hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0u));
+    if ((xcr0_lo & 0xE6u) != 0xE6u) return false;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    const bool avx2 = b & (1u << 5), avx512f = b & (1u << 16), avx512vl = b & (1u << 31);
+    return avx2 && avx512f && avx512vl;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool built_with_avx512() {
+#ifdef GRADLAB_HAVE_AVX512_KERNELS
+  return true;
+#else
+  return false;
+#endif
+}
+
+namespace {
+bool env_set(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' && *v != '0';
+}
+}  // namespace
+
+bool use_avx512() {
+  // GRADLAB_NO_AVX512=1 keeps the AVX2 GEMM kernel, to compare the two on one machine (same bits either way).
+  static const bool disabled = env_set("GRADLAB_NO_AVX512");
+  return built_with_avx512() && use_avx2() && cpu_has_avx512() && !disabled;
 }
 
 bool built_with_neon() {
@@ -101,8 +146,14 @@ std::string build_info() {
   std::string s = "gradlab 0.1: ";
   if (use_neon())
     s += "NEON kernels on";
-  else if (use_avx2())
+  else if (use_avx2()) {
     s += "AVX2+FMA kernels on";
+    if (use_avx512())
+      s += ", AVX-512 GEMM";
+    else if (cpu_has_avx512())
+      s += built_with_avx512() ? ", AVX-512 GEMM off (GRADLAB_NO_AVX512 is set)"
+                               : ", AVX-512 GEMM off (not compiled in)";
+  }
 #if defined(__aarch64__) || defined(_M_ARM64)
   else
     s += "portable kernels (NEON not compiled in: GRADLAB_NEON=OFF)";

@@ -9,6 +9,10 @@ namespace gradlab {
 bool cpu_has_avx2_fma();     // the processor supports AVX2 and FMA (checked once, at run time)
 bool built_with_avx2();      // the AVX2 kernels were compiled in (GRADLAB_AVX2=ON and a capable compiler)
 bool use_avx2();             // both of the above, and GRADLAB_NO_AVX2 is not set in the environment
+// AVX-512 runs one kernel only, the GEMM micro-kernel (tensor/gemm_avx512.cpp); everything else stays AVX2.
+bool cpu_has_avx512();       // AVX-512 F and VL, AVX2 and FMA, and the OS saves the zmm/opmask state (XGETBV)
+bool built_with_avx512();    // the AVX-512 GEMM kernel was compiled in (GRADLAB_AVX512=ON and a capable compiler)
+bool use_avx512();           // both of the above, use_avx2(), and GRADLAB_NO_AVX512 is not set in the environment
 // NEON (Advanced SIMD) is architectural on aarch64, so there is no CPU check and no environment switch:
 // use_neon() is built_with_neon() (an aarch64 build with GRADLAB_NEON=ON, the default).
 bool built_with_neon();      // the NEON kernels were compiled in
@@ -23,7 +27,8 @@ int max_threads();
 void set_num_threads(int n); // n >= 1
 
 // One line such as "gradlab 0.1: AVX2+FMA kernels on, OpenMP on, 2 threads on gradlab's worker pool"; the
-// kernels part is "NEON kernels on", "AVX2+FMA kernels on", or "portable kernels (why)".
+// kernels part is "NEON kernels on", "AVX2+FMA kernels on", or "portable kernels (why)". After "AVX2+FMA kernels
+// on" comes ", AVX-512 GEMM" when use_avx512(), or ", AVX-512 GEMM off (why)" on a CPU that has AVX-512.
 std::string build_info();
 void print_build_info(std::FILE* out = stderr);
 

@@ -38,6 +38,13 @@ void pack_b_trans_avx2(const float* B, int64_t ldb, int64_t j0, int64_t nr, int6
 void pack_a_notrans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
 void pack_a_trans_avx2(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* Ap);
 #endif
+#ifdef GRADLAB_HAVE_AVX512_KERNELS
+// Defined in gemm_avx512.cpp (compiled with -mavx512f -mavx512vl -mfma); call only when use_avx512().
+// mr (1..6) rows by nr (1..32) columns straight into C (masked edges): B0 and, when nr > kNR, B1 are two kNR-wide
+// B panels, row k at B0 + k*b_ks and B1 + k*b_ks. The AVX2 kernel's arithmetic per element: the same bits.
+void micro_kernel_avx512(int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* B0, const float* B1,
+                         int64_t b_ks, float alpha, float beta, float* C, int64_t ldc, int64_t mr, int64_t nr);
+#endif
 #ifdef GRADLAB_HAVE_NEON_KERNELS
 // Defined in gemm_neon.cpp (aarch64 only); call only when use_neon().
 void micro_kernel_neon(int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* B, int64_t b_ks,
@@ -119,15 +126,31 @@ void micro_kernel_portable(int64_t kc, const float* A, int64_t a_rs, int64_t a_k
 }
 
 bool g_force_portable = false;
+bool g_force_avx2 = false;
 
-MicroKernel select_micro_kernel() {
+// A kernel that writes (mr, nr <= 2 kNR) tiles of C from one or two adjacent B panels, edges included.
+using WideKernel = void (*)(int64_t kc, const float* A, int64_t a_rs, int64_t a_ks, const float* B0, const float* B1,
+                            int64_t b_ks, float alpha, float beta, float* C, int64_t ldc, int64_t mr, int64_t nr);
+
+struct Kernels {
+  MicroKernel narrow;   // (mr, kNR) tiles, one B panel; right edges through a padded copy (edge_tile)
+  WideKernel wide;      // when not null, used for every tile instead (two panels at a time)
+  bool simd_packing;    // the AVX2/NEON packing routines
+};
+
+Kernels select_kernels() {
 #ifdef GRADLAB_HAVE_AVX2_KERNELS
-  if (use_avx2() && !g_force_portable) return detail::micro_kernel_avx2;
+  if (use_avx2() && !g_force_portable) {
+#ifdef GRADLAB_HAVE_AVX512_KERNELS
+    if (use_avx512() && !g_force_avx2) return {detail::micro_kernel_avx2, detail::micro_kernel_avx512, true};
+#endif
+    return {detail::micro_kernel_avx2, nullptr, true};
+  }
 #endif
 #ifdef GRADLAB_HAVE_NEON_KERNELS
-  if (use_neon() && !g_force_portable) return detail::micro_kernel_neon;
+  if (use_neon() && !g_force_portable) return {detail::micro_kernel_neon, nullptr, true};
 #endif
-  return micro_kernel_portable;
+  return {micro_kernel_portable, nullptr, false};
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -440,36 +463,43 @@ struct PackedB {
 
 // One unit of work: rows [r0, r1) x B micro-panels [q0, q1) of a column block, over all of K.
 //   for kb over K blocks:             A rows packed into kMR-tall micro-panels (L2)
-//     for q over B micro-panels:      one B micro-panel (kc, kNR) stays in L1
+//     for q over B micro-panels:      one B micro-panel (kc, kNR) stays in L1 (two with the wide kernel)
 //       for ir over A micro-panels:   the micro-kernel: a (kMR, kNR) tile of C in 12 registers
+//                                     (wide: (kMR, 2 kNR) in 12 zmm registers)
 // The first K block applies beta, later ones accumulate (beta = 1): every element of C sees the same
-// operations in the same order whichever thread runs the unit and however the units are cut.
-void run_unit(const Problem& p, const PackedB& Bp, MicroKernel kernel, int64_t k_blocks, int64_t r0, int64_t r1,
-              int64_t q0, int64_t q1, int64_t q_start, float* Ap, bool direct) {
+// operations in the same order whichever thread runs the unit, however the units are cut and whichever
+// kernel runs. tid of nt only picks the panel a thread starts at (less waiting on the same panel).
+void run_unit(const Problem& p, const PackedB& Bp, const Kernels& ks, int64_t k_blocks, int64_t r0, int64_t r1,
+              int64_t q0, int64_t q1, int tid, int nt, float* Ap, bool direct) {
   const int64_t rows = r1 - r0;
   // Direct (small problems): A is read in place; so is B when stored (K,N) (a panel row is kNR contiguous
   // floats of a B row), except the zero-padded right-edge panel.
   const int64_t a_rs = direct ? (p.trans_a ? 1 : p.lda) : 1, a_ks = direct ? (p.trans_a ? p.lda : 1) : kMR;
+  // The wide kernel takes the panels two at a time (q, q+1); a last odd one goes alone.
+  const int64_t step = ks.wide ? 2 : 1, groups = ceil_div(q1 - q0, step), g_start = groups * tid / nt;
   for (int64_t kb = 0; kb < k_blocks; ++kb) {
     const int64_t pc = kb * Bp.kc_max, kc = std::min(Bp.kc_max, p.K - pc);
     if (!direct)
       for (int64_t ir = 0; ir < rows; ir += kMR)
         pack_a_panel(p, r0 + ir, std::min(kMR, rows - ir), pc, kc, Ap + ir * kc, Bp.avx2);
     const float beta = kb == 0 ? p.beta : 1.0f;
-    for (int64_t n = 0; n < q1 - q0; ++n) {
-      const int64_t q = q0 + (q_start + n) % (q1 - q0);  // threads start at different panels: less waiting
-      const int64_t nr = std::min(kNR, Bp.nc - q * kNR);
-      const bool b_in_place = direct && !p.trans_b && nr == kNR;
-      const float* Bpanel = b_in_place ? p.B + pc * p.ldb + Bp.jc + q * kNR : Bp.get(kb, q);
+    for (int64_t n = 0; n < groups; ++n) {
+      const int64_t q = q0 + (g_start + n) % groups * step;
+      const int64_t panels = std::min(step, q1 - q), nr = std::min(panels * kNR, Bp.nc - q * kNR);
+      const bool b_in_place = direct && !p.trans_b && nr == panels * kNR;
+      const float* B0 = b_in_place ? p.B + pc * p.ldb + Bp.jc + q * kNR : Bp.get(kb, q);
+      const float* B1 = panels < 2 ? nullptr : b_in_place ? B0 + kNR : Bp.get(kb, q + 1);
       const int64_t b_ks = b_in_place ? p.ldb : kNR;
       for (int64_t ir = 0; ir < rows; ir += kMR) {
         const int64_t mr = std::min(kMR, rows - ir);
         float* Ctile = p.C + (r0 + ir) * p.ldc + Bp.jc + q * kNR;
         const float* Apanel = direct ? p.A + (r0 + ir) * a_rs + pc * a_ks : Ap + ir * kc;
-        if (nr == kNR)
-          kernel(kc, Apanel, a_rs, a_ks, Bpanel, b_ks, p.alpha, beta, Ctile, p.ldc, mr);
+        if (ks.wide)
+          ks.wide(kc, Apanel, a_rs, a_ks, B0, B1, b_ks, p.alpha, beta, Ctile, p.ldc, mr, nr);
+        else if (nr == kNR)
+          ks.narrow(kc, Apanel, a_rs, a_ks, B0, b_ks, p.alpha, beta, Ctile, p.ldc, mr);
         else
-          edge_tile(kernel, kc, Apanel, a_rs, a_ks, Bpanel, p.alpha, beta, Ctile, p.ldc, mr, nr);
+          edge_tile(ks.narrow, kc, Apanel, a_rs, a_ks, B0, p.alpha, beta, Ctile, p.ldc, mr, nr);
       }
     }
   }
@@ -490,8 +520,9 @@ enum class Team { Pool, OpenMP };
 // does less. K is cut in the same blocks whatever the thread count, so the result does not depend on it, nor
 // on which team ran it.
 void packed_impl(const Problem& p, int nthreads, Team team_kind = Team::Pool) {
-  const MicroKernel kernel = select_micro_kernel();
-  const bool avx2 = kernel != micro_kernel_portable;
+  const Kernels kernels = select_kernels();
+  const bool avx2 = kernels.simd_packing;
+  const int64_t step = kernels.wide ? 2 : 1;  // B panels per kernel call
   // K in equal blocks of at most kKC (a function of K alone: determinism).
   const int64_t k_blocks = ceil_div(p.K, kKC), kc_max = ceil_div(p.K, k_blocks);
   const int64_t k_padded = k_blocks * kc_max;
@@ -527,6 +558,9 @@ void packed_impl(const Problem& p, int nthreads, Team team_kind = Team::Pool) {
     const int64_t nc = std::min(nc_max, p.N - jc);
     const int64_t panels = ceil_div(nc, kNR);
     const int64_t col_units = split_columns ? std::min(panels, nt) : 1;
+    // Column units are cut between pairs of panels when there are enough pairs, else between panels (a unit
+    // with an odd count runs its last panel alone).
+    const int64_t cut = step == 2 && ceil_div(panels, 2) >= col_units ? 2 : 1, cuts = ceil_div(panels, cut);
     const int64_t units = row_units * col_units;
     if (++tl_epoch >= (1 << 28)) {  // epochs wrap: clear the states
       for (size_t i = 0; i < tl_states_capacity; ++i) tl_states[i].store(0);
@@ -540,8 +574,9 @@ void packed_impl(const Problem& p, int nthreads, Team team_kind = Team::Pool) {
     auto do_unit = [&](int64_t u, int tid, int nt, float* Ap) {
       const int64_t ru = u / col_units, cu = u % col_units;
       const int64_t r0 = ru * unit_rows, r1 = std::min(p.M, r0 + unit_rows);
-      const int64_t q0 = panels * cu / col_units, q1 = panels * (cu + 1) / col_units;
-      run_unit(p, Bp, kernel, k_blocks, r0, r1, q0, q1, (q1 - q0) * tid / nt, Ap, direct);
+      const int64_t q0 = std::min(panels, cut * (cuts * cu / col_units));
+      const int64_t q1 = std::min(panels, cut * (cuts * (cu + 1) / col_units));
+      run_unit(p, Bp, kernels, k_blocks, r0, r1, q0, q1, tid, nt, Ap, direct);
     };
     if (team_kind == Team::OpenMP) {
       // The textbook form: one parallel loop over the units, handed out one at a time (schedule dynamic).
@@ -715,10 +750,13 @@ const RungInfo& rung_info(Rung rung) {
 }
 
 const char* micro_kernel_name() {
-  const MicroKernel k = select_micro_kernel();
-  return k == micro_kernel_portable ? "portable 6x16" : use_neon() ? "neon 6x16" : "avx2-fma 6x16";
+  const Kernels k = select_kernels();
+  if (k.wide) return "avx512 6x32";
+  return k.narrow == micro_kernel_portable ? "portable 6x16" : use_neon() ? "neon 6x16" : "avx2-fma 6x16";
 }
 
 void set_force_portable(bool on) { g_force_portable = on; }
+
+void set_force_avx2(bool on) { g_force_avx2 = on; }
 
 }  // namespace gradlab::gemm

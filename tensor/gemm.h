@@ -5,7 +5,8 @@
 //   gemm_reordered        i-k-j, so the innermost loop walks rows of B and C contiguously
 //   gemm_blocked          + cache blocking: tiles of A, B and C that stay in cache while they are reused
 //   gemm_packed           + BLIS/Goto packing into micro-panels and a register-tiled 6x16 micro-kernel
-//                         (AVX2+FMA when use_avx2(), NEON on aarch64, a portable C++ kernel otherwise)
+//                         (AVX2+FMA when use_avx2(), NEON on aarch64, a portable C++ kernel otherwise;
+//                         with use_avx512() a 6x32 AVX-512 kernel that takes two 16-column panels at once)
 //   gemm_packed_openmp    + threads over blocks of C's rows/columns (never over K): `#pragma omp parallel for`
 //   gemm_packed_parallel  + the same blocks on gradlab's own worker pool (tensor/threads.h)
 // Both threaded rungs use max_threads() threads. Without OpenMP the openmp rung runs on one thread and the pool
@@ -26,7 +27,8 @@
 // Determinism: for a given problem, the result is bit-for-bit the same for every thread count and between
 // sgemm, sgemm_batched, gemm_packed, gemm_packed_openmp and gemm_packed_parallel (threads split the
 // rows/columns of C, never K, so every element is summed in the same order). Results may differ between the AVX2 and the portable
-// kernel (FMA rounds once, mul+add twice); the NEON kernel does the AVX2 one's operations (one fma per k, in k order).
+// kernel (FMA rounds once, mul+add twice); the NEON and AVX-512 kernels do the AVX2 one's operations (one fma per k,
+// in k order, the same epilogue), so they give its bits.
 #include <cstdint>
 
 namespace gradlab::gemm {
@@ -79,10 +81,14 @@ struct RungInfo {
 inline constexpr int kNumRungs = 7;
 const RungInfo* rungs();               // array of kNumRungs entries
 const RungInfo& rung_info(Rung rung);  // one entry
-const char* micro_kernel_name();       // "avx2-fma 6x16", "neon 6x16" or "portable 6x16": what gemm_packed runs here
+// What gemm_packed runs here: "avx512 6x32", "avx2-fma 6x16", "neon 6x16" or "portable 6x16".
+const char* micro_kernel_name();
 // Force the portable micro-kernel and packing even where AVX2 is available (process-wide; for tests and for a
 // lesson comparing the two). Do not flip it while another thread multiplies.
 void set_force_portable(bool on);
+// Force the AVX2 micro-kernel even where the AVX-512 one would run (process-wide, like set_force_portable; for
+// tests and bench_gemm, which time the two side by side). GRADLAB_NO_AVX512=1 does it for a whole run.
+void set_force_avx2(bool on);
 
 // Blocking parameters of the packed rungs (exposed for lessons and tests of the edge cases).
 inline constexpr int64_t kMR = 6;     // micro-tile rows (register block)

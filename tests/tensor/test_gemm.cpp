@@ -153,6 +153,60 @@ struct ThreadCountGuard {
   ~ThreadCountGuard() { set_num_threads(saved); }
 };
 
+// Puts the default kernel choice back (the AVX-512 kernel where it runs) when a test ends, even on a throw.
+struct ForceAvx2Guard {
+  ~ForceAvx2Guard() { set_force_avx2(false); }
+};
+
+// The AVX-512 kernel is compared only where it runs; says so where it does not.
+bool avx512_in_use() {
+  if (!use_avx512()) MESSAGE("SKIPPED: the AVX-512 GEMM kernel is not in use here (" << build_info() << ")");
+  return use_avx512();
+}
+
+// Every edge of the 6x32 tile, on the direct (unpacked) path: M = 1..7 and 11..13 (1..5 rows left over), N around
+// 16, 32 and 48 (a lone panel, a pair, a pair whose second panel is ragged, an odd panel after pairs), K = 1 and
+// small ones, every form, alpha/beta, views.
+std::vector<Case> avx512_edge_cases() {
+  const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 7, 11, 12, 13};
+  const int64_t Ns[] = {1, 5, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 100};
+  const int64_t Ks[] = {1, 2, 7, 33, 64};
+  const float alpha_beta[][2] = {{1.0f, 0.0f}, {-0.5f, 0.0f}, {1.0f, 1.0f}, {1.5f, -0.75f}, {0.25f, 2.0f}};
+  std::vector<Case> cases;
+  int variant = 0;
+  for (int64_t M : Ms)
+    for (int64_t N : Ns)
+      for (int form = 0; form < 4; ++form) {
+        Case c;
+        c.M = M, c.N = N, c.K = Ks[variant % 5], c.trans_a = form & 1, c.trans_b = form & 2;
+        c.alpha = alpha_beta[variant % 5][0], c.beta = alpha_beta[(variant / 5) % 5][1];
+        c.pad_a = variant % 3, c.pad_b = (variant + 1) % 3 * 2, c.pad_c = (variant + 2) % 3;
+        ++variant;
+        cases.push_back(c);
+      }
+  return cases;
+}
+
+// Shapes on the packed path (M*K + K*N above the direct limit): several K blocks with a ragged last one, M across
+// kMC, odd panel counts, and few rows with many columns (units cut in columns at 2 and 3 threads).
+std::vector<Case> avx512_packed_cases() {
+  const int64_t shapes[][3] = {{37, 53, 2 * kKC + 9}, {157, 83, 533}, {13, 97, 300}, {5, 1000, 40},
+                               {150, 48, 257},         {64, 130, 256}, {7, 400, 123}};
+  const float alpha_beta[][2] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {-1.25f, 0.5f}, {2.0f, 0.0f}};
+  std::vector<Case> cases;
+  int variant = 0;
+  for (const auto& s : shapes)
+    for (int form = 0; form < 4; ++form) {
+      Case c;
+      c.M = s[0], c.N = s[1], c.K = s[2], c.trans_a = form & 1, c.trans_b = form & 2;
+      c.alpha = alpha_beta[variant % 4][0], c.beta = alpha_beta[variant % 4][1];
+      c.pad_a = variant % 2, c.pad_b = variant % 3, c.pad_c = (variant + 1) % 3;
+      ++variant;
+      cases.push_back(c);
+    }
+  return cases;
+}
+
 }  // namespace
 
 TEST_SUITE("kernels") {
@@ -211,6 +265,55 @@ TEST_CASE("gemm: the SIMD micro-kernel and packing (AVX2 or NEON) match the refe
   }
   CHECK(failures == 0);
   report_simd_validated(("GEMM micro-kernel and packing (" + name + ")").c_str());
+}
+
+// The AVX-512 kernel against the float64 reference (the tolerance 2 (K + 4) u of the file's header) and, bit for
+// bit, against the AVX2 kernel on the same inputs: it must change no result of the engine.
+TEST_CASE("gemm: the AVX-512 micro-kernel matches the reference and the AVX2 kernel bit for bit") {
+  if (!avx512_in_use()) return;
+  ForceAvx2Guard restore;
+  ThreadCountGuard guard;
+  set_force_avx2(false);
+  CHECK(std::string(micro_kernel_name()) == "avx512 6x32");
+  set_force_avx2(true);
+  CHECK(std::string(micro_kernel_name()) == "avx2-fma 6x16");
+  set_force_avx2(false);
+
+  int failures = 0, differ = 0, compared = 0;
+  uint64_t seed = 900;
+  std::vector<Case> cases = avx512_edge_cases();
+  for (const Case& c : avx512_packed_cases()) cases.push_back(c);
+  for (const Case& c : cases) {
+    CAPTURE(describe(c));
+    set_num_threads(1);
+    failures += check_against_reference(gemm_packed, "avx512", c, seed);
+    const Operands o = make_operands(c, seed++);
+    const std::vector<float> wide = run(gemm_packed, c, o);
+    set_force_avx2(true);
+    const std::vector<float> avx2 = run(gemm_packed, c, o);
+    set_force_avx2(false);
+    if (!same_bits(wide, avx2) && ++differ <= 3) MESSAGE("AVX-512 and AVX2 kernels differ on ", describe(c));
+    ++compared;
+  }
+  // Threads cut the packed cases' units in rows and columns (pairs of panels or single ones): still the same bits.
+  for (const Case& c : avx512_packed_cases()) {
+    CAPTURE(describe(c));
+    const Operands o = make_operands(c, 77);
+    set_num_threads(1);
+    set_force_avx2(true);
+    const std::vector<float> avx2 = run(gemm_packed, c, o);
+    set_force_avx2(false);
+    for (int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      const bool same = same_bits(run(gemm_packed_parallel, c, o), avx2) && same_bits(run(sgemm, c, o), avx2);
+      if (!same && ++differ <= 3) MESSAGE("AVX-512 at ", threads, " threads differs from AVX2 on ", describe(c));
+      ++compared;
+    }
+  }
+  CHECK(failures == 0);
+  CHECK(differ == 0);
+  MESSAGE("AVX-512 GEMM kernel: ", cases.size(), " shapes against float64 (", failures, " wrong elements), ", compared,
+          " runs compared bit for bit with the AVX2 kernel (", differ, " differ)");
 }
 
 TEST_CASE("gemm: packed rungs on shapes that cross every cache block (MC / KC / NC)") {
