@@ -14,7 +14,8 @@
 namespace gradlab {
 
 inline float fast_exp(float x) {
-  float clamped = x < -87.3f ? -87.3f : x;
+  // written so that NaN is clamped too: casting a NaN n to int below is undefined (clang's UBSan aborts on it)
+  float clamped = x >= -87.3f ? x : -87.3f;
   clamped = clamped > 88.7f ? 88.7f : clamped;
   // round to nearest by adding and subtracting 1.5 * 2^23 (no libm call, so SSE2 code can vectorize it)
   const float n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
