@@ -3,7 +3,6 @@
 // kernel checked against the materialized kernel (forward and backward), then time and memory against T.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -18,8 +17,6 @@ using gradlab::lesson::fmt;
 using gradlab::lesson::Lesson;
 
 namespace {
-
-constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 std::vector<float> randn(Rng& rng, std::size_t n) {
   std::vector<float> v(n);

@@ -174,7 +174,9 @@ int main(int argc, char** argv) {
       bool same = true;
       std::size_t extra = 0;
       for (std::size_t k = 1; k < S; ++k)
-        for (auto& [name, t] : run_of(0, k).model->state_dict()) {
+        for (auto& named : run_of(0, k).model->state_dict()) {
+          const auto& name = named.first;  // not a structured binding: clang 14 cannot capture one
+          auto& t = named.second;
           auto it = std::find_if(base.begin(), base.end(), [&](const auto& p) { return p.first == name; });
           if (it == base.end()) ++extra;
           else same = same && it->second.to_floats() == t.to_floats();

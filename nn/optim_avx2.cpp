@@ -3,9 +3,15 @@
 // (no FMA), and sqrt and division are correctly rounded in both: the results agree bit for bit.
 #include <immintrin.h>
 
-// GCC contracts a*b + c into an FMA by default (-ffp-contract=fast), even across intrinsics; the portable
-// loop is compiled without FMA, so contraction is switched off here to keep the two paths bit-identical.
+// GCC contracts a*b + c into an FMA by default (-ffp-contract=fast), even across intrinsics; clang (default
+// -ffp-contract=on) fuses a*b + c within one expression, as in the tail loop. The portable loop is compiled
+// without FMA, so contraction is switched off here to keep the two paths bit-identical. Clang ignores GCC's
+// optimize pragma (with a warning) and has its own.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 #include "nn/optim.h"
 

@@ -2,6 +2,10 @@
 # Installs the Debian/Ubuntu packages gradlab needs, only those that are missing (idempotent).
 # Runs apt-get as root, or through sudo when run by a user.
 set -euo pipefail
+if [ "$(uname -s)" = Darwin ]; then
+  echo "deps: this script installs Debian/Ubuntu packages; on macOS use the Homebrew commands in README.md (Platforms)" >&2
+  exit 1
+fi
 packages=(cmake g++ make doctest-dev libstb-dev nlohmann-json3-dev fonts-dejavu-core libbenchmark-dev "$@")
 missing=()
 for p in "${packages[@]}"; do

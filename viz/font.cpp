@@ -231,29 +231,53 @@ std::shared_ptr<const Font> Font::bitmap() {
   return font;
 }
 
+std::vector<std::string> Font::search_folders() {
+  std::vector<std::string> folders = {
+      "/usr/share/fonts/truetype/dejavu",  // Debian, Ubuntu (fonts-dejavu-core)
+      "/usr/share/fonts/dejavu",           // Fedora
+      "/usr/share/fonts/TTF",              // Arch
+      "/usr/share/fonts/dejavu-sans-mono-fonts",
+      "/usr/local/share/fonts",
+  };
+  // macOS: Homebrew's font casks (brew install --cask font-dejavu) install into ~/Library/Fonts.
+  if (const char* home = std::getenv("HOME"); home && *home) folders.push_back(std::string(home) + "/Library/Fonts");
+  folders.push_back("/Library/Fonts");
+  folders.push_back("/System/Library/Fonts");
+  folders.push_back("/opt/homebrew/share/fonts");
+  return folders;
+}
+
+std::shared_ptr<const Font> Font::find_in(const std::vector<std::string>& folders) {
+  for (const std::string& dir : folders) {
+    try {
+      return load_truetype(dir + "/DejaVuSansMono.ttf");
+    } catch (const Error&) {
+    }
+  }
+  return nullptr;
+}
+
+std::string Font::missing_font_message(const std::vector<std::string>& folders) {
+  std::string where;
+  for (const std::string& dir : folders) where += (where.empty() ? "" : ", ") + dir;
+  return "gradlab: DejaVuSansMono.ttf is in none of " + where +
+         "; figures use the built-in bitmap font. Install DejaVu (Debian/Ubuntu: fonts-dejavu-core; macOS: "
+         "brew install --cask font-dejavu) or set GRADLAB_FONT=/path/to/font.ttf";
+}
+
 std::shared_ptr<const Font> Font::find_system_font() {
   if (const char* env = std::getenv("GRADLAB_FONT"); env && *env) {
     try {
       return load_truetype(env);
     } catch (const Error&) {
-      return bitmap();
+      return bitmap();  // a deliberate choice (GRADLAB_FONT=/nonexistent forces the fallback): no message
     }
   }
-  const char* candidates[] = {
-      "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",  // Debian, Ubuntu
-      "/usr/share/fonts/dejavu/DejaVuSansMono.ttf",           // Fedora
-      "/usr/share/fonts/TTF/DejaVuSansMono.ttf",              // Arch
-      "/usr/share/fonts/dejavu-sans-mono-fonts/DejaVuSansMono.ttf",
-      "/usr/local/share/fonts/DejaVuSansMono.ttf",
-      "/Library/Fonts/DejaVuSansMono.ttf",                    // macOS, user-installed
-      "/opt/homebrew/share/fonts/DejaVuSansMono.ttf",
-  };
-  for (const char* path : candidates) {
-    try {
-      return load_truetype(path);
-    } catch (const Error&) {
-    }
-  }
+  const std::vector<std::string> folders = search_folders();
+  if (auto font = find_in(folders)) return font;
+  // Said once per process: the labels still draw, but look different from the committed figures.
+  static std::once_flag said;
+  std::call_once(said, [&] { std::fprintf(stderr, "%s\n", missing_font_message(folders).c_str()); });
   return bitmap();
 }
 

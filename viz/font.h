@@ -20,10 +20,17 @@ class Font {
   static std::shared_ptr<const Font> load_truetype(const std::string& path);
   // The built-in bitmap font (ASCII 32..126 plus · ↵ → ← ↑ ↓ γ Σ − … ×; anything else is a box).
   static std::shared_ptr<const Font> bitmap();
-  // The first that works of: $GRADLAB_FONT, DejaVu Sans Mono at the usual Debian/Fedora/Arch/macOS paths,
-  // then the bitmap font. When $GRADLAB_FONT is set but unusable the bitmap font is used (no silent
-  // search elsewhere), so `GRADLAB_FONT=/nonexistent` forces the fallback.
+  // The first that works of: $GRADLAB_FONT, DejaVuSansMono.ttf in search_folders(), then the bitmap font.
+  // When $GRADLAB_FONT is set but unusable the bitmap font is used (no silent search elsewhere), so
+  // `GRADLAB_FONT=/nonexistent` forces the fallback. When the search finds nothing, stderr says so once.
   static std::shared_ptr<const Font> find_system_font();
+  // Debian/Fedora/Arch font folders first, then macOS's: ~/Library/Fonts (where Homebrew's font casks go),
+  // /Library/Fonts, /System/Library/Fonts, /opt/homebrew/share/fonts.
+  static std::vector<std::string> search_folders();
+  // The font of the first folder holding a usable DejaVuSansMono.ttf; null when none does.
+  static std::shared_ptr<const Font> find_in(const std::vector<std::string>& folders);
+  // What find_system_font() prints when no folder has the font: where it looked and how to install one.
+  static std::string missing_font_message(const std::vector<std::string>& folders);
 
   ~Font();
   bool is_truetype() const { return face_ != nullptr; }

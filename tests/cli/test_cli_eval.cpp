@@ -143,7 +143,9 @@ TEST_CASE("gradlab eval --grads writes every parameter's gradient under its name
   Var loss = model->loss(model->forward(b.inputs, b.B, b.T), b.targets);
   loss.backward();
   REQUIRE(f.tensors.size() == model->named_parameters().size());
-  for (auto& [name, p] : model->named_parameters()) {
+  for (auto& named : model->named_parameters()) {
+    const auto& name = named.first;  // not a structured binding: clang 14 cannot capture one (INFO)
+    auto& p = named.second;
     INFO(name);
     REQUIRE(f.tensors.count(name) == 1);
     CHECK(f.tensors.at(name).shape() == p.shape());

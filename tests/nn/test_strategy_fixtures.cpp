@@ -57,7 +57,9 @@ void check_strategy_fixture(const std::string& mask, bool float64, double tol) {
   CHECK(std::abs(loss.item() - ref_loss) / ref_loss < tol);
   loss.backward();
   int strategy_params = 0;
-  for (auto& [name, p] : model.named_parameters()) {
+  for (auto& named : model.named_parameters()) {
+    const auto& name = named.first;  // not a structured binding: clang 14 cannot capture one (INFO)
+    auto& p = named.second;
     INFO("gradient of " << name << (float64 ? " (float64)" : " (float32)"));
     REQUIRE(p.grad().defined());
     CHECK(error_to_scale(p.grad(), f.tensors.at("grads/" + name)) < tol);

@@ -71,7 +71,8 @@ TEST_SUITE("tensor") {
   TEST_CASE("parallel elementwise and row kernels: bit-identical on 1 and 2 threads") {
     ThreadCountGuard guard;
     // (768, 128) and (768, 512) are the tiny GPT's activations; 333 x 131 has odd rows and a ragged tail
-    for (auto [N, C] : {std::pair<std::int64_t, std::int64_t>{768, 128}, {768, 512}, {333, 131}}) {
+    for (auto shape : {std::pair<std::int64_t, std::int64_t>{768, 128}, {768, 512}, {333, 131}}) {
+      const std::int64_t N = shape.first, C = shape.second;  // not a structured binding: INFO captures them
       REQUIRE(N * C >= kParallelMinElements);  // large enough to be split
       set_num_threads(1);
       auto one = run_all(N, C);

@@ -1,8 +1,10 @@
 // Raster, canvas, fonts, colour maps, SVG well-formedness, determinism.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -149,6 +151,43 @@ TEST_CASE("font: GRADLAB_FONT=/nonexistent falls back to the bitmap font that st
     CAPTURE(ch);
     CHECK(ink > 0);
   }
+}
+
+TEST_CASE("font: the search covers macOS's font folders after the Linux ones and says where it looked") {
+  const char* old_home = std::getenv("HOME");
+  const std::string saved = old_home ? old_home : "";
+  setenv("HOME", "/Users/student", 1);
+  const std::vector<std::string> folders = Font::search_folders();
+  if (old_home) setenv("HOME", saved.c_str(), 1);
+  else unsetenv("HOME");
+  auto at = [&](const std::string& dir) {
+    return std::find(folders.begin(), folders.end(), dir) - folders.begin();
+  };
+  const auto n = static_cast<std::ptrdiff_t>(folders.size());
+  CHECK(at("/usr/share/fonts/truetype/dejavu") == 0);  // Debian's stays first
+  for (const char* mac : {"/Users/student/Library/Fonts", "/Library/Fonts", "/System/Library/Fonts"}) {
+    CAPTURE(mac);
+    CHECK(at(mac) < n);
+    CHECK(at(mac) > at("/usr/local/share/fonts"));
+  }
+  const std::string message = Font::missing_font_message({"/a/fonts", "/b/fonts"});
+  CHECK(message.find("/a/fonts, /b/fonts") != std::string::npos);
+  CHECK(message.find("bitmap font") != std::string::npos);
+  CHECK(message.find("GRADLAB_FONT") != std::string::npos);
+  CHECK(message.find("brew install --cask font-dejavu") != std::string::npos);
+}
+
+TEST_CASE("font: find_in takes the first folder that holds DejaVuSansMono.ttf, and null when none does") {
+  CHECK(Font::find_in({"/nonexistent/a", "/nonexistent/b"}) == nullptr);
+  const std::string debian = "/usr/share/fonts/truetype/dejavu";
+  FontPtr found = Font::find_in({"/nonexistent/a", debian});
+  if (!std::ifstream(debian + "/DejaVuSansMono.ttf")) {
+    CHECK(found == nullptr);
+    return;
+  }
+  REQUIRE(found);
+  CHECK(found->is_truetype());
+  CHECK(found->path() == debian + "/DejaVuSansMono.ttf");
 }
 
 TEST_CASE("font: odd labels render without crashing with TrueType and bitmap fonts with visible ink") {
