@@ -260,7 +260,7 @@ TEST_CASE("adamw: one step over a model-like parameter list has the same bits on
       rp.emplace_back(n);
       rm.emplace_back(n, 0.0f);
       rv.emplace_back(n, 0.0f);
-      if (p.dtype() == DType::F32) std::memcpy(rp.back().data(), p.data().data<float>(), n * sizeof(float));
+      if (p.dtype() == DType::F32 && n > 0) std::memcpy(rp.back().data(), p.data().data<float>(), n * sizeof(float));
     }
     for (int t = 1; t <= 3; ++t) {
       fill_grads(ps, 7, t);
