@@ -14,7 +14,7 @@ gemm() {  # threads label env...
   local t=$1 label=$2; shift 2
   env "$@" GRADLAB_GEMM_THREADS=$t OMP_NUM_THREADS=$t taskset -c 0-$((t-1)) timeout 100 $B/bench_gemm \
     --benchmark_filter="(gemm/sgemm(_avx2)?|openblas)/.*/threads:$t/" --benchmark_repetitions=3 --benchmark_min_time=0.04 \
-    --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true --benchmark_format=json \
+    --benchmark_enable_random_interleaving=true --benchmark_format=json \
     > $R/bench_gemm_t${t}_$label.json 2>$R/bench_gemm_t${t}_$label.err; echo "gemm t=$t $label rc=$?"
 }
 scale() {  # name timeout env...
