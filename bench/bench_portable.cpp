@@ -199,6 +199,7 @@ int main(int argc, char** argv) {
   set_num_threads(1);
   const bool simd = use_avx2();
   print_build_info(stdout);
+  gemm::set_force_avx2(true);  // the yardstick is the AVX2 kernel, also where the AVX-512 GEMM would run
   gemm::set_force_portable(false);
   const std::string gemm_simd = gemm::micro_kernel_name();
   gemm::set_force_portable(true);

@@ -11,6 +11,7 @@
 #include "tensor/error.h"
 #include "tensor/fastmath.h"
 #include "tensor/threads.h"
+#include "tensor/vec4.h"
 
 namespace gradlab::attention {
 
@@ -30,16 +31,8 @@ inline float a_at(const float* A, std::int64_t lda, std::int64_t r, std::int64_t
 }
 
 #if defined(__GNUC__)
-// The GCC/Clang vector extension (SSE on x86, NEON on ARM), as in gemm.cpp's portable micro-kernel: left to
-// itself the compiler vectorizes only the innermost loop and loads and stores C once per k.
-typedef float v4 __attribute__((vector_size(16)));
-inline v4 load4(const float* p) {
-  v4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store4(float* p, v4 v) { std::memcpy(p, &v, sizeof v); }
-
+// The vector extension (tensor/vec4.h), as in gemm.cpp's portable micro-kernel: left to itself the compiler
+// vectorizes only the innermost loop and loads and stores C once per k.
 // R rows x 4 NV columns of C in registers while k runs (R = 6, NV = 2: 12 of SSE2's 16 registers). The left
 // operand comes packed, each element already copied into the 4 lanes of a vector: SSE2 has no broadcast load,
 // and a shuffle per element and k would keep the floating-point pipes as busy as the multiplies do.

@@ -15,7 +15,12 @@
 
 namespace gradlab {
 
-inline float fast_exp(float x) {
+// e^x = 2^n e^r with n = round(x / ln2) and |r| <= ln2 / 2: the part fast_exp and fast_exp_estrin share.
+struct ExpReduced {
+  float r;      // the remainder, for the polynomial
+  float scale;  // 2^n
+};
+inline ExpReduced exp_reduce(float x) {
   // The clamps keep n in [-127, 128]. Written as "x < lo ? lo : x", a NaN passes through them (the compiler
   // keeps that with maxps/minps operand order) and then through the arithmetic: NaN in, NaN out.
   float c = x < -88.0f ? -88.0f : x;
@@ -29,6 +34,12 @@ inline float fast_exp(float x) {
   // two-step Cody-Waite reduction keeps r accurate: ln2 = hi + lo
   float r = c - n * 0.693145751953125f;
   r = r - n * 1.428606765330187045e-06f;
+  return {r, std::bit_cast<float>(std::bit_cast<std::uint32_t>(t) << 23)};
+}
+
+inline float fast_exp(float x) {
+  const ExpReduced e = exp_reduce(x);
+  const float r = e.r;
   float p = 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
   p = p * r + 1.0f / 24.0f;
@@ -36,8 +47,7 @@ inline float fast_exp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const float scale = std::bit_cast<float>(std::bit_cast<std::uint32_t>(t) << 23);
-  return p * scale;
+  return p * e.scale;
 }
 
 // fast_exp's algorithm and limits with the polynomial in Estrin's scheme, (1 + r + r^2/2 + r^3/6) +
@@ -45,18 +55,12 @@ inline float fast_exp(float x) {
 // what bounds the portable kernels' vectorized loops without FMA (their mul+add chains have the latency of two
 // instructions). Rounds differently from fast_exp; measured max relative error 2.7e-7 (tests/tensor).
 inline float fast_exp_estrin(float x) {
-  float c = x < -88.0f ? -88.0f : x;  // the clamps, the rounding and 2^n exactly as in fast_exp
-  c = c > 88.8f ? 88.8f : c;
-  constexpr float kShift = 12582912.0f + 127.0f;
-  const float t = c * 1.44269504088896341f + kShift;
-  const float n = t - kShift;
-  float r = c - n * 0.693145751953125f;
-  r = r - n * 1.428606765330187045e-06f;
+  const ExpReduced e = exp_reduce(x);  // the clamps, the rounding and 2^n exactly as in fast_exp
+  const float r = e.r;
   const float r2 = r * r, r4 = r2 * r2;
   const float lo = (1.0f + r) + r2 * (0.5f + r * (1.0f / 6.0f));
   const float hi = (1.0f / 24.0f + r * (1.0f / 120.0f)) + r2 * (1.0f / 720.0f);
-  const float scale = std::bit_cast<float>(std::bit_cast<std::uint32_t>(t) << 23);
-  return (lo + r4 * hi) * scale;
+  return (lo + r4 * hi) * e.scale;
 }
 
 // tanh(x) = 1 - 2 / (e^{2x} + 1): exact limits at +-inf, relative error ~1e-6 near 0 is avoided by the

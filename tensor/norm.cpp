@@ -11,6 +11,7 @@
 #include "tensor/cpu.h"
 #include "tensor/error.h"
 #include "tensor/threads.h"
+#include "tensor/vec4.h"
 
 namespace gradlab::kernels {
 
@@ -89,13 +90,6 @@ namespace {
 // Eight partial sums in two 4-float vectors (GCC/Clang vector extension: SSE on x86, NEON on ARM), added up in
 // the order of norm_avx2.cpp's hsum; a float loop with one running sum would not vectorize without
 // reassociation.
-typedef float v4 __attribute__((vector_size(16)));
-inline v4 load4(const float* p) {
-  v4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store4(float* p, v4 v) { std::memcpy(p, &v, sizeof v); }
 inline float hsum(v4 a, v4 b) {
   const v4 s = a + b;
   return (s[0] + s[2]) + (s[1] + s[3]);
